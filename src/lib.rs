@@ -1,0 +1,3 @@
+//! tagbump: write a new image tag into a GitOps manifest repo, changing only those bytes.
+
+pub mod yaml;

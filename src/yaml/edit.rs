@@ -1,0 +1,376 @@
+//! Splice a new value into a scalar's bytes, choosing quoting so the value
+//! still loads as the same *string*.
+//!
+//! The parser tells where a scalar starts but not exactly where it ends, so the
+//! end is found here by scanning the source with the rules of its style. The
+//! replacement keeps the style written in the file; a plain scalar is quoted
+//! only when the new value would otherwise load as something else (`1.10` is
+//! a float, `on` a YAML 1.1 boolean for Kubernetes' loader, `# x` a comment).
+
+use std::ops::Range;
+use std::sync::LazyLock;
+
+use regex_lite::Regex;
+
+use super::locate::{Scalar, Style, YamlError, YamlErrorKind};
+
+/// Replace `range` of the source with `text`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Splice {
+    pub range: Range<usize>,
+    pub text: String,
+}
+
+/// The byte range of `scalar`'s text in `src`, quotes included.
+///
+/// Block scalars (`|`, `>`) and plain scalars folded over several lines are
+/// refused: their text is not one contiguous value a tag would live in.
+pub fn span(src: &str, scalar: &Scalar, line: usize) -> Result<Range<usize>, YamlError> {
+    let start = scalar.start;
+    let bytes = src.as_bytes();
+    let end = match scalar.style {
+        Style::Literal | Style::Folded => {
+            return Err(YamlError::new(
+                YamlErrorKind::NotEditable,
+                line,
+                format!(
+                    "the value is a {}; tagbump edits single-line values only, \
+                     so change this one by hand or make it a plain or quoted scalar",
+                    describe_block(scalar.style)
+                ),
+            ))
+        }
+        Style::SingleQuoted => {
+            let mut i = start + 1;
+            loop {
+                match bytes.get(i) {
+                    Some(b'\'') if bytes.get(i + 1) == Some(&b'\'') => i += 2,
+                    Some(b'\'') => break i + 1,
+                    Some(_) => i += 1,
+                    None => break bytes.len(),
+                }
+            }
+        }
+        Style::DoubleQuoted => {
+            let mut i = start + 1;
+            loop {
+                match bytes.get(i) {
+                    Some(b'\\') => i += 2,
+                    Some(b'"') => break i + 1,
+                    Some(_) => i += 1,
+                    None => break bytes.len(),
+                }
+            }
+        }
+        Style::Plain => {
+            let end = plain_end(bytes, start, scalar.flow);
+            if src.get(start..end) != Some(scalar.value.as_str()) {
+                return Err(YamlError::new(
+                    YamlErrorKind::NotEditable,
+                    line,
+                    "the value is a plain scalar folded over several lines; \
+                     put it on one line (or quote it) first",
+                ));
+            }
+            end
+        }
+    };
+    Ok(start..end.min(bytes.len()))
+}
+
+fn describe_block(style: Style) -> &'static str {
+    if style == Style::Literal {
+        "literal block scalar (`|`)"
+    } else {
+        "folded block scalar (`>`)"
+    }
+}
+
+/// Where a plain scalar that starts at `start` ends on its line: before a
+/// ` #` comment, a `: ` indicator, a line break, or (in flow context) `,[]{}`,
+/// with trailing blanks trimmed.
+fn plain_end(bytes: &[u8], start: usize, flow: bool) -> usize {
+    let mut i = start;
+    while let Some(&b) = bytes.get(i) {
+        let next = bytes.get(i + 1).copied();
+        let blank_or_end = |n: Option<u8>| matches!(n, None | Some(b' ' | b'\t' | b'\n' | b'\r'));
+        match b {
+            b'\n' | b'\r' => break,
+            b'#' if i > start && matches!(bytes[i - 1], b' ' | b'\t') => break,
+            b':' if blank_or_end(next)
+                || (flow && matches!(next, Some(b',' | b'[' | b']' | b'{' | b'}'))) =>
+            {
+                break
+            }
+            b',' | b'[' | b']' | b'{' | b'}' if flow => break,
+            _ => i += 1,
+        }
+    }
+    while i > start && matches!(bytes[i - 1], b' ' | b'\t') {
+        i -= 1;
+    }
+    i
+}
+
+/// The text to write for `value` in place of `scalar`, in the scalar's style
+/// where that keeps `value` a string, else double-quoted.
+pub fn render(scalar: &Scalar, value: &str, line: usize) -> Result<String, YamlError> {
+    Ok(match scalar.style {
+        Style::Plain if plain_is_safe(value, scalar.flow, scalar.tagged) => value.to_string(),
+        Style::SingleQuoted if single_is_safe(value) => single_quoted(value),
+        Style::Literal | Style::Folded => {
+            return Err(YamlError::new(
+                YamlErrorKind::NotEditable,
+                line,
+                format!("the value is a {}", describe_block(scalar.style)),
+            ))
+        }
+        _ => double_quoted(value),
+    })
+}
+
+/// Whether the text already in the file, for a scalar whose loaded value
+/// equals the wanted one, also loads as a string. `tag: 1.10` holds "1.10" as
+/// text but a YAML loader reads the float 1.1, so it is not up to date.
+pub fn already_string(scalar: &Scalar) -> bool {
+    scalar.style != Style::Plain || plain_is_safe(&scalar.value, scalar.flow, scalar.tagged)
+}
+
+/// Whether `value` written as a plain scalar loads back as the same string,
+/// under both YAML 1.2 (core schema) and YAML 1.1 loaders such as the one
+/// Kubernetes and Helm use. An explicit tag (`!!str`) makes type resolution moot.
+pub fn plain_is_safe(value: &str, flow: bool, tagged: bool) -> bool {
+    let Some(first) = value.chars().next() else {
+        return false;
+    };
+    let last = value.chars().last().unwrap_or(first);
+    if first.is_whitespace() || last.is_whitespace() || last == ':' {
+        return false;
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '\u{feff}' | '\u{2028}' | '\u{2029}'))
+    {
+        return false;
+    }
+    if "[]{},#&*!|>'\"%@`".contains(first) {
+        return false;
+    }
+    if matches!(first, '-' | '?' | ':') {
+        let second = value[first.len_utf8()..].chars().next();
+        if second.is_none_or(char::is_whitespace) || first != '-' {
+            return false;
+        }
+    }
+    if value.contains(": ") || value.contains(" #") || value.contains(":\t") {
+        return false;
+    }
+    if flow && value.contains([',', '[', ']', '{', '}']) {
+        return false;
+    }
+    if value.starts_with("---") || value.starts_with("...") {
+        return false;
+    }
+    tagged || !NON_STRING.is_match(value)
+}
+
+/// Plain scalars that YAML 1.2 core or YAML 1.1 (PyYAML's, go-yaml v2's) would
+/// resolve to null, bool, int, float, timestamp, merge or value.
+static NON_STRING: LazyLock<Regex> = LazyLock::new(|| {
+    let patterns = [
+        // null
+        r"~|null|Null|NULL",
+        // bool: 1.2, then 1.1's extra spellings
+        r"true|True|TRUE|false|False|FALSE",
+        r"y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF",
+        // int, 1.2 core
+        r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+",
+        // int, 1.1 (binary, octal, underscores, hex, base 60)
+        r"[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+",
+        // float, 1.2 core
+        r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)",
+        // float, 1.1
+        r"[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*",
+        // timestamp, 1.1 (a date, optionally followed by a time)
+        r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:(?:[Tt]|[ \t]+).*)?",
+        // merge and value keys, 1.1
+        r"<<|=",
+    ];
+    let alternation = patterns.join("|");
+    Regex::new(&format!("^(?:{alternation})$")).expect("the resolver patterns are valid")
+});
+
+fn single_is_safe(value: &str) -> bool {
+    !value
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '\u{feff}' | '\u{2028}' | '\u{2029}'))
+        && !value.starts_with(' ')
+        && !value.ends_with(' ')
+}
+
+fn single_quoted(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// `value` as a double-quoted scalar, escaped so it loads back unchanged.
+pub fn double_quoted(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\0' => out.push_str("\\0"),
+            '\u{85}' => out.push_str("\\N"),
+            '\u{2028}' => out.push_str("\\L"),
+            '\u{2029}' => out.push_str("\\P"),
+            '\u{feff}' => out.push_str("\\uFEFF"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' || ('\u{80}'..'\u{a0}').contains(&c) => {
+                out.push_str(&format!("\\x{:02X}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Apply `splices` to `src`. Identical splices are applied once; overlapping
+/// different ones are a bug in the caller and reported as such.
+pub fn apply(src: &str, mut splices: Vec<Splice>) -> Result<String, Range<usize>> {
+    splices.sort_by_key(|s| (s.range.start, s.range.end));
+    splices.dedup();
+    let mut out = String::with_capacity(src.len() + 64);
+    let mut at = 0;
+    for splice in &splices {
+        if splice.range.start < at {
+            return Err(splice.range.clone());
+        }
+        out.push_str(&src[at..splice.range.start]);
+        out.push_str(&splice.text);
+        at = splice.range.end;
+    }
+    out.push_str(&src[at..]);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_that_would_change_type_are_not_plain() {
+        for v in [
+            "",
+            "1.10",
+            "1",
+            "-1",
+            "+12",
+            "0x1F",
+            "0o17",
+            "017",
+            "0b101",
+            "1_000",
+            "1e3",
+            "1E-3",
+            ".5",
+            "1.",
+            ".inf",
+            "-.Inf",
+            ".nan",
+            "true",
+            "False",
+            "yes",
+            "No",
+            "on",
+            "OFF",
+            "y",
+            "N",
+            "null",
+            "~",
+            "NULL",
+            "2024-01-02",
+            "2024-1-2T10:00:00Z",
+            "1:20",
+            "190:20:30.15",
+            "<<",
+            "=",
+        ] {
+            assert!(!plain_is_safe(v, false, false), "{v:?} must be quoted");
+        }
+    }
+
+    #[test]
+    fn values_with_indicators_are_not_plain() {
+        for v in [
+            "*x", "&x", "!x", "@x", "`x", "#x", "%x", "- x", "-", "? x", ":x", "|", ">", "'x",
+            "\"x", "[x", "{x", "a: b", "a #b", "a:", " a", "a ", "a\nb", "a\tb", "---x", "...",
+        ] {
+            assert!(!plain_is_safe(v, false, false), "{v:?} must be quoted");
+        }
+        for v in ["a,b", "a[0]", "{x}"] {
+            assert!(
+                !plain_is_safe(v, true, false),
+                "{v:?} must be quoted in flow context"
+            );
+        }
+    }
+
+    #[test]
+    fn ordinary_tags_stay_plain() {
+        for v in [
+            "1.4.2",
+            "v1.10",
+            "1.10.0",
+            "1.4.2-rc.1",
+            "latest",
+            "sha-3f2a9c1",
+            "2024.01.02",
+            "main_42",
+            "-rc1",
+            "a,b",
+            "registry.example.com:5000/team/app:1.4.2",
+            "app@sha256:abc",
+            "1.2.3+build.5",
+            "café",
+        ] {
+            assert!(plain_is_safe(v, false, false), "{v:?} should stay plain");
+        }
+        // A date-stamped build number is an int to a loader: quoted.
+        assert!(!plain_is_safe("20240102", false, false));
+    }
+
+    #[test]
+    fn an_explicit_tag_makes_resolution_moot() {
+        assert!(plain_is_safe("1.10", false, true));
+        assert!(!plain_is_safe("a: b", false, true));
+    }
+
+    #[test]
+    fn double_quoting_escapes() {
+        assert_eq!(double_quoted(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(double_quoted("a\nb\tc\u{1}"), r#""a\nb\tc\x01""#);
+        assert_eq!(double_quoted("é"), "\"é\"");
+    }
+
+    #[test]
+    fn splices_apply_in_order_and_refuse_overlap() {
+        let src = "0123456789";
+        let s = |a, b, t: &str| Splice {
+            range: a..b,
+            text: t.into(),
+        };
+        assert_eq!(
+            apply(src, vec![s(5, 6, "X"), s(1, 2, "YY")]).unwrap(),
+            "0YY234X6789"
+        );
+        assert_eq!(
+            apply(src, vec![s(1, 2, "Y"), s(1, 2, "Y")]).unwrap(),
+            "0Y23456789"
+        );
+        assert!(apply(src, vec![s(1, 4, "Y"), s(2, 3, "Z")]).is_err());
+    }
+}

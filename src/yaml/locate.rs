@@ -1,0 +1,784 @@
+//! Parse a YAML stream into a light tree whose scalars know where they start in
+//! the source bytes, and resolve [`Path`]s against it.
+//!
+//! Why not `Marker::index()`: in yaml-rust2 it counts characters, not bytes, and
+//! drifts inside block scalars (see the project's DEPENDENCIES notes). Lines and
+//! columns are right, so offsets are computed from a table of line starts and
+//! a walk of `col` characters. A leading UTF-8 BOM makes the parser fail when a
+//! comment follows it, so it is stripped first and added back to every offset.
+//!
+//! The tree is only ever read: nothing here serializes YAML.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use yaml_rust2::parser::{Event, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+use super::path::{Path, Segment};
+
+/// Deeper nesting than this is refused: it is never a manifest, and dropping or
+/// walking such a tree recursively could exhaust the stack.
+const MAX_DEPTH: usize = 512;
+
+/// The presentation style of a scalar in the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    Plain,
+    SingleQuoted,
+    DoubleQuoted,
+    Literal,
+    Folded,
+}
+
+impl Style {
+    fn describe(self) -> &'static str {
+        match self {
+            Style::Plain => "plain scalar",
+            Style::SingleQuoted => "single-quoted scalar",
+            Style::DoubleQuoted => "double-quoted scalar",
+            Style::Literal => "literal block scalar (`|`)",
+            Style::Folded => "folded block scalar (`>`)",
+        }
+    }
+}
+
+/// A scalar as parsed: its loaded value and where its text starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scalar {
+    pub value: String,
+    pub style: Style,
+    /// Byte offset of the first character of the scalar's text (the opening
+    /// quote for quoted styles), after any anchor or tag.
+    pub start: usize,
+    /// Inside a flow collection (`{...}` / `[...]`), where `,[]{}` end a plain scalar.
+    pub flow: bool,
+    /// Whether an explicit tag such as `!!str` precedes the value.
+    pub tagged: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeKind {
+    Scalar(Scalar),
+    Mapping(Vec<(Node, Node)>),
+    Sequence(Vec<Node>),
+    /// `*name`; `anchor_line` is where `&name` was defined.
+    Alias {
+        name: String,
+        anchor_line: usize,
+    },
+}
+
+/// A node and the 1-based line it starts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub kind: NodeKind,
+    pub line: usize,
+}
+
+impl Node {
+    pub fn as_scalar(&self) -> Option<&Scalar> {
+        match &self.kind {
+            NodeKind::Scalar(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The value of a scalar whose text is a string, for matching keys and selectors.
+    pub fn as_str(&self) -> Option<&str> {
+        self.as_scalar().map(|s| s.value.as_str())
+    }
+
+    pub fn as_mapping(&self) -> Option<&[(Node, Node)]> {
+        match &self.kind {
+            NodeKind::Mapping(entries) => Some(entries),
+            _ => None,
+        }
+    }
+
+    pub fn as_sequence(&self) -> Option<&[Node]> {
+        match &self.kind {
+            NodeKind::Sequence(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// The value under `key` in a mapping (the first, if the key is duplicated).
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        self.as_mapping()?
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
+    }
+
+    /// What this node is, for error messages.
+    pub fn describe(&self) -> String {
+        match &self.kind {
+            NodeKind::Scalar(s) => s.style.describe().to_string(),
+            NodeKind::Mapping(_) => "mapping".to_string(),
+            NodeKind::Sequence(_) => "sequence".to_string(),
+            NodeKind::Alias { name, .. } => format!("alias (`*{name}`)"),
+        }
+    }
+}
+
+/// An error in the YAML engine, with the 1-based line it concerns (0 when no
+/// single line applies). Callers prefix the file name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct YamlError {
+    pub line: usize,
+    pub message: String,
+    pub kind: YamlErrorKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum YamlErrorKind {
+    /// The text is not valid YAML.
+    Syntax,
+    /// The path matched nothing.
+    NotFound,
+    /// The path matched in several places and no choice was given.
+    Ambiguous,
+    /// The path matched something that cannot be edited as a scalar.
+    NotEditable,
+    /// The new value cannot be written (e.g. it is not valid in any style).
+    BadValue,
+}
+
+impl YamlError {
+    pub fn new(kind: YamlErrorKind, line: usize, message: impl Into<String>) -> YamlError {
+        YamlError {
+            line,
+            message: message.into(),
+            kind,
+        }
+    }
+}
+
+impl fmt::Display for YamlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "line {}: {}", self.line, self.message)
+        } else {
+            f.write_str(&self.message)
+        }
+    }
+}
+
+impl std::error::Error for YamlError {}
+
+/// One document of a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    pub root: Node,
+}
+
+/// A parsed stream: its documents, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stream {
+    pub documents: Vec<Document>,
+}
+
+/// A node found by a path: the document it is in and the path as written.
+#[derive(Debug, Clone, Copy)]
+pub struct Found<'a> {
+    pub document: usize,
+    pub node: &'a Node,
+}
+
+/// Why a path did not resolve in one document; `depth` is how many segments
+/// did match, so the most helpful of several documents' reasons can be shown.
+#[derive(Debug, Clone)]
+struct Miss {
+    depth: usize,
+    line: usize,
+    message: String,
+}
+
+impl Stream {
+    /// Parse `src` (the whole file text, BOM and all).
+    pub fn parse(src: &str) -> Result<Stream, YamlError> {
+        let (bom, body) = match src.strip_prefix('\u{feff}') {
+            Some(rest) => (src.len() - rest.len(), rest),
+            None => (0, src),
+        };
+        Builder::new(body, bom).run()
+    }
+
+    /// Every node `path` names, across all documents (or only document `only`).
+    ///
+    /// Errors when no document has a match; the message comes from the
+    /// document where the path got furthest.
+    pub fn resolve<'a>(
+        &'a self,
+        path: &Path,
+        only: Option<usize>,
+    ) -> Result<Vec<Found<'a>>, YamlError> {
+        let mut found = Vec::new();
+        let mut best: Option<Miss> = None;
+        for (i, doc) in self.documents.iter().enumerate() {
+            if only.is_some_and(|n| n != i) {
+                continue;
+            }
+            match resolve_in(&doc.root, path) {
+                Ok(Some(node)) => found.push(Found { document: i, node }),
+                Ok(None) => {}
+                Err(miss) => {
+                    if best.as_ref().is_none_or(|b| miss.depth > b.depth) {
+                        best = Some(miss);
+                    }
+                }
+            }
+        }
+        if !found.is_empty() {
+            return Ok(found);
+        }
+        let docs = if only.is_some() {
+            1
+        } else {
+            self.documents.len()
+        };
+        match best {
+            Some(miss) => {
+                let suffix = if docs > 1 {
+                    format!(" (searched {docs} documents)")
+                } else {
+                    String::new()
+                };
+                Err(YamlError::new(
+                    YamlErrorKind::NotFound,
+                    miss.line,
+                    format!("`{path}` not found: {}{suffix}", miss.message),
+                ))
+            }
+            None => Err(YamlError::new(
+                YamlErrorKind::NotFound,
+                0,
+                format!("`{path}` not found: the file has no documents"),
+            )),
+        }
+    }
+}
+
+/// Walk one document. `Ok(None)` means the document is empty (a bare `---`).
+fn resolve_in<'a>(root: &'a Node, path: &Path) -> Result<Option<&'a Node>, Miss> {
+    if matches!(&root.kind, NodeKind::Scalar(s) if s.value.is_empty() || s.value == "~") {
+        return Ok(None);
+    }
+    let mut node = root;
+    let segments = path.segments();
+    for (depth, segment) in segments.iter().enumerate() {
+        // Only built when a message needs it.
+        let here = || {
+            if depth == 0 {
+                "the document root".to_string()
+            } else {
+                format!("`{}`", Path::from_segments(segments[..depth].to_vec()))
+            }
+        };
+        let miss = |line: usize, message: String| Miss {
+            depth,
+            line,
+            message,
+        };
+        node = match segment {
+            Segment::Key(key) => {
+                let Some(entries) = node.as_mapping() else {
+                    return Err(miss(
+                        node.line,
+                        format!("{} is a {}, not a mapping", here(), node.describe()),
+                    ));
+                };
+                let mut matches = entries.iter().filter(|(k, _)| k.as_str() == Some(key));
+                let Some((first_key, value)) = matches.next() else {
+                    return Err(miss(
+                        node.line,
+                        format!(
+                            "no key `{key}` in {}{}",
+                            here(),
+                            list_hint("keys there", entries.iter().filter_map(|(k, _)| k.as_str()))
+                        ),
+                    ));
+                };
+                if let Some((dup, _)) = matches.next() {
+                    return Err(Miss {
+                        depth: usize::MAX,
+                        line: dup.line,
+                        message: format!(
+                            "key `{key}` appears twice in {} (lines {} and {}); remove one",
+                            here(),
+                            first_key.line,
+                            dup.line
+                        ),
+                    });
+                }
+                value
+            }
+            Segment::Index(index) => {
+                let Some(items) = node.as_sequence() else {
+                    return Err(miss(
+                        node.line,
+                        format!("{} is a {}, not a sequence", here(), node.describe()),
+                    ));
+                };
+                let len = items.len() as i64;
+                let at = if *index < 0 { len + index } else { *index };
+                match usize::try_from(at).ok().and_then(|i| items.get(i)) {
+                    Some(item) => item,
+                    None => {
+                        return Err(miss(
+                            node.line,
+                            format!(
+                                "index [{index}] is out of range: {} has {len} items",
+                                here()
+                            ),
+                        ))
+                    }
+                }
+            }
+            Segment::Select { key, value } => {
+                let Some(items) = node.as_sequence() else {
+                    return Err(miss(
+                        node.line,
+                        format!("{} is a {}, not a sequence", here(), node.describe()),
+                    ));
+                };
+                let mut matches = items
+                    .iter()
+                    .filter(|item| item.get(key).and_then(Node::as_str) == Some(value));
+                let Some(item) = matches.next() else {
+                    return Err(miss(
+                        node.line,
+                        format!(
+                            "no item of {} has `{key}: {value}`{}",
+                            here(),
+                            list_hint(
+                                &format!("`{key}` values there"),
+                                items
+                                    .iter()
+                                    .filter_map(|i| i.get(key).and_then(Node::as_str))
+                            )
+                        ),
+                    ));
+                };
+                if let Some(other) = matches.next() {
+                    return Err(Miss {
+                        depth: usize::MAX,
+                        line: other.line,
+                        message: format!(
+                            "several items of {} have `{key}: {value}` (lines {} and {}); \
+                             select by index instead",
+                            here(),
+                            item.line,
+                            other.line
+                        ),
+                    });
+                }
+                item
+            }
+        };
+    }
+    Ok(Some(node))
+}
+
+fn list_hint<'a>(what: &str, names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = names.collect();
+    if names.is_empty() {
+        return String::new();
+    }
+    let shown: Vec<String> = names.iter().take(12).map(|n| format!("`{n}`")).collect();
+    let more = if names.len() > 12 {
+        format!(", … ({} in all)", names.len())
+    } else {
+        String::new()
+    };
+    format!(" ({what}: {}{more})", shown.join(", "))
+}
+
+/// Maps parser markers (line, character column) to byte offsets.
+struct Offsets<'a> {
+    src: &'a str,
+    base: usize,
+    line_starts: Vec<usize>,
+    /// The last (line, col, byte) looked up: markers mostly move forward, so a
+    /// walk can resume there instead of re-walking a long line.
+    cursor: (usize, usize, usize),
+}
+
+impl<'a> Offsets<'a> {
+    fn new(src: &'a str, base: usize) -> Offsets<'a> {
+        let bytes = src.as_bytes();
+        let mut line_starts = vec![0];
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\n' => line_starts.push(i + 1),
+                b'\r' if bytes.get(i + 1) == Some(&b'\n') => {
+                    line_starts.push(i + 2);
+                    i += 1;
+                }
+                b'\r' => line_starts.push(i + 1),
+                _ => {}
+            }
+            i += 1;
+        }
+        Offsets {
+            src,
+            base,
+            line_starts,
+            cursor: (0, 0, 0),
+        }
+    }
+
+    /// Byte offset (in `src`, without the BOM base) of a marker.
+    fn local(&mut self, marker: &Marker) -> usize {
+        let line = marker.line().saturating_sub(1);
+        let col = marker.col();
+        let Some(&line_start) = self.line_starts.get(line) else {
+            return self.src.len();
+        };
+        let (mut byte, mut at) = if self.cursor.0 == line && self.cursor.1 <= col {
+            (self.cursor.2, self.cursor.1)
+        } else {
+            (line_start, 0)
+        };
+        let rest = &self.src[byte..];
+        for c in rest.chars() {
+            if at == col {
+                break;
+            }
+            byte += c.len_utf8();
+            at += 1;
+        }
+        self.cursor = (line, at, byte);
+        byte
+    }
+
+    fn absolute(&mut self, marker: &Marker) -> usize {
+        self.local(marker) + self.base
+    }
+
+    fn char_at(&mut self, marker: &Marker) -> Option<char> {
+        let at = self.local(marker);
+        self.src[at..].chars().next()
+    }
+}
+
+enum Open {
+    Mapping {
+        line: usize,
+        flow: bool,
+        entries: Vec<(Node, Node)>,
+        key: Option<Node>,
+    },
+    Sequence {
+        line: usize,
+        flow: bool,
+        items: Vec<Node>,
+    },
+}
+
+impl Open {
+    fn flow(&self) -> bool {
+        match self {
+            Open::Mapping { flow, .. } | Open::Sequence { flow, .. } => *flow,
+        }
+    }
+}
+
+struct Builder<'a> {
+    src: &'a str,
+    offsets: Offsets<'a>,
+    /// Anchor id -> (name, line) for alias messages.
+    anchors: HashMap<usize, (String, usize)>,
+}
+
+impl<'a> Builder<'a> {
+    fn new(src: &'a str, base: usize) -> Builder<'a> {
+        Builder {
+            src,
+            offsets: Offsets::new(src, base),
+            anchors: HashMap::new(),
+        }
+    }
+
+    fn syntax_error(err: &yaml_rust2::ScanError) -> YamlError {
+        let m = err.marker();
+        YamlError::new(
+            YamlErrorKind::Syntax,
+            m.line(),
+            format!(
+                "invalid YAML at column {}: {}",
+                m.col() + 1,
+                err.info().trim_end_matches('.')
+            ),
+        )
+    }
+
+    fn run(mut self) -> Result<Stream, YamlError> {
+        let mut parser = Parser::new_from_str(self.src);
+        let mut documents = Vec::new();
+        let mut stack: Vec<Open> = Vec::new();
+        loop {
+            let (event, marker) = parser.next_token().map_err(|e| Self::syntax_error(&e))?;
+            let line = marker.line();
+            let in_flow = stack.last().is_some_and(Open::flow);
+            let node = match event {
+                Event::StreamEnd => break,
+                Event::StreamStart | Event::DocumentStart | Event::DocumentEnd | Event::Nothing => {
+                    continue
+                }
+                Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
+                    if stack.len() >= MAX_DEPTH {
+                        return Err(YamlError::new(
+                            YamlErrorKind::Syntax,
+                            line,
+                            format!("nesting deeper than {MAX_DEPTH} levels"),
+                        ));
+                    }
+                    let opener = self.offsets.char_at(&marker);
+                    self.remember_anchor(anchor, line);
+                    stack.push(if matches!(event, Event::MappingStart(..)) {
+                        Open::Mapping {
+                            line,
+                            flow: in_flow || opener == Some('{'),
+                            entries: Vec::new(),
+                            key: None,
+                        }
+                    } else {
+                        Open::Sequence {
+                            line,
+                            flow: in_flow || opener == Some('['),
+                            items: Vec::new(),
+                        }
+                    });
+                    continue;
+                }
+                Event::MappingEnd | Event::SequenceEnd => match stack.pop() {
+                    Some(Open::Mapping { line, entries, .. }) => Node {
+                        line: first_line(line, entries_line(&entries)),
+                        kind: NodeKind::Mapping(entries),
+                    },
+                    Some(Open::Sequence { line, items, .. }) => Node {
+                        kind: NodeKind::Sequence(items),
+                        line,
+                    },
+                    None => continue,
+                },
+                Event::Scalar(value, style, anchor, tag) => {
+                    self.remember_anchor(anchor, line);
+                    Node {
+                        kind: NodeKind::Scalar(Scalar {
+                            value,
+                            style: match style {
+                                TScalarStyle::SingleQuoted => Style::SingleQuoted,
+                                TScalarStyle::DoubleQuoted => Style::DoubleQuoted,
+                                TScalarStyle::Literal => Style::Literal,
+                                TScalarStyle::Folded => Style::Folded,
+                                _ => Style::Plain,
+                            },
+                            start: self.offsets.absolute(&marker),
+                            flow: in_flow,
+                            tagged: tag.is_some(),
+                        }),
+                        line,
+                    }
+                }
+                Event::Alias(id) => {
+                    let (name, anchor_line) = self.anchors.get(&id).cloned().unwrap_or_default();
+                    Node {
+                        kind: NodeKind::Alias { name, anchor_line },
+                        line,
+                    }
+                }
+            };
+            match stack.last_mut() {
+                None => documents.push(Document { root: node }),
+                Some(Open::Sequence { items, .. }) => items.push(node),
+                Some(Open::Mapping { entries, key, .. }) => match key.take() {
+                    None => *key = Some(node),
+                    Some(k) => entries.push((k, node)),
+                },
+            }
+        }
+        Ok(Stream { documents })
+    }
+
+    /// Record where anchor `id` is defined, reading its name from the source
+    /// (the parser keeps only numbers).
+    fn remember_anchor(&mut self, id: usize, line: usize) {
+        if id == 0 {
+            return;
+        }
+        let Some(&start) = self.offsets.line_starts.get(line.saturating_sub(1)) else {
+            return;
+        };
+        let text = &self.src[start..];
+        let text = &text[..text.find(['\n', '\r']).unwrap_or(text.len())];
+        // The last `&name` on the line up to the node is the one; good enough
+        // for a message, and a missing name only shortens the message.
+        let name = text
+            .rsplit('&')
+            .next()
+            .filter(|_| text.contains('&'))
+            .map(|s| {
+                s.split(|c: char| c.is_whitespace() || ",[]{}".contains(c))
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        self.anchors.insert(id, (name, line));
+    }
+}
+
+/// Block mappings report a start marker after their first key; the first
+/// key's own line is the truthful one.
+fn entries_line(entries: &[(Node, Node)]) -> Option<usize> {
+    entries.first().map(|(k, _)| k.line)
+}
+
+fn first_line(marker_line: usize, key_line: Option<usize>) -> usize {
+    key_line.map_or(marker_line, |k| k.min(marker_line))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scalar_at<'a>(stream: &'a Stream, path: &str) -> &'a Scalar {
+        let found = stream.resolve(&Path::parse(path).unwrap(), None).unwrap();
+        assert_eq!(found.len(), 1, "{path}");
+        found[0].node.as_scalar().unwrap()
+    }
+
+    #[test]
+    fn byte_offsets_survive_multibyte_text_before_the_target() {
+        let src = "# café ☕ naïve\nname: \"héllo\"\ntag: v1 # 🚀\n";
+        let stream = Stream::parse(src).unwrap();
+        let tag = scalar_at(&stream, "tag");
+        assert_eq!(&src[tag.start..tag.start + 2], "v1");
+        let name = scalar_at(&stream, "name");
+        assert_eq!(&src[name.start..name.start + 1], "\"");
+    }
+
+    #[test]
+    fn offsets_with_bom_and_crlf() {
+        let src = "\u{feff}# comment\r\na:\r\n  b: 'x'\r\n";
+        let stream = Stream::parse(src).unwrap();
+        let b = scalar_at(&stream, "a.b");
+        assert_eq!(&src[b.start..b.start + 3], "'x'");
+        assert_eq!(b.style, Style::SingleQuoted);
+    }
+
+    #[test]
+    fn long_single_line_flow_document() {
+        let items: Vec<String> = (0..2000).map(|i| format!("k{i}: \"é{i}\"")).collect();
+        let src = format!("{{{}}}\n", items.join(", "));
+        let stream = Stream::parse(&src).unwrap();
+        let s = scalar_at(&stream, "k1999");
+        assert!(s.flow);
+        assert_eq!(&src[s.start..s.start + 8], "\"é1999\"");
+    }
+
+    #[test]
+    fn flow_context_is_known() {
+        let stream = Stream::parse("a: {b: [c, d]}\ne: f\n").unwrap();
+        assert!(scalar_at(&stream, "a.b[1]").flow);
+        assert!(!scalar_at(&stream, "e").flow);
+    }
+
+    #[test]
+    fn aliases_name_their_anchor() {
+        let src = "base: &tag v1\nother: *tag\n";
+        let stream = Stream::parse(src).unwrap();
+        let found = stream
+            .resolve(&Path::parse("other").unwrap(), None)
+            .unwrap();
+        assert_eq!(
+            found[0].node.kind,
+            NodeKind::Alias {
+                name: "tag".into(),
+                anchor_line: 1
+            }
+        );
+    }
+
+    #[test]
+    fn not_found_messages_say_what_is_there() {
+        let stream = Stream::parse("image:\n  repository: x\n  tag: y\n").unwrap();
+        let err = stream
+            .resolve(&Path::parse("image.tags").unwrap(), None)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 2: `image.tags` not found: no key `tags` in `image` (keys there: `repository`, `tag`)"
+        );
+        let err = stream
+            .resolve(&Path::parse("image.tag.x").unwrap(), None)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 3: `image.tag.x` not found: `image.tag` is a plain scalar, not a mapping"
+        );
+    }
+
+    #[test]
+    fn selector_messages() {
+        let src = "c:\n- name: app\n  image: a\n- name: side\n  image: b\n";
+        let stream = Stream::parse(src).unwrap();
+        let err = stream
+            .resolve(&Path::parse("c[name=web].image").unwrap(), None)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("no item of `c` has `name: web` (`name` values there: `app`, `side`)"),
+            "{err}"
+        );
+        let err = stream
+            .resolve(&Path::parse("c[5]").unwrap(), None)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("index [5] is out of range: `c` has 2 items"),
+            "{err}"
+        );
+        assert_eq!(scalar_at(&stream, "c[-1].image").value, "b");
+    }
+
+    #[test]
+    fn duplicate_keys_are_reported() {
+        let stream = Stream::parse("a: 1\nb: 2\na: 3\n").unwrap();
+        let err = stream
+            .resolve(&Path::parse("a").unwrap(), None)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 3: `a` not found: key `a` appears twice in the document root (lines 1 and 3); remove one"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_have_a_line() {
+        let err = Stream::parse("a: 1\nb: [\n").unwrap_err();
+        assert_eq!(err.kind, YamlErrorKind::Syntax);
+        assert!(err.line >= 2, "{err}");
+        let err = Stream::parse("a:\n  b: 1\n c: 2\n").unwrap_err();
+        assert_eq!(err.line, 3, "{err}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_crash() {
+        let src = "[".repeat(100_000);
+        assert!(Stream::parse(&src).is_err());
+    }
+
+    #[test]
+    fn documents_are_kept_apart() {
+        let src = "---\na: 1\n...\n---\na: 2\n---\n";
+        let stream = Stream::parse(src).unwrap();
+        let found = stream.resolve(&Path::parse("a").unwrap(), None).unwrap();
+        let docs: Vec<usize> = found.iter().map(|f| f.document).collect();
+        assert_eq!(docs, vec![0, 1]);
+    }
+}
