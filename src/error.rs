@@ -1,0 +1,109 @@
+//! Error kinds and their exit codes, and the hint a user can act on.
+//!
+//! Errors travel as `anyhow::Error`; a [`Failure`] somewhere in the chain
+//! says what kind of failure it is. Anything without one is internal (exit 1).
+
+use std::fmt;
+
+use crate::target::FileError;
+use crate::yaml::YamlErrorKind;
+
+/// What went wrong, as a script calling tagbump needs to tell apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A bug or an unexpected condition.
+    Internal,
+    /// The command line is wrong.
+    Usage,
+    /// A file is not valid YAML, or its target cannot be edited.
+    Input,
+    /// A path or image matched nothing.
+    NotFound,
+    /// A file could not be read or written.
+    Io,
+}
+
+impl Kind {
+    /// The process exit code, documented in the README.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Kind::Internal => 1,
+            Kind::Usage => 2,
+            Kind::Input => 3,
+            Kind::NotFound => 4,
+            Kind::Io => 5,
+        }
+    }
+}
+
+/// A failure of a known kind, with an optional hint.
+#[derive(Debug)]
+pub struct Failure {
+    pub kind: Kind,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    pub fn new(kind: Kind, message: impl Into<String>) -> Failure {
+        Failure {
+            kind,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Failure {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+impl From<FileError> for Failure {
+    fn from(err: FileError) -> Failure {
+        let (kind, hint) = match err.error.kind {
+            YamlErrorKind::Syntax => (
+                Kind::Input,
+                "fix the YAML syntax first; nothing was written",
+            ),
+            YamlErrorKind::NotFound => (
+                Kind::NotFound,
+                "check the path against the file; the path grammar is in `tagbump set --help`",
+            ),
+            YamlErrorKind::Ambiguous | YamlErrorKind::NotEditable | YamlErrorKind::BadValue => {
+                (Kind::Input, "nothing was written")
+            }
+        };
+        Failure::new(kind, err.to_string()).hint(hint)
+    }
+}
+
+fn failure(err: &anyhow::Error) -> Option<&Failure> {
+    err.chain().find_map(|e| e.downcast_ref::<Failure>())
+}
+
+/// The kind of an error chain.
+pub fn kind(err: &anyhow::Error) -> Kind {
+    failure(err).map_or(Kind::Internal, |f| f.kind)
+}
+
+/// The hint of an error chain, if it has one.
+pub fn hint(err: &anyhow::Error) -> Option<&str> {
+    failure(err).and_then(|f| f.hint.as_deref())
+}
+
+/// Whether the error is only stdout having been closed (`tagbump … | head`).
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
