@@ -27,6 +27,17 @@ pub struct Splice {
 /// refused: their text is not one contiguous value a tag would live in.
 pub fn span(src: &str, scalar: &Scalar, line: usize) -> Result<Range<usize>, YamlError> {
     let start = scalar.start;
+    if scalar.empty {
+        if start == Scalar::NOWHERE {
+            return Err(YamlError::new(
+                YamlErrorKind::NotEditable,
+                line,
+                "the value is empty (null) and not a mapping value; \
+                 write a placeholder such as `\"\"` first",
+            ));
+        }
+        return Ok(start..start);
+    }
     let bytes = src.as_bytes();
     let end = match scalar.style {
         Style::Literal | Style::Folded => {
@@ -115,6 +126,15 @@ fn plain_end(bytes: &[u8], start: usize, flow: bool) -> usize {
 /// The text to write for `value` in place of `scalar`, in the scalar's style
 /// where that keeps `value` a string, else double-quoted.
 pub fn render(scalar: &Scalar, value: &str, line: usize) -> Result<String, YamlError> {
+    if scalar.empty {
+        // Inserted right after `key:`, so it brings its own separating space.
+        let text = if plain_is_safe(value, scalar.flow, false) {
+            value.to_string()
+        } else {
+            double_quoted(value)
+        };
+        return Ok(format!(" {text}"));
+    }
     Ok(match scalar.style {
         Style::Plain if plain_is_safe(value, scalar.flow, scalar.tagged) => value.to_string(),
         Style::SingleQuoted if single_is_safe(value) => single_quoted(value),
@@ -133,7 +153,9 @@ pub fn render(scalar: &Scalar, value: &str, line: usize) -> Result<String, YamlE
 /// equals the wanted one, also loads as a string. `tag: 1.10` holds "1.10" as
 /// text but a YAML loader reads the float 1.1, so it is not up to date.
 pub fn already_string(scalar: &Scalar) -> bool {
-    scalar.style != Style::Plain || plain_is_safe(&scalar.value, scalar.flow, scalar.tagged)
+    !scalar.empty
+        && (scalar.style != Style::Plain
+            || plain_is_safe(&scalar.value, scalar.flow, scalar.tagged))
 }
 
 /// Whether `value` written as a plain scalar loads back as the same string,

@@ -55,6 +55,14 @@ pub struct Scalar {
     pub flow: bool,
     /// Whether an explicit tag such as `!!str` precedes the value.
     pub tagged: bool,
+    /// An empty value (`key:` with nothing after it), which loads as null.
+    /// `start` is then where a value is inserted: just after the key's `:`,
+    /// or [`Scalar::NOWHERE`] when there is no such place (a `-` item).
+    pub empty: bool,
+}
+
+impl Scalar {
+    pub const NOWHERE: usize = usize::MAX;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -567,6 +575,9 @@ impl<'a> Builder<'a> {
                 },
                 Event::Scalar(value, style, anchor, tag) => {
                     self.remember_anchor(anchor, line);
+                    // A plain scalar cannot be empty text: this is an empty
+                    // node, and its marker is the next token's position.
+                    let empty = style == TScalarStyle::Plain && value.is_empty() && tag.is_none();
                     Node {
                         kind: NodeKind::Scalar(Scalar {
                             value,
@@ -577,9 +588,14 @@ impl<'a> Builder<'a> {
                                 TScalarStyle::Folded => Style::Folded,
                                 _ => Style::Plain,
                             },
-                            start: self.offsets.absolute(&marker),
+                            start: if empty {
+                                Scalar::NOWHERE
+                            } else {
+                                self.offsets.absolute(&marker)
+                            },
                             flow: in_flow,
                             tagged: tag.is_some(),
+                            empty,
                         }),
                         line,
                     }
@@ -597,7 +613,10 @@ impl<'a> Builder<'a> {
                 Some(Open::Sequence { items, .. }) => items.push(node),
                 Some(Open::Mapping { entries, key, .. }) => match key.take() {
                     None => *key = Some(node),
-                    Some(k) => entries.push((k, node)),
+                    Some(k) => {
+                        let node = place_empty_value(self.src, self.offsets.base, &k, node);
+                        entries.push((k, node));
+                    }
                 },
             }
         }
@@ -630,6 +649,42 @@ impl<'a> Builder<'a> {
             .unwrap_or_default();
         self.anchors.insert(id, (name, line));
     }
+}
+
+/// Give an empty mapping value an insertion point: just after the `:` that
+/// follows its key, so `tag:` becomes `tag: v1` and `tag: # c` becomes
+/// `tag: v1 # c`.
+fn place_empty_value(src: &str, base: usize, key: &Node, mut value: Node) -> Node {
+    let NodeKind::Scalar(scalar) = &mut value.kind else {
+        return value;
+    };
+    let Some(key_scalar) = key.as_scalar() else {
+        return value;
+    };
+    if !scalar.empty || key_scalar.empty {
+        return value;
+    }
+    // Offsets are absolute (BOM included); `src` here is the text after the BOM.
+    let full_start = key_scalar.start;
+    let Some(local) = full_start.checked_sub(base) else {
+        return value;
+    };
+    let local_key = Scalar {
+        start: local,
+        ..key_scalar.clone()
+    };
+    let Ok(span) = super::edit::span(src, &local_key, key.line) else {
+        return value;
+    };
+    let rest = &src.as_bytes()[span.end..];
+    let blanks = rest
+        .iter()
+        .take_while(|b| matches!(b, b' ' | b'\t'))
+        .count();
+    if rest.get(blanks) == Some(&b':') {
+        scalar.start = base + span.end + blanks + 1;
+    }
+    value
 }
 
 /// Block mappings report a start marker after their first key; the first

@@ -208,3 +208,6 @@ pub fn set(src: &str, path: &Path, value: &str, documents: Documents) -> Result<
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod proptests;

@@ -361,3 +361,25 @@ fn a_value_at_the_end_of_a_file_without_newline() {
     assert_eq!(set_one("a: x", "a", "new"), "a: new");
     assert_eq!(set_one("a: \"x\"", "a", "new"), "a: \"new\"");
 }
+
+#[test]
+fn empty_values_get_a_value_after_the_colon() {
+    assert_eq!(set_one("a:\nb: 1\n", "a", "v1"), "a: v1\nb: 1\n");
+    assert_eq!(
+        set_one("a: # why\nb: 1\n", "a", "v1"),
+        "a: v1 # why\nb: 1\n"
+    );
+    assert_eq!(set_one("x:\n  a:", "x.a", "v1"), "x:\n  a: v1");
+    assert_eq!(set_one("e: {f: }\n", "e.f", "v1"), "e: {f: v1 }\n");
+    assert_eq!(
+        set_one("\u{feff}a:\n", "a", "1.10"),
+        "\u{feff}a: \"1.10\"\n"
+    );
+    // An empty value is null, not "": asking for "" writes it.
+    assert_eq!(set_one("a:\n", "a", ""), "a: \"\"\n");
+    let err = set_err("l:\n  -\n  - x\n", "l[0]", "v", Documents::One);
+    assert!(
+        err.to_string().contains("the value is empty (null)"),
+        "{err}"
+    );
+}

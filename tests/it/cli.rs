@@ -1,0 +1,187 @@
+//! Behaviour of the `set` and `image` commands on local files that fixtures
+//! cannot show: permissions, symlinks, temp files, exit codes, help.
+
+use crate::support::Test;
+
+const VALUES: &str = "image:\n  repository: ghcr.io/acme/app\n  tag: \"1.0\" # CI\n";
+
+#[test]
+fn permissions_are_kept_and_no_temp_file_is_left() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = Test::new().write("values.yaml", VALUES);
+    std::fs::set_permissions(
+        t.path("values.yaml"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    let run = t.run(&["set", "values.yaml", "image.tag=1.1"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(t.read("values.yaml"), VALUES.replace("\"1.0\"", "\"1.1\""));
+    let mode = std::fs::metadata(t.path("values.yaml"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o640);
+    assert_eq!(t.listing(), ["values.yaml"]);
+}
+
+#[test]
+fn a_symlinked_file_is_edited_through_the_link() {
+    let t = Test::new().write("real/values.yaml", VALUES);
+    std::os::unix::fs::symlink("real/values.yaml", t.path("values.yaml")).unwrap();
+    let run = t.run(&["image", "ghcr.io/acme/app:2.0", "values.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(std::fs::symlink_metadata(t.path("values.yaml"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(t.read("real/values.yaml").contains("tag: \"2.0\" # CI"));
+}
+
+#[test]
+fn usage_errors_exit_2_and_write_nothing() {
+    let t = Test::new().write("values.yaml", VALUES);
+    for args in [
+        &["image", "ghcr.io/acme/App:1", "values.yaml"][..],
+        &["image", "ghcr.io/acme/app", "values.yaml"],
+        &["image", "ghcr.io/acme/app:-x", "values.yaml"],
+        &["set", "values.yaml", "image..tag=1"],
+        &["set", "values.yaml", "image.tag"],
+        &[
+            "set",
+            "--all",
+            "--document",
+            "1",
+            "values.yaml",
+            "image.tag=1",
+        ],
+        &["set", "values.yaml"],
+    ] {
+        let run = t.run(args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains("error:"), "{args:?}: {}", run.stderr);
+        assert_eq!(t.read("values.yaml"), VALUES);
+    }
+    let run = t.run(&["image", "ghcr.io/acme/app", "values.yaml"]);
+    assert!(
+        run.stderr.contains("has no tag or digest"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn refused_targets_exit_3_naming_file_and_line() {
+    let t = Test::new().write("v.yaml", "base: &b v1\nother: *b\nnotes: |\n  text\n");
+    let run = t.run(&["set", "v.yaml", "other=v2"]);
+    assert_eq!(run.code, 3);
+    assert!(
+        run.stderr.contains(
+            "error: v.yaml:2: the value is an alias (`*b`) of the anchor defined at line 1"
+        ),
+        "{}",
+        run.stderr
+    );
+    let run = t.run(&["set", "v.yaml", "notes=v2"]);
+    assert_eq!(run.code, 3);
+    assert!(
+        run.stderr
+            .contains("v.yaml:4: the value is a literal block scalar"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        t.read("v.yaml"),
+        "base: &b v1\nother: *b\nnotes: |\n  text\n"
+    );
+}
+
+#[test]
+fn files_that_cannot_be_read_exit_5() {
+    let t = Test::new();
+    let run = t.run(&["set", "missing.yaml", "a=1"]);
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot read missing.yaml"),
+        "{}",
+        run.stderr
+    );
+    let run = t.run(&["image", "app:1", "nowhere"]);
+    assert_eq!(run.code, 5, "{}", run.stderr);
+}
+
+#[test]
+fn non_utf8_files_are_refused_by_set_and_skipped_by_scans() {
+    let t = Test::new()
+        .write("bin.yaml", b"image: \xff\xfe\n")
+        .write("values.yaml", VALUES);
+    let run = t.run(&["set", "bin.yaml", "image=x"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("bin.yaml: not UTF-8 text"),
+        "{}",
+        run.stderr
+    );
+    let run = t.run(&["image", "ghcr.io/acme/app:2", "."]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("skipped bin.yaml: not UTF-8 text"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_scan_edits_nothing_when_any_edit_fails() {
+    // b.yaml's tag is an alias, which cannot be edited: a.yaml must stay too.
+    let b = "t: &t \"1\"\nimage:\n  repository: ghcr.io/acme/app\n  tag: *t\n";
+    let t = Test::new()
+        .write("a.yaml", "image: ghcr.io/acme/app:1\n")
+        .write("b.yaml", b);
+    let run = t.run(&["image", "ghcr.io/acme/app:2", "."]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("b.yaml:4: the value is an alias (`*t`)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(t.read("a.yaml"), "image: ghcr.io/acme/app:1\n");
+    assert_eq!(t.read("b.yaml"), b);
+}
+
+#[test]
+fn help_documents_the_path_grammar_and_examples() {
+    let run = Test::new().run(&["set", "--help"]);
+    assert_eq!(run.code, 0);
+    for needle in [
+        "containers[name=app]",
+        "[\"prometheus.io/port\"]",
+        "Examples:",
+        "--dry-run",
+    ] {
+        assert!(run.stdout.contains(needle), "{needle}: {}", run.stdout);
+    }
+    let run = Test::new().run(&["image", "--help"]);
+    assert!(run.stdout.contains("kustomization"), "{}", run.stdout);
+}
+
+#[test]
+fn a_closed_stdout_is_not_an_error() {
+    use std::process::{Command, Stdio};
+    let t = Test::new().write("values.yaml", VALUES.repeat(200));
+    let mut child = Command::new(crate::support::bin())
+        .args(["image", "--dry-run", "ghcr.io/acme/app:2", "values.yaml"])
+        .current_dir(t.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.code() == Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,5 @@
+//! Integration tests: one binary (faster to link), one module per area.
+
+mod cli;
+mod fixtures;
+mod support;
