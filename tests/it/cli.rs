@@ -185,3 +185,31 @@ fn a_closed_stdout_is_not_an_error() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The README's first command, exactly: a dry run over the bundled example.
+#[test]
+fn the_readme_example_runs_and_writes_nothing() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("cargo run -q -- "))
+        .expect("README has the example command");
+    let args: Vec<&str> = line
+        .trim_start_matches("cargo run -q -- ")
+        .split_whitespace()
+        .collect();
+    let before =
+        std::fs::read_to_string(root.join("examples/manifests/charts/app/values.yaml")).unwrap();
+    let run = crate::support::run_in(root, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.matches("+++ b/").count(), 4, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("+appVersion: \"1.4.2\""),
+        "{}",
+        run.stdout
+    );
+    let after =
+        std::fs::read_to_string(root.join("examples/manifests/charts/app/values.yaml")).unwrap();
+    assert_eq!(before, after);
+}
