@@ -22,8 +22,155 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    Update(Box<UpdateArgs>),
     Set(SetArgs),
     Image(ImageArgs),
+    Demo(DemoArgs),
+}
+
+/// Clone a manifest repo, update it, commit, and push a review branch (or the base).
+///
+/// The repo is fetched shallow (depth 1) into a temporary directory, with no
+/// working tree; files are read and written as git objects. When someone else
+/// pushes first, the edits are recomputed on their tip and pushed again.
+///
+/// Authentication:
+///   SSH    the key itself in $SSH_PRIVATE_KEY (or a file: --ssh-key-file), else
+///          ssh-agent; host keys checked against $SSH_KNOWN_HOSTS, --ssh-known-hosts-file
+///          or ~/.ssh/known_hosts, or pinned with --ssh-host-fingerprint.
+///   HTTPS  a token from $TAGBUMP_GIT_TOKEN, $GITLAB_TOKEN, $GITHUB_TOKEN or
+///          $CI_JOB_TOKEN; private CAs via SSL_CERT_FILE / GIT_SSL_CAINFO.
+///
+/// Examples:
+///   tagbump update --repo git@gitlab.example.com:team/manifests.git \
+///       --image registry.example.com/team/app:1.4.2 --in apps/app
+///   tagbump update --repo https://github.com/acme/deploy.git --direct \
+///       --set clusters/prod/app.yaml:spec.values.image.tag=1.4.2
+///   tagbump update --repo ... --image ghcr.io/acme/app:2.0.0 --dry-run
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct UpdateArgs {
+    /// The manifest repository: ssh://, git@host:path, https:// or a local path.
+    #[arg(long, env = "TAGBUMP_REPO", value_name = "URL")]
+    pub repo: String,
+
+    /// The branch to start from (and to push to with --direct). Default: the
+    /// remote's default branch.
+    #[arg(long, env = "TAGBUMP_BASE", value_name = "BRANCH")]
+    pub base: Option<String>,
+
+    /// The review branch to push. Default: derived from the targets, e.g.
+    /// `tagbump/main/team-app`, so a re-run updates the same branch.
+    #[arg(
+        long,
+        env = "TAGBUMP_BRANCH",
+        value_name = "NAME",
+        conflicts_with = "direct"
+    )]
+    pub branch: Option<String>,
+
+    /// Push straight to the base branch instead of a review branch.
+    #[arg(long, env = "TAGBUMP_DIRECT")]
+    pub direct: bool,
+
+    /// Set a value: FILE:PATH=VALUE, FILE relative to the repository root. Repeatable.
+    #[arg(long = "set", value_name = "FILE:PATH=VALUE", value_parser = crate::update::parse_file_set)]
+    pub sets: Vec<crate::update::FileSet>,
+
+    /// Update every reference to this image (name with tag and/or digest). Repeatable.
+    #[arg(long = "image", value_name = "NEWREF", value_parser = parse_new_image)]
+    pub images: Vec<ImageRef>,
+
+    /// Where --image looks: a directory or file in the repo. Repeatable. Default: everywhere.
+    #[arg(long = "in", value_name = "DIR")]
+    pub dirs: Vec<String>,
+
+    /// With --image, also set `appVersion` in the Chart.yaml of charts that use it.
+    #[arg(long)]
+    pub app_version: bool,
+
+    /// With --set in a multi-document file, edit every document that matches.
+    #[arg(long, conflicts_with = "document")]
+    pub all: bool,
+
+    /// With --set in a multi-document file, edit only document N (0-based).
+    #[arg(long, value_name = "N")]
+    pub document: Option<usize>,
+
+    /// Commit message template. Placeholders: {image} {name} {old_tag} {new_tag}
+    /// {files} {changes} {branch} {base} {source_commit} {pipeline_url}.
+    #[arg(long, env = "TAGBUMP_MESSAGE", value_name = "TEMPLATE")]
+    pub message: Option<String>,
+
+    /// Commit author and committer, as `Name <email>`.
+    #[arg(
+        long,
+        env = "TAGBUMP_AUTHOR",
+        value_name = "NAME <EMAIL>",
+        default_value = "tagbump <tagbump@localhost>"
+    )]
+    pub author: String,
+
+    /// How many times to try the push when others push first.
+    #[arg(long, env = "TAGBUMP_ATTEMPTS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub attempts: u32,
+
+    /// Environment variable holding the SSH private key itself (or, as GitLab
+    /// file variables do, the path to it).
+    #[arg(long, default_value = "SSH_PRIVATE_KEY", value_name = "VAR")]
+    pub ssh_key_env: String,
+
+    /// File holding the SSH private key.
+    #[arg(long, value_name = "PATH")]
+    pub ssh_key_file: Option<std::path::PathBuf>,
+
+    /// Environment variable holding the key's passphrase.
+    #[arg(long, default_value = "SSH_KEY_PASSPHRASE", value_name = "VAR")]
+    pub ssh_passphrase_env: String,
+
+    /// Environment variable holding known_hosts lines (or the path to a file of them).
+    #[arg(long, default_value = "SSH_KNOWN_HOSTS", value_name = "VAR")]
+    pub ssh_known_hosts_env: String,
+
+    /// A known_hosts file to trust (instead of ~/.ssh/known_hosts).
+    #[arg(long, value_name = "PATH")]
+    pub ssh_known_hosts_file: Option<std::path::PathBuf>,
+
+    /// Trust only a host key with this fingerprint (`SHA256:…`, as `ssh-keygen -l` prints). Repeatable.
+    #[arg(
+        long,
+        env = "TAGBUMP_SSH_HOST_FINGERPRINT",
+        value_name = "SHA256:…",
+        value_delimiter = ','
+    )]
+    pub ssh_host_fingerprint: Vec<String>,
+
+    /// DANGEROUS: accept any SSH host key, so anyone on the network path can
+    /// receive your key's access. For throwaway test servers only.
+    #[arg(long)]
+    pub insecure_accept_any_host_key: bool,
+
+    /// Environment variable holding the HTTPS token. Default: the first set of
+    /// TAGBUMP_GIT_TOKEN, GITLAB_TOKEN, GITHUB_TOKEN, CI_JOB_TOKEN.
+    #[arg(long, value_name = "VAR")]
+    pub token_env: Option<String>,
+
+    /// User name sent with the token. Default: from the URL, else
+    /// `gitlab-ci-token` for CI_JOB_TOKEN, `x-access-token` for GitHub, `oauth2`.
+    #[arg(long, value_name = "NAME")]
+    pub git_user: Option<String>,
+
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Run the whole pipeline on a bundled example, offline: build a local
+/// manifest repo, update an image in it, push a review branch, show the result.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo repository in this directory instead of a temporary one.
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<PathBuf>,
 }
 
 /// Set values at YAML paths in one file, in place.
@@ -97,7 +244,7 @@ pub struct Common {
 }
 
 /// A new image reference must say what to move to: a tag or a digest.
-fn parse_new_image(text: &str) -> Result<ImageRef, String> {
+pub fn parse_new_image(text: &str) -> Result<ImageRef, String> {
     let image = ImageRef::parse(text).map_err(|e| e.to_string())?;
     if image.tag.is_none() && image.digest.is_none() {
         return Err(format!(

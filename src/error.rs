@@ -21,6 +21,13 @@ pub enum Kind {
     NotFound,
     /// A file could not be read or written.
     Io,
+    /// Credentials or a host key were refused.
+    Auth,
+    /// The remote failed: unreachable, a protocol error, a refused push.
+    Remote,
+    /// Someone else's work is in the way: a branch with human commits, or
+    /// a base branch that kept moving through every retry.
+    Conflict,
 }
 
 impl Kind {
@@ -32,6 +39,9 @@ impl Kind {
             Kind::Input => 3,
             Kind::NotFound => 4,
             Kind::Io => 5,
+            Kind::Auth => 6,
+            Kind::Remote => 7,
+            Kind::Conflict => 8,
         }
     }
 }

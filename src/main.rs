@@ -8,9 +8,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if tagbump::error::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // Scrubbed: a library may echo something it was given.
+            eprintln!("error: {}", tagbump::secret::scrub(&format!("{err:#}")));
             if let Some(hint) = tagbump::error::hint(&err) {
-                eprintln!("hint: {hint}");
+                eprintln!("hint: {}", tagbump::secret::scrub(hint));
             }
             ExitCode::from(tagbump::error::kind(&err).exit_code())
         }

@@ -74,3 +74,92 @@ fn show(value: &str) -> String {
         value.to_string()
     }
 }
+
+/// What `tagbump update` prints: diffs on stdout for a dry run, the summary
+/// and the outcome on stderr.
+pub fn write_update(
+    out: &mut impl Write,
+    err: &mut impl Write,
+    report: &crate::update::Report,
+    url: &str,
+) -> std::io::Result<()> {
+    use crate::update::Operation;
+    if report.operation == Operation::DryRun {
+        write_diffs(out, &report.plan)?;
+    }
+    for (path, why) in &report.plan.skipped {
+        writeln!(err, "skipped {path}: {why}")?;
+    }
+    for file in &report.plan.files {
+        for o in &file.outcomes {
+            if o.changed {
+                writeln!(
+                    err,
+                    "{}:{}: {}: {} -> {}",
+                    file.path,
+                    o.line,
+                    o.what,
+                    show(&o.old),
+                    show(&o.new)
+                )?;
+            } else {
+                writeln!(
+                    err,
+                    "{}:{}: {}: already {}",
+                    file.path,
+                    o.line,
+                    o.what,
+                    show(&o.new)
+                )?;
+            }
+        }
+    }
+    for note in &report.plan.notes {
+        writeln!(err, "note: {note}")?;
+    }
+    let short = |c: &Option<String>| {
+        c.as_deref()
+            .map(|c| c[..c.len().min(12)].to_string())
+            .unwrap_or_default()
+    };
+    let target = if report.branch == report.base {
+        format!("`{}`", report.branch)
+    } else if report.branch_existed {
+        format!("`{}` (updating the review branch)", report.branch)
+    } else {
+        format!(
+            "`{}` (new review branch from `{}`)",
+            report.branch, report.base
+        )
+    };
+    match report.operation {
+        Operation::Unchanged if report.commit.is_some() => writeln!(
+            err,
+            "already up to date: review branch `{}` already has these changes",
+            report.branch
+        )?,
+        Operation::Unchanged => writeln!(
+            err,
+            "already up to date: nothing to change on `{}`",
+            report.base
+        )?,
+        Operation::DryRun => writeln!(
+            err,
+            "dry run: would push commit {} to {target} on {url}; nothing was sent",
+            short(&report.commit)
+        )?,
+        Operation::Pushed => {
+            let retries = if report.attempts > 1 {
+                format!(" after {} attempts", report.attempts)
+            } else {
+                String::new()
+            };
+            writeln!(
+                err,
+                "pushed {} to {target} on {url}{retries}",
+                short(&report.commit)
+            )?
+        }
+    }
+    out.flush()
+}

@@ -1,0 +1,671 @@
+//! Clone, read, commit and push without a working tree.
+//!
+//! A [`Session`] is a bare repository in a temporary directory that is removed
+//! when the session is dropped. It fetches one branch at depth 1, reads files
+//! as blobs from the fetched commit, writes new blob/tree/commit objects and
+//! pushes them. Skipping the checkout is most of tagbump's speed: on a large
+//! manifest repo the checkout costs more than the transfer.
+//!
+//! Facts this relies on (measured, see the project's DEPENDENCIES notes):
+//! `Remote::push` returns Ok even when the server rejects a ref, so rejections
+//! are read in `push_update_reference`; the credentials callback is called
+//! again after every failure, so attempts are capped; a host-key callback's
+//! error text is replaced by libgit2's, so the detail is kept on our side.
+
+pub mod hostkey;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::Path as FsPath;
+
+use anyhow::{Context, Result};
+use git2::build::TreeUpdateBuilder;
+use git2::{
+    AutotagOption, CertificateCheckStatus, Cred, CredentialType, Direction, ErrorClass, ErrorCode,
+    FetchOptions, FileMode, ObjectType, Oid, ProxyOptions, PushOptions, RemoteCallbacks,
+    Repository, Signature, TreeWalkMode, TreeWalkResult,
+};
+
+use crate::error::{Failure, Kind};
+use crate::secret::{scrub, Secret};
+use crate::target::{FileEdit, SourceFile};
+
+/// The trailer that marks commits tagbump made; a review branch whose tip
+/// lacks it has someone else's work on it and is never overwritten.
+pub const TRAILER: &str = "Updated-by: tagbump";
+
+/// How to authenticate and whom to trust.
+#[derive(Debug, Clone, Default)]
+pub struct Auth {
+    /// A private key (OpenSSH or PEM text), held in memory only.
+    pub ssh_key: Option<Secret>,
+    pub ssh_passphrase: Option<Secret>,
+    /// Use ssh-agent when no key is given and `SSH_AUTH_SOCK` is set.
+    pub ssh_agent: bool,
+    pub host_keys: hostkey::Policy,
+    /// HTTPS token, sent as the password of `http_user`.
+    pub token: Option<Secret>,
+    pub http_user: String,
+}
+
+/// The transport a URL uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Ssh,
+    Https,
+    Http,
+    /// A path or `file://` URL: no shallow fetches (libgit2's local transport
+    /// refuses them), used by `tagbump demo`.
+    Local,
+}
+
+/// A remote URL with any credentials taken out of it.
+#[derive(Debug, Clone)]
+pub struct RemoteUrl {
+    /// What libgit2 is given, and what is printed: never holds a password.
+    pub url: String,
+    pub scheme: Scheme,
+    pub host: String,
+    pub port: Option<u16>,
+    /// The user named in the URL (`git@…`, `oauth2:…@`), if any.
+    pub user: Option<String>,
+    /// A password or token that was embedded in the URL.
+    pub embedded_secret: Option<Secret>,
+}
+
+impl RemoteUrl {
+    pub fn parse(text: &str) -> Result<RemoteUrl, Failure> {
+        let usage = |why: &str| {
+            Failure::new(Kind::Usage, format!("invalid repository URL: {why}")).hint(
+                "use ssh://git@host[:port]/group/repo.git, git@host:group/repo.git, \
+                 https://host/group/repo.git or a local path",
+            )
+        };
+        if text.contains("://") {
+            let mut url = url::Url::parse(text).map_err(|e| usage(&e.to_string()))?;
+            let scheme = match url.scheme() {
+                "ssh" | "git+ssh" | "ssh+git" => Scheme::Ssh,
+                "https" => Scheme::Https,
+                "http" => Scheme::Http,
+                "file" => Scheme::Local,
+                other => return Err(usage(&format!("the `{other}` scheme is not supported"))),
+            };
+            let user = Some(url.username().to_string()).filter(|u| !u.is_empty());
+            let embedded_secret = url.password().map(|p| Secret::new(percent_decode(p)));
+            let _ = url.set_password(None);
+            if scheme != Scheme::Ssh {
+                let _ = url.set_username("");
+            }
+            Ok(RemoteUrl {
+                host: url.host_str().unwrap_or_default().to_string(),
+                port: url.port(),
+                url: url.to_string(),
+                scheme,
+                user,
+                embedded_secret,
+            })
+        } else if let Some((user_host, _path)) = scp_like(text) {
+            let (user, host) = match user_host.split_once('@') {
+                Some((u, h)) => (Some(u.to_string()), h.to_string()),
+                None => (None, user_host.to_string()),
+            };
+            Ok(RemoteUrl {
+                url: text.to_string(),
+                scheme: Scheme::Ssh,
+                host,
+                port: None,
+                user,
+                embedded_secret: None,
+            })
+        } else {
+            if text.is_empty() {
+                return Err(usage("it is empty"));
+            }
+            Ok(RemoteUrl {
+                url: text.to_string(),
+                scheme: Scheme::Local,
+                host: String::new(),
+                port: None,
+                user: None,
+                embedded_secret: None,
+            })
+        }
+    }
+}
+
+/// Undo URL percent-encoding (`%2F` -> `/`) in a password.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `[user@]host:path` (scp-like SSH), but not a Windows drive or a local path.
+fn scp_like(text: &str) -> Option<(&str, &str)> {
+    let (head, path) = text.split_once(':')?;
+    if head.is_empty() || head.contains('/') || path.starts_with("//") || head.len() == 1 {
+        return None;
+    }
+    Some((head, path))
+}
+
+/// Files read from a tree, and the paths that are not UTF-8 (with why).
+pub type YamlFiles = (Vec<SourceFile>, Vec<(String, String)>);
+
+/// What the remote advertised: branch tips and its default branch.
+#[derive(Debug, Clone, Default)]
+pub struct Advert {
+    pub heads: BTreeMap<String, Oid>,
+    pub default_branch: Option<String>,
+}
+
+impl Advert {
+    pub fn head(&self, branch: &str) -> Option<Oid> {
+        self.heads.get(branch).copied()
+    }
+}
+
+/// The result of one push attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pushed {
+    Done,
+    /// The ref moved since it was read (our lease no longer holds).
+    Stale,
+    /// The server refused the update, with its reason.
+    Rejected(String),
+}
+
+/// What a callback saw that libgit2's own error text would hide.
+#[derive(Debug, Default)]
+struct Seen {
+    host_key: Option<Box<hostkey::Refused>>,
+    auth: Option<String>,
+}
+
+/// A bare repository in a temporary directory, bound to one remote.
+pub struct Session {
+    // Dropped last: removes the directory.
+    repo: Repository,
+    remote: RemoteUrl,
+    auth: Auth,
+    seen: RefCell<Seen>,
+    dir: tempfile::TempDir,
+}
+
+impl Session {
+    pub fn open(remote: RemoteUrl, auth: Auth) -> Result<Session> {
+        let dir = tempfile::Builder::new()
+            .prefix("tagbump-")
+            .tempdir()
+            .context("cannot create a temporary directory")?;
+        let repo = Repository::init_bare(dir.path()).context("cannot create a bare repository")?;
+        Ok(Session {
+            repo,
+            remote,
+            auth,
+            seen: RefCell::new(Seen::default()),
+            dir,
+        })
+    }
+
+    pub fn path(&self) -> &FsPath {
+        self.dir.path()
+    }
+
+    pub fn repo(&self) -> &Repository {
+        &self.repo
+    }
+
+    pub fn url(&self) -> &str {
+        &self.remote.url
+    }
+
+    fn proxy() -> ProxyOptions<'static> {
+        let mut proxy = ProxyOptions::new();
+        proxy.auto();
+        proxy
+    }
+
+    /// Callbacks for one connection: credentials (capped), host keys, and
+    /// push rejections into `rejected`.
+    fn callbacks<'a>(&'a self, rejected: Option<&'a RefCell<Vec<String>>>) -> RemoteCallbacks<'a> {
+        let mut callbacks = RemoteCallbacks::new();
+        let mut tries = 0;
+        callbacks.credentials(move |_url, url_user, allowed| {
+            tries += 1;
+            let fail = |why: String| {
+                self.seen.borrow_mut().auth = Some(why.clone());
+                Err(git2::Error::from_str(&why))
+            };
+            if tries > 2 {
+                return fail("the server refused the credentials".into());
+            }
+            let user = url_user.unwrap_or("git");
+            if allowed.contains(CredentialType::SSH_KEY) {
+                if tries > 1 {
+                    return fail(format!("the server refused the SSH key for user `{user}`"));
+                }
+                if let Some(key) = &self.auth.ssh_key {
+                    let passphrase = self.auth.ssh_passphrase.as_ref().map(Secret::expose);
+                    return Cred::ssh_key_from_memory(user, None, key.expose(), passphrase)
+                        .or_else(|e| fail(format!("cannot use the SSH private key: {}", e.message())));
+                }
+                if self.auth.ssh_agent {
+                    return Cred::ssh_key_from_agent(user);
+                }
+                return fail("no SSH key: set SSH_PRIVATE_KEY (the key itself) or pass --ssh-key-file".into());
+            }
+            if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
+                if tries > 1 {
+                    return fail("the server refused the token".into());
+                }
+                return match &self.auth.token {
+                    Some(token) => Cred::userpass_plaintext(&self.auth.http_user, token.expose()),
+                    None => fail("the server wants a token: set TAGBUMP_GIT_TOKEN (or GITLAB_TOKEN, GITHUB_TOKEN, CI_JOB_TOKEN)".into()),
+                };
+            }
+            if allowed.contains(CredentialType::USERNAME) {
+                return Cred::username(user);
+            }
+            fail("the server asked for an unsupported kind of credentials".into())
+        });
+        let name = hostkey::lookup_name(&self.remote.host, self.remote.port);
+        callbacks.certificate_check(move |cert, _host| {
+            let Some(key) = cert.as_hostkey() else {
+                // TLS: libgit2 checks the chain against the CA store.
+                return Ok(CertificateCheckStatus::CertificatePassthrough);
+            };
+            let (Some(blob), Some(sha256)) = (key.hostkey(), key.hash_sha256()) else {
+                return Err(git2::Error::from_str(
+                    "the server's host key could not be read",
+                ));
+            };
+            let offered = hostkey::Offered {
+                blob: blob.to_vec(),
+                sha256: *sha256,
+            };
+            match hostkey::verify(&self.auth.host_keys, &name, &offered) {
+                Ok(()) => Ok(CertificateCheckStatus::CertificateOk),
+                Err(refused) => {
+                    self.seen.borrow_mut().host_key = Some(refused);
+                    Err(git2::Error::from_str("host key verification failed"))
+                }
+            }
+        });
+        if let Some(rejected) = rejected {
+            callbacks.push_update_reference(move |name, status| {
+                if let Some(why) = status {
+                    rejected.borrow_mut().push(format!("{name}: {why}"));
+                }
+                Ok(())
+            });
+        }
+        callbacks
+    }
+
+    /// Turn a libgit2 error into one the user can act on.
+    fn failure(&self, err: git2::Error, doing: &str) -> anyhow::Error {
+        let seen = self.seen.borrow();
+        let url = &self.remote.url;
+        if let Some(refused) = &seen.host_key {
+            return Failure::new(Kind::Auth, format!("cannot {doing} {url}: {refused}"))
+                .hint(refused.hint())
+                .into();
+        }
+        let message = scrub(err.message());
+        if let Some(why) = &seen.auth {
+            return Failure::new(
+                Kind::Auth,
+                format!("cannot {doing} {url}: authentication failed: {why}"),
+            )
+            .hint(auth_hint(self.remote.scheme))
+            .into();
+        }
+        let auth_like = err.code() == ErrorCode::Auth
+            || message.contains("401")
+            || message.contains("403")
+            || message.to_lowercase().contains("authentication");
+        if auth_like {
+            return Failure::new(
+                Kind::Auth,
+                format!("cannot {doing} {url}: authentication failed: {message}"),
+            )
+            .hint(auth_hint(self.remote.scheme))
+            .into();
+        }
+        if err.code() == ErrorCode::Certificate || err.class() == ErrorClass::Ssl {
+            return Failure::new(Kind::Auth, format!("cannot {doing} {url}: TLS: {message}"))
+                .hint("for a private CA, set SSL_CERT_FILE or GIT_SSL_CAINFO to its PEM bundle")
+                .into();
+        }
+        Failure::new(Kind::Remote, format!("cannot {doing} {url}: {message}"))
+            .hint("check the URL, and that the server is reachable from here (HTTPS_PROXY/NO_PROXY are honoured)")
+            .into()
+    }
+
+    /// Connect and read the branch list and default branch.
+    pub fn discover(&self) -> Result<Advert> {
+        self.seen.replace(Seen::default());
+        let mut remote = self
+            .repo
+            .remote_anonymous(&self.remote.url)
+            .map_err(|e| self.failure(e, "read"))?;
+        let connection = remote
+            .connect_auth(
+                Direction::Fetch,
+                Some(self.callbacks(None)),
+                Some(Self::proxy()),
+            )
+            .map_err(|e| self.failure(e, "connect to"))?;
+        let mut advert = Advert::default();
+        for head in connection
+            .list()
+            .map_err(|e| self.failure(e, "list branches of"))?
+        {
+            if let Some(branch) = head.name().strip_prefix("refs/heads/") {
+                advert.heads.insert(branch.to_string(), head.oid());
+            }
+        }
+        advert.default_branch = connection.default_branch().ok().and_then(|b| {
+            b.as_str()
+                .ok()
+                .map(|s| s.trim_start_matches("refs/heads/").to_string())
+        });
+        Ok(advert)
+    }
+
+    /// Fetch `branches` (depth 1 except over the local transport).
+    pub fn fetch(&self, branches: &[&str]) -> Result<()> {
+        self.seen.replace(Seen::default());
+        let specs: Vec<String> = branches
+            .iter()
+            .map(|b| format!("+refs/heads/{b}:refs/remotes/origin/{b}"))
+            .collect();
+        let mut options = FetchOptions::new();
+        options
+            .remote_callbacks(self.callbacks(None))
+            .proxy_options(Self::proxy())
+            .download_tags(AutotagOption::None);
+        if self.remote.scheme != Scheme::Local {
+            options.depth(1);
+        }
+        let mut remote = self
+            .repo
+            .remote_anonymous(&self.remote.url)
+            .map_err(|e| self.failure(e, "fetch from"))?;
+        remote
+            .fetch(&specs, Some(&mut options), None)
+            .map_err(|e| self.failure(e, "fetch from"))
+    }
+
+    /// The text of `path` at `commit`; `None` when there is no such file.
+    pub fn read_file(&self, commit: Oid, path: &str) -> Result<Option<String>> {
+        let tree = self.repo.find_commit(commit)?.tree()?;
+        let entry = match tree.get_path(FsPath::new(path)) {
+            Ok(entry) => entry,
+            Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if entry.kind() != Some(ObjectType::Blob) {
+            return Ok(None);
+        }
+        let blob = self.repo.find_blob(entry.id())?;
+        match String::from_utf8(blob.content().to_vec()) {
+            Ok(text) => Ok(Some(text)),
+            Err(_) => Err(Failure::new(Kind::Input, format!("{path}: not UTF-8 text")).into()),
+        }
+    }
+
+    /// Every `*.yaml`/`*.yml` blob at or under `dir` (`""` for the whole tree).
+    /// Symlinks and submodules are not followed; hidden directories are skipped.
+    /// Returns the files and those that are not UTF-8.
+    pub fn yaml_files(&self, commit: Oid, dir: &str) -> Result<YamlFiles> {
+        let root = self.repo.find_commit(commit)?.tree()?;
+        let dir = dir.trim_matches('/');
+        let tree = if dir.is_empty() {
+            root
+        } else {
+            let entry = match root.get_path(FsPath::new(dir)) {
+                Ok(entry) => entry,
+                Err(e) if e.code() == ErrorCode::NotFound => {
+                    return Err(Failure::new(
+                        Kind::NotFound,
+                        format!("`{dir}` does not exist in the repository"),
+                    )
+                    .hint("--in takes a directory or file path relative to the repository root")
+                    .into())
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if entry.kind() == Some(ObjectType::Blob) {
+                let text = self.read_file(commit, dir)?.unwrap_or_default();
+                return Ok((
+                    vec![SourceFile {
+                        path: dir.to_string(),
+                        text,
+                    }],
+                    Vec::new(),
+                ));
+            }
+            self.repo.find_tree(entry.id())?
+        };
+        let mut blobs = Vec::new();
+        tree.walk(TreeWalkMode::PreOrder, |parent, entry| {
+            let name = entry.name().unwrap_or_default();
+            if entry.kind() == Some(ObjectType::Tree) && name.starts_with('.') {
+                return TreeWalkResult::Skip;
+            }
+            let mode = entry.filemode();
+            let is_blob =
+                mode == i32::from(FileMode::Blob) || mode == i32::from(FileMode::BlobExecutable);
+            if is_blob && (name.ends_with(".yaml") || name.ends_with(".yml")) {
+                let prefix = if dir.is_empty() {
+                    String::new()
+                } else {
+                    format!("{dir}/")
+                };
+                blobs.push((format!("{prefix}{parent}{name}"), entry.id()));
+            }
+            TreeWalkResult::Ok
+        })?;
+        let mut files = Vec::new();
+        let mut unreadable = Vec::new();
+        for (path, id) in blobs {
+            let blob = self.repo.find_blob(id)?;
+            match std::str::from_utf8(blob.content()) {
+                Ok(text) => files.push(SourceFile {
+                    path,
+                    text: text.to_string(),
+                }),
+                Err(_) => unreadable.push((path, "not UTF-8 text".to_string())),
+            }
+        }
+        Ok((files, unreadable))
+    }
+
+    /// A tree: `parent`'s with each changed file's new text, modes kept.
+    pub fn build_tree(&self, parent: Oid, edits: &[FileEdit]) -> Result<Oid> {
+        let base = self.repo.find_commit(parent)?.tree()?;
+        let mut builder = TreeUpdateBuilder::new();
+        for edit in edits.iter().filter(|e| e.changed()) {
+            let mode = match base.get_path(FsPath::new(&edit.path)) {
+                Ok(entry) if entry.filemode() == i32::from(FileMode::BlobExecutable) => {
+                    FileMode::BlobExecutable
+                }
+                _ => FileMode::Blob,
+            };
+            let blob = self.repo.blob(edit.new.as_bytes())?;
+            builder.upsert(edit.path.as_str(), blob, mode);
+        }
+        Ok(builder.create_updated(&self.repo, &base)?)
+    }
+
+    pub fn commit(
+        &self,
+        parent: Oid,
+        tree: Oid,
+        message: &str,
+        author: &Signature<'_>,
+    ) -> Result<Oid> {
+        let parent = self.repo.find_commit(parent)?;
+        let tree = self.repo.find_tree(tree)?;
+        Ok(self
+            .repo
+            .commit(None, author, author, message, &tree, &[&parent])?)
+    }
+
+    /// Whether `commit` (a review branch tip) is one tagbump made.
+    pub fn is_ours(&self, commit: Oid) -> bool {
+        self.repo
+            .find_commit(commit)
+            .ok()
+            .and_then(|c| {
+                c.message()
+                    .ok()
+                    .map(|m| m.lines().any(|l| l.trim() == TRAILER))
+            })
+            .unwrap_or(false)
+    }
+
+    /// Tree and first parent of `commit`, when its objects were fetched.
+    pub fn tree_and_parent(&self, commit: Oid) -> Option<(Oid, Option<Oid>)> {
+        let c = self.repo.find_commit(commit).ok()?;
+        Some((c.tree_id(), c.parent_ids().next()))
+    }
+
+    /// Push `commit` to `branch`, only if the remote branch still points at
+    /// `expect` (`None`: it must not exist). The check runs on the push
+    /// connection itself, whose advertised value is also the old value sent
+    /// to the server, so the server refuses the update if anything moved in
+    /// between: a compare-and-swap, like `git push --force-with-lease`.
+    pub fn push(
+        &self,
+        commit: Oid,
+        branch: &str,
+        expect: Option<Oid>,
+        force: bool,
+    ) -> Result<Pushed> {
+        self.seen.replace(Seen::default());
+        let local = "refs/tagbump/push";
+        self.repo
+            .reference(local, commit, true, "tagbump: to push")?;
+        let mut remote = self
+            .repo
+            .remote_anonymous(&self.remote.url)
+            .map_err(|e| self.failure(e, "push to"))?;
+        let mut connection = remote
+            .connect_auth(
+                Direction::Push,
+                Some(self.callbacks(None)),
+                Some(Self::proxy()),
+            )
+            .map_err(|e| self.failure(e, "connect to"))?;
+        let target = format!("refs/heads/{branch}");
+        let current = connection
+            .list()
+            .map_err(|e| self.failure(e, "list branches of"))?
+            .iter()
+            .find(|h| h.name() == target)
+            .map(|h| h.oid());
+        if current != expect {
+            return Ok(Pushed::Stale);
+        }
+        let rejected = RefCell::new(Vec::new());
+        let mut options = PushOptions::new();
+        options
+            .remote_callbacks(self.callbacks(Some(&rejected)))
+            .proxy_options(Self::proxy());
+        let spec = format!("{}{local}:{target}", if force { "+" } else { "" });
+        let result = connection
+            .remote()
+            .push(&[spec.as_str()], Some(&mut options));
+        drop(options);
+        match result {
+            Ok(()) => {}
+            Err(e) if matches!(e.code(), ErrorCode::NotFastForward | ErrorCode::Modified) => {
+                return Ok(Pushed::Stale)
+            }
+            Err(e) => return Err(self.failure(e, "push to")),
+        }
+        let rejected = rejected.into_inner();
+        if rejected.is_empty() {
+            Ok(Pushed::Done)
+        } else {
+            Ok(Pushed::Rejected(scrub(&rejected.join("; "))))
+        }
+    }
+}
+
+fn auth_hint(scheme: Scheme) -> &'static str {
+    match scheme {
+        Scheme::Ssh => {
+            "check that SSH_PRIVATE_KEY (or --ssh-key-file) holds a key the server accepts for this \
+             repository, with write access to push"
+        }
+        _ => {
+            "check the token and its scopes: GitLab needs `write_repository` (a job token needs \
+             push access enabled for the project), GitHub needs `contents: write`"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_secrets() {
+        let r =
+            RemoteUrl::parse("https://oauth2:glpat-s3cr3t%2Fx@gitlab.example.com/g/r.git").unwrap();
+        assert_eq!(r.url, "https://gitlab.example.com/g/r.git");
+        assert_eq!(r.user.as_deref(), Some("oauth2"));
+        assert_eq!(r.embedded_secret.unwrap().expose(), "glpat-s3cr3t/x");
+        assert_eq!(r.scheme, Scheme::Https);
+    }
+
+    #[test]
+    fn ssh_forms() {
+        let r = RemoteUrl::parse("ssh://git@127.0.0.1:2222/team/m.git").unwrap();
+        assert_eq!(
+            (r.scheme, r.host.as_str(), r.port),
+            (Scheme::Ssh, "127.0.0.1", Some(2222))
+        );
+        assert_eq!(r.user.as_deref(), Some("git"));
+        let r = RemoteUrl::parse("git@gitlab.com:team/manifests.git").unwrap();
+        assert_eq!(
+            (r.scheme, r.host.as_str(), r.port),
+            (Scheme::Ssh, "gitlab.com", None)
+        );
+        assert_eq!(r.url, "git@gitlab.com:team/manifests.git");
+    }
+
+    #[test]
+    fn local_and_bad() {
+        assert_eq!(
+            RemoteUrl::parse("/srv/git/m.git").unwrap().scheme,
+            Scheme::Local
+        );
+        assert_eq!(
+            RemoteUrl::parse("file:///srv/git/m.git").unwrap().scheme,
+            Scheme::Local
+        );
+        assert!(RemoteUrl::parse("ftp://x/y").is_err());
+        assert!(RemoteUrl::parse("").is_err());
+    }
+}

@@ -1,0 +1,342 @@
+//! Flags and environment resolved into one validated [`UpdateSpec`].
+//!
+//! Secrets are only ever read from the environment or files (never flags,
+//! which other users of the machine can read in the process list), and go
+//! straight into [`Secret`]s.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::cli::UpdateArgs;
+use crate::error::{Failure, Kind};
+use crate::git::hostkey::{Policy, Source};
+use crate::git::{Auth, RemoteUrl, Scheme};
+use crate::secret::Secret;
+use crate::update::UpdateSpec;
+use crate::yaml::Documents;
+
+/// Reads one environment variable; tests pass their own.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Resolve `tagbump update`'s arguments.
+pub fn update_spec(args: &UpdateArgs, env: Env<'_>) -> Result<UpdateSpec> {
+    if args.images.is_empty() && args.sets.is_empty() {
+        return Err(Failure::new(
+            Kind::Usage,
+            "nothing to update: pass --image NEWREF and/or --set FILE:PATH=VALUE",
+        )
+        .into());
+    }
+    if !args.dirs.is_empty() && args.images.is_empty() {
+        return Err(Failure::new(Kind::Usage, "--in only applies to --image").into());
+    }
+    let remote = RemoteUrl::parse(&args.repo)?;
+    let (author_name, author_email) = parse_author(&args.author)?;
+    let auth = auth(args, &remote, env)?;
+    let documents = match (args.all, args.document) {
+        (true, _) => Documents::All,
+        (false, Some(n)) => Documents::Index(n),
+        (false, None) => Documents::One,
+    };
+    Ok(UpdateSpec {
+        remote,
+        auth,
+        base: args.base.clone(),
+        branch: args.branch.clone(),
+        direct: args.direct,
+        dry_run: args.common.dry_run,
+        sets: args.sets.clone(),
+        documents,
+        images: args.images.clone(),
+        dirs: args
+            .dirs
+            .iter()
+            .map(|d| d.trim_matches('/').trim_start_matches("./").to_string())
+            .collect(),
+        app_version: args.app_version,
+        message: args.message.clone(),
+        author_name,
+        author_email,
+        attempts: args.attempts,
+        source_commit: env("CI_COMMIT_SHA").or_else(|| env("GITHUB_SHA")),
+        pipeline_url: env("CI_PIPELINE_URL").or_else(|| {
+            Some(format!(
+                "{}/{}/actions/runs/{}",
+                env("GITHUB_SERVER_URL")?,
+                env("GITHUB_REPOSITORY")?,
+                env("GITHUB_RUN_ID")?
+            ))
+        }),
+    })
+}
+
+/// `Name <email>`.
+fn parse_author(text: &str) -> Result<(String, String)> {
+    let bad = || {
+        Failure::new(
+            Kind::Usage,
+            format!("--author `{text}` is not `Name <email>`"),
+        )
+        .hint("write e.g. --author 'CI Bot <ci@example.com>'")
+    };
+    let (name, rest) = text.split_once('<').ok_or_else(bad)?;
+    let email = rest.strip_suffix('>').ok_or_else(bad)?;
+    let name = name.trim();
+    if name.is_empty() || email.trim().is_empty() {
+        return Err(bad().into());
+    }
+    Ok((name.to_string(), email.trim().to_string()))
+}
+
+fn auth(args: &UpdateArgs, remote: &RemoteUrl, env: Env<'_>) -> Result<Auth> {
+    let mut auth = Auth::default();
+    if remote.scheme == Scheme::Ssh {
+        auth.ssh_key = match &args.ssh_key_file {
+            Some(path) => Some(Secret::new(normalize_key(&read_secret_file(
+                path,
+                "SSH private key",
+            )?))),
+            None => match env(&args.ssh_key_env) {
+                Some(value) => Some(Secret::new(normalize_key(&value_or_file(
+                    &value,
+                    &args.ssh_key_env,
+                )?))),
+                None => None,
+            },
+        };
+        auth.ssh_passphrase = env(&args.ssh_passphrase_env).map(Secret::new);
+        auth.ssh_agent = auth.ssh_key.is_none() && env("SSH_AUTH_SOCK").is_some();
+        auth.host_keys = host_key_policy(args, env)?;
+    }
+    let (token, token_var) = match (&remote.embedded_secret, &args.token_env) {
+        (Some(secret), _) => (Some(secret.clone()), None),
+        (None, Some(var)) => match env(var) {
+            Some(v) => (Some(Secret::new(v)), Some(var.clone())),
+            None => {
+                return Err(Failure::new(
+                    Kind::Usage,
+                    format!("--token-env names ${var}, which is not set"),
+                )
+                .into())
+            }
+        },
+        (None, None) => [
+            "TAGBUMP_GIT_TOKEN",
+            "GITLAB_TOKEN",
+            "GITHUB_TOKEN",
+            "CI_JOB_TOKEN",
+        ]
+        .iter()
+        .find_map(|var| env(var).map(|v| (Some(Secret::new(v)), Some(var.to_string()))))
+        .unwrap_or((None, None)),
+    };
+    auth.token = token;
+    auth.http_user = match (&args.git_user, &remote.user) {
+        (Some(user), _) => user.clone(),
+        (None, Some(user)) if remote.scheme != Scheme::Ssh => user.clone(),
+        _ if token_var.as_deref() == Some("CI_JOB_TOKEN") => "gitlab-ci-token".into(),
+        _ if token_var.as_deref() == Some("GITHUB_TOKEN") || remote.host.contains("github") => {
+            "x-access-token".into()
+        }
+        _ => "oauth2".into(),
+    };
+    if let Some(ca) = env("GIT_SSL_CAINFO") {
+        if env("SSL_CERT_FILE").is_none() {
+            // SAFETY: called before any network operation, from the main thread.
+            unsafe { git2::opts::set_ssl_cert_file(&ca) }.map_err(|e| {
+                Failure::new(Kind::Usage, format!("GIT_SSL_CAINFO={ca}: {}", e.message()))
+            })?;
+        }
+    }
+    Ok(auth)
+}
+
+fn host_key_policy(args: &UpdateArgs, env: Env<'_>) -> Result<Policy> {
+    let mut sources = Vec::new();
+    if let Some(path) = &args.ssh_known_hosts_file {
+        if !path.is_file() {
+            return Err(Failure::new(
+                Kind::Io,
+                format!("cannot read {}: no such file", path.display()),
+            )
+            .into());
+        }
+        sources.push(Source::File(path.clone()));
+    }
+    if let Some(value) = env(&args.ssh_known_hosts_env) {
+        let looks_like_path = !value.contains(' ') && Path::new(value.trim()).is_file();
+        sources.push(if looks_like_path {
+            Source::File(PathBuf::from(value.trim()))
+        } else {
+            Source::Env {
+                name: args.ssh_known_hosts_env.clone(),
+                text: value,
+            }
+        });
+    }
+    if sources.is_empty() {
+        if let Some(home) = env("HOME") {
+            sources.push(Source::File(Path::new(&home).join(".ssh/known_hosts")));
+        }
+        sources.push(Source::File(PathBuf::from("/etc/ssh/ssh_known_hosts")));
+        sources.retain(|s| matches!(s, Source::File(p) if p.is_file()));
+    }
+    for fp in &args.ssh_host_fingerprint {
+        if !fp.starts_with("SHA256:") {
+            return Err(Failure::new(
+                Kind::Usage,
+                format!("--ssh-host-fingerprint `{fp}` is not a SHA256 fingerprint"),
+            )
+            .hint("use the `SHA256:…` form that `ssh-keygen -lf` prints")
+            .into());
+        }
+    }
+    if args.insecure_accept_any_host_key {
+        eprintln!("warning: --insecure-accept-any-host-key: the SSH host key is NOT verified");
+    }
+    Ok(Policy {
+        sources,
+        fingerprints: args.ssh_host_fingerprint.clone(),
+        insecure_accept_any: args.insecure_accept_any_host_key,
+    })
+}
+
+/// A variable holding a key, or (GitLab "file" variables) a path to one.
+fn value_or_file(value: &str, var: &str) -> Result<String> {
+    if !value.contains("-----BEGIN") && !value.contains('\n') && Path::new(value.trim()).is_file() {
+        return read_secret_file(Path::new(value.trim()), &format!("${var}"));
+    }
+    Ok(value.to_string())
+}
+
+fn read_secret_file(path: &Path, what: &str) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| {
+        Failure::new(
+            Kind::Io,
+            format!("cannot read the {what} from {}: {e}", path.display()),
+        )
+        .into()
+    })
+}
+
+/// Keys pasted into CI variables arrive mangled: CRLF, literal `\n`, quotes,
+/// or no final newline (which libssh2 rejects).
+fn normalize_key(text: &str) -> String {
+    let mut key = text
+        .trim()
+        .trim_matches('"')
+        .trim_matches('\'')
+        .replace("\r\n", "\n");
+    if !key.contains('\n') && key.contains("\\n") {
+        key = key.replace("\\n", "\n");
+    }
+    key.push('\n');
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> UpdateArgs {
+        let mut argv = vec!["tagbump", "update", "--image", "ghcr.io/acme/app:1"];
+        argv.extend_from_slice(extra);
+        match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+            crate::cli::Command::Update(a) => *a,
+            _ => unreachable!(),
+        }
+    }
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn token_user_follows_the_source() {
+        let a = args(&["--repo", "https://gitlab.example.com/g/r.git"]);
+        let s = update_spec(&a, &env_of(&[("CI_JOB_TOKEN", "job-token-123")])).unwrap();
+        assert_eq!(s.auth.http_user, "gitlab-ci-token");
+        assert_eq!(s.auth.token.unwrap().expose(), "job-token-123");
+        let s = update_spec(&a, &env_of(&[("GITLAB_TOKEN", "glpat-123456")])).unwrap();
+        assert_eq!(s.auth.http_user, "oauth2");
+        let a = args(&["--repo", "https://github.com/o/r.git"]);
+        let s = update_spec(&a, &env_of(&[("TAGBUMP_GIT_TOKEN", "ghp_123456")])).unwrap();
+        assert_eq!(s.auth.http_user, "x-access-token");
+        let a = args(&["--repo", "https://user:pw-123456@git.example.com/r.git"]);
+        let s = update_spec(&a, &env_of(&[])).unwrap();
+        assert_eq!(
+            (s.auth.http_user.as_str(), s.auth.token.unwrap().expose()),
+            ("user", "pw-123456")
+        );
+        assert_eq!(s.remote.url, "https://git.example.com/r.git");
+    }
+
+    #[test]
+    fn keys_from_ci_variables_are_repaired() {
+        assert_eq!(
+            normalize_key("\"-----BEGIN X-----\\nabc\\n-----END X-----\""),
+            "-----BEGIN X-----\nabc\n-----END X-----\n"
+        );
+        assert_eq!(
+            normalize_key("-----BEGIN X-----\r\nabc\r\n-----END X-----\r\n"),
+            "-----BEGIN X-----\nabc\n-----END X-----\n"
+        );
+    }
+
+    #[test]
+    fn known_hosts_from_the_variable_and_pins() {
+        let a = args(&["--repo", "git@gitlab.com:g/r.git"]);
+        let s = update_spec(
+            &a,
+            &env_of(&[("SSH_KNOWN_HOSTS", "gitlab.com ssh-ed25519 AAAA")]),
+        )
+        .unwrap();
+        assert!(
+            matches!(&s.auth.host_keys.sources[..], [Source::Env { name, .. }] if name == "SSH_KNOWN_HOSTS")
+        );
+        let a = args(&[
+            "--repo",
+            "git@gitlab.com:g/r.git",
+            "--ssh-host-fingerprint",
+            "MD5:aa",
+        ]);
+        assert!(update_spec(&a, &env_of(&[])).is_err());
+    }
+
+    #[test]
+    fn authors_and_ci_links() {
+        let a = args(&["--repo", "/x.git", "--author", "CI Bot <ci@example.com>"]);
+        let s = update_spec(
+            &a,
+            &env_of(&[
+                ("GITHUB_SHA", "abc"),
+                ("GITHUB_SERVER_URL", "https://github.com"),
+                ("GITHUB_REPOSITORY", "o/r"),
+                ("GITHUB_RUN_ID", "42"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            (s.author_name.as_str(), s.author_email.as_str()),
+            ("CI Bot", "ci@example.com")
+        );
+        assert_eq!(s.source_commit.as_deref(), Some("abc"));
+        assert_eq!(
+            s.pipeline_url.as_deref(),
+            Some("https://github.com/o/r/actions/runs/42")
+        );
+        let a = args(&["--repo", "/x.git", "--author", "nobody"]);
+        assert!(update_spec(&a, &env_of(&[])).is_err());
+    }
+}

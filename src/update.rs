@@ -1,0 +1,657 @@
+//! `tagbump update`: clone the manifest repo, edit, commit, push — and when
+//! someone else pushed first, start again from their tip.
+//!
+//! Every attempt re-reads the files from the newest tip and recomputes the
+//! edits from scratch: a retry never rebases stale text. A review branch is
+//! only ever overwritten when its tip is a tagbump commit, and only if it
+//! still is at the moment of the push (see [`Session::push`]).
+
+use std::collections::hash_map::RandomState;
+use std::collections::BTreeMap;
+use std::hash::BuildHasher;
+use std::time::Duration;
+
+use anyhow::Result;
+use git2::{Oid, Signature};
+
+use crate::error::{Failure, Kind};
+use crate::git::{Advert, Auth, Pushed, RemoteUrl, Session, TRAILER};
+use crate::image::ImageRef;
+use crate::target::{self, Assignment, FileEdit, ImageUpdate, Plan, SourceFile};
+use crate::yaml::Documents;
+
+/// One `--set FILE:PATH=VALUE`.
+#[derive(Debug, Clone)]
+pub struct FileSet {
+    pub file: String,
+    pub assignment: Assignment,
+}
+
+/// Parse `FILE:PATH=VALUE`.
+pub fn parse_file_set(text: &str) -> Result<FileSet, String> {
+    let Some((file, rest)) = text.split_once(':') else {
+        return Err(format!(
+            "`{text}` is not FILE:PATH=VALUE; write e.g. `apps/app/values.yaml:image.tag=1.4.2`"
+        ));
+    };
+    if file.is_empty() {
+        return Err(format!("`{text}` names no file before `:`"));
+    }
+    Ok(FileSet {
+        file: file.trim_start_matches("./").to_string(),
+        assignment: target::parse_assignment(rest)?,
+    })
+}
+
+/// Everything one update needs, resolved from flags and environment.
+#[derive(Debug, Clone)]
+pub struct UpdateSpec {
+    pub remote: RemoteUrl,
+    pub auth: Auth,
+    /// `None`: the remote's default branch.
+    pub base: Option<String>,
+    /// `None`: derived from the targets (see [`branch_name`]).
+    pub branch: Option<String>,
+    /// Push to the base branch instead of a review branch.
+    pub direct: bool,
+    pub dry_run: bool,
+    pub sets: Vec<FileSet>,
+    pub documents: Documents,
+    pub images: Vec<ImageRef>,
+    /// Where image scans look (relative to the repo root); empty = everywhere.
+    pub dirs: Vec<String>,
+    pub app_version: bool,
+    /// Commit message template (see [`render_message`]); `None` = default.
+    pub message: Option<String>,
+    pub author_name: String,
+    pub author_email: String,
+    pub attempts: u32,
+    /// Links for the commit message, from CI.
+    pub source_commit: Option<String>,
+    pub pipeline_url: Option<String>,
+}
+
+/// What an update did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    /// A commit was pushed.
+    Pushed,
+    /// Nothing to change: files already hold the values, or the review
+    /// branch already has exactly this change.
+    Unchanged,
+    /// `--dry-run`: computed, nothing sent.
+    DryRun,
+}
+
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub operation: Operation,
+    pub base: String,
+    pub branch: String,
+    /// Whether the branch existed before (for review branches).
+    pub branch_existed: bool,
+    /// The base tip the change was made on.
+    pub parent: String,
+    pub commit: Option<String>,
+    pub plan: Plan,
+    pub attempts: u32,
+    pub message: String,
+}
+
+/// The review branch for a set of targets: stable across runs (no values in
+/// it), so a re-run updates the same branch and the same MR/PR.
+pub fn branch_name(base: &str, spec: &UpdateSpec) -> String {
+    let mut parts: Vec<String> = spec
+        .images
+        .iter()
+        .map(|i| {
+            i.path
+                .rsplit('/')
+                .take(2)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("-")
+        })
+        .collect();
+    if !spec.sets.is_empty() {
+        let mut keys: Vec<String> = spec
+            .sets
+            .iter()
+            .map(|s| format!("{}:{}", s.file, s.assignment.path))
+            .collect();
+        keys.sort();
+        let stem = spec.sets[0]
+            .file
+            .rsplit('/')
+            .nth(1)
+            .unwrap_or(spec.sets[0].file.as_str())
+            .to_string();
+        parts.push(format!(
+            "{stem}-{:08x}",
+            fnv1a(keys.join("\n").as_bytes()) as u32
+        ));
+    }
+    let slug = sanitize(&parts.join("-"));
+    format!(
+        "tagbump/{}/{}",
+        sanitize(base),
+        if slug.is_empty() {
+            "update".into()
+        } else {
+            slug
+        }
+    )
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// Keep a ref-name-safe subset: letters, digits, `.`, `_`, `-`, `/`.
+fn sanitize(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        let c = if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/') {
+            c
+        } else {
+            '-'
+        };
+        if !(c == '-' && out.ends_with('-')) {
+            out.push(c);
+        }
+    }
+    let out = out.replace("..", "-").replace("/.", "/-");
+    out.trim_matches(|c| c == '-' || c == '.' || c == '/')
+        .chars()
+        .take(80)
+        .collect()
+}
+
+/// Compute the edits on `commit`: image scans first, then explicit sets on
+/// the result, every file read fresh from the tree.
+pub fn plan_on(session: &Session, commit: Oid, spec: &UpdateSpec) -> Result<Plan> {
+    let mut texts: BTreeMap<String, String> = BTreeMap::new();
+    let mut originals: BTreeMap<String, String> = BTreeMap::new();
+    let mut outcomes: BTreeMap<String, Vec<crate::yaml::Outcome>> = BTreeMap::new();
+    let mut plan = Plan::default();
+
+    if !spec.images.is_empty() {
+        let dirs = if spec.dirs.is_empty() {
+            vec![String::new()]
+        } else {
+            spec.dirs.clone()
+        };
+        let mut files: Vec<SourceFile> = Vec::new();
+        for dir in &dirs {
+            let (found, unreadable) = session.yaml_files(commit, dir)?;
+            for f in found {
+                if !files.iter().any(|g| g.path == f.path) {
+                    files.push(f);
+                }
+            }
+            plan.skipped.extend(unreadable);
+        }
+        for image in &spec.images {
+            let current: Vec<SourceFile> = files
+                .iter()
+                .map(|f| SourceFile {
+                    path: f.path.clone(),
+                    text: texts
+                        .get(&f.path)
+                        .cloned()
+                        .unwrap_or_else(|| f.text.clone()),
+                })
+                .collect();
+            let update = ImageUpdate {
+                image: image.clone(),
+                app_version: spec.app_version,
+            };
+            let step = target::plan_image(&current, &update).map_err(Failure::from)?;
+            if step.files.is_empty() {
+                return Err(Failure::new(
+                    Kind::NotFound,
+                    format!(
+                        "no reference to `{}` in {} ({} YAML file(s) read)",
+                        image.name(),
+                        describe_dirs(&spec.dirs),
+                        current.len()
+                    ),
+                )
+                .hint("check the image name, and --in (paths are relative to the repository root)")
+                .into());
+            }
+            for edit in step.files {
+                originals
+                    .entry(edit.path.clone())
+                    .or_insert(edit.old.clone());
+                outcomes
+                    .entry(edit.path.clone())
+                    .or_default()
+                    .extend(edit.outcomes);
+                texts.insert(edit.path, edit.new);
+            }
+            for skipped in step.skipped {
+                if !plan.skipped.contains(&skipped) {
+                    plan.skipped.push(skipped);
+                }
+            }
+            plan.notes.extend(step.notes);
+        }
+    }
+
+    let mut by_file: BTreeMap<&str, Vec<Assignment>> = BTreeMap::new();
+    for set in &spec.sets {
+        by_file
+            .entry(set.file.as_str())
+            .or_default()
+            .push(set.assignment.clone());
+    }
+    for (path, assignments) in by_file {
+        let text = match texts.get(path) {
+            Some(text) => text.clone(),
+            None => session.read_file(commit, path)?.ok_or_else(|| {
+                Failure::new(
+                    Kind::NotFound,
+                    format!("`{path}` does not exist in the repository"),
+                )
+                .hint("--set takes FILE:PATH=VALUE with FILE relative to the repository root")
+            })?,
+        };
+        let file = SourceFile {
+            path: path.to_string(),
+            text,
+        };
+        let edit = target::plan_set(&file, &assignments, spec.documents).map_err(Failure::from)?;
+        originals
+            .entry(edit.path.clone())
+            .or_insert(edit.old.clone());
+        outcomes
+            .entry(edit.path.clone())
+            .or_default()
+            .extend(edit.outcomes);
+        texts.insert(edit.path, edit.new);
+    }
+
+    plan.files = originals
+        .into_iter()
+        .map(|(path, old)| FileEdit {
+            new: texts.remove(&path).unwrap_or_else(|| old.clone()),
+            outcomes: outcomes.remove(&path).unwrap_or_default(),
+            path,
+            old,
+        })
+        .collect();
+    Ok(plan)
+}
+
+fn describe_dirs(dirs: &[String]) -> String {
+    if dirs.is_empty() {
+        "the repository".to_string()
+    } else {
+        dirs.iter()
+            .map(|d| format!("`{d}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The placeholders a `--message` template may use.
+pub const MESSAGE_VARIABLES: &[&str] = &[
+    "image",
+    "name",
+    "old_tag",
+    "new_tag",
+    "files",
+    "changes",
+    "branch",
+    "base",
+    "source_commit",
+    "pipeline_url",
+];
+
+/// Fill a message template: `{name}` placeholders from [`MESSAGE_VARIABLES`];
+/// `{{` and `}}` are literal braces. Unknown placeholders are an error.
+pub fn render_message(template: &str, vars: &BTreeMap<&str, String>) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(i) = rest.find(['{', '}']) {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if tail.starts_with("{{") || tail.starts_with("}}") {
+            out.push_str(&tail[..1]);
+            rest = &tail[2..];
+            continue;
+        }
+        if tail.starts_with('}') {
+            return Err(
+                "unmatched `}` in the message template (write `}}` for a literal brace)".into(),
+            );
+        }
+        let Some(end) = tail.find('}') else {
+            return Err(
+                "unclosed `{` in the message template (write `{{` for a literal brace)".into(),
+            );
+        };
+        let name = &tail[1..end];
+        match vars.get(name) {
+            Some(value) => out.push_str(value),
+            None if MESSAGE_VARIABLES.contains(&name) => {}
+            None => {
+                return Err(format!(
+                    "unknown placeholder `{{{name}}}` in the message template; use {}",
+                    MESSAGE_VARIABLES
+                        .iter()
+                        .map(|v| format!("{{{v}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
+        }
+        rest = &tail[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The commit message: the template (or a default summary), the list of
+/// changes, CI links, and the trailer that marks tagbump's commits.
+pub fn message(spec: &UpdateSpec, plan: &Plan, base: &str, branch: &str) -> Result<String> {
+    let changed: Vec<&FileEdit> = plan.files.iter().filter(|f| f.changed()).collect();
+    let first = changed
+        .iter()
+        .flat_map(|f| f.outcomes.iter())
+        .find(|o| o.changed);
+    let changes: Vec<String> = changed
+        .iter()
+        .flat_map(|f| {
+            f.outcomes
+                .iter()
+                .filter(|o| o.changed)
+                .map(move |o| format!("- {}: {}: {} -> {}", f.path, o.what, o.old, o.new))
+        })
+        .collect();
+    let files: Vec<&str> = changed.iter().map(|f| f.path.as_str()).collect();
+    let image = spec.images.first();
+    let mut vars: BTreeMap<&str, String> = BTreeMap::new();
+    vars.insert("changes", changes.join("\n"));
+    vars.insert("files", files.join(", "));
+    vars.insert("branch", branch.to_string());
+    vars.insert("base", base.to_string());
+    if let Some(image) = image {
+        vars.insert("image", image.to_string());
+        vars.insert("name", image.name());
+        vars.insert("new_tag", image.version());
+    } else if let Some(o) = first {
+        vars.insert("new_tag", o.new.clone());
+    }
+    if let Some(o) = first {
+        let old = ImageRef::parse(&o.old)
+            .ok()
+            .map(|r| r.version())
+            .filter(|v| !v.is_empty());
+        vars.insert("old_tag", old.unwrap_or_else(|| o.old.clone()));
+    }
+    if let Some(sha) = &spec.source_commit {
+        vars.insert("source_commit", sha.clone());
+    }
+    if let Some(url) = &spec.pipeline_url {
+        vars.insert("pipeline_url", url.clone());
+    }
+    let body = match &spec.message {
+        Some(template) => {
+            render_message(template, &vars).map_err(|e| Failure::new(Kind::Usage, e))?
+        }
+        None => {
+            let summary = match image {
+                Some(image) => format!("Update {} to {}", image.path, image.version()),
+                None => format!("Update {}", files.join(", ")),
+            };
+            let mut text = format!("{summary}\n\n{}\n", changes.join("\n"));
+            if let Some(sha) = &spec.source_commit {
+                text.push_str(&format!("\nSource-Commit: {sha}"));
+            }
+            if let Some(url) = &spec.pipeline_url {
+                text.push_str(&format!("\nPipeline: {url}"));
+            }
+            text
+        }
+    };
+    Ok(format!("{}\n\n{TRAILER}\n", body.trim_end()))
+}
+
+/// Sleep before retry `attempt` (1-based): exponential from 200 ms, capped
+/// at 5 s, times a random factor in [0.5, 1.5) so racing pipelines spread out.
+fn backoff(attempt: u32) -> Duration {
+    let base = 200u64.saturating_mul(1 << attempt.min(5)).min(5_000);
+    let random = RandomState::new().hash_one(attempt) % 1000;
+    Duration::from_millis(base * (500 + random) / 1000)
+}
+
+/// Run the update.
+pub fn run(spec: &UpdateSpec) -> Result<Report> {
+    let session = Session::open(spec.remote.clone(), spec.auth.clone())?;
+    let author = Signature::now(&spec.author_name, &spec.author_email).map_err(|e| {
+        Failure::new(
+            Kind::Usage,
+            format!(
+                "invalid author `{} <{}>`: {}",
+                spec.author_name,
+                spec.author_email,
+                e.message()
+            ),
+        )
+    })?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let advert = session.discover()?;
+        let base = resolve_base(spec, &advert, session.url())?;
+        let branch = match (spec.direct, &spec.branch) {
+            (true, _) => base.clone(),
+            (false, Some(b)) => b.clone(),
+            (false, None) => branch_name(&base, spec),
+        };
+        let base_tip = advert.head(&base).expect("resolve_base checked it");
+        let branch_tip = if spec.direct {
+            Some(base_tip)
+        } else {
+            advert.head(&branch)
+        };
+        let mut wanted = vec![base.as_str()];
+        if !spec.direct && branch_tip.is_some() {
+            wanted.push(branch.as_str());
+        }
+        session.fetch(&wanted)?;
+
+        let plan = plan_on(&session, base_tip, spec)?;
+        let mut report = Report {
+            operation: Operation::Unchanged,
+            base: base.clone(),
+            branch: branch.clone(),
+            branch_existed: branch_tip.is_some(),
+            parent: base_tip.to_string(),
+            commit: None,
+            plan,
+            attempts: attempt,
+            message: String::new(),
+        };
+        if !report.plan.changed() {
+            return Ok(report);
+        }
+        let tree = session.build_tree(base_tip, &report.plan.files)?;
+        if let (false, Some(tip)) = (spec.direct, branch_tip) {
+            if !session.is_ours(tip) {
+                return Err(Failure::new(
+                    Kind::Conflict,
+                    format!("branch `{branch}` on {} has commits tagbump did not make; not overwriting it", session.url()),
+                )
+                .hint("merge or close its merge request and delete the branch, or pass --branch with another name")
+                .into());
+            }
+            if session.tree_and_parent(tip) == Some((tree, Some(base_tip))) {
+                report.commit = Some(tip.to_string());
+                return Ok(report);
+            }
+        }
+        report.message = message(spec, &report.plan, &base, &branch)?;
+        let commit = session.commit(base_tip, tree, &report.message, &author)?;
+        report.commit = Some(commit.to_string());
+        if spec.dry_run {
+            report.operation = Operation::DryRun;
+            return Ok(report);
+        }
+        match session.push(commit, &branch, branch_tip, !spec.direct)? {
+            Pushed::Done => {
+                report.operation = Operation::Pushed;
+                return Ok(report);
+            }
+            outcome if attempt < spec.attempts => {
+                if let Pushed::Rejected(why) = &outcome {
+                    eprintln!("push rejected ({why}); retrying from the new tip");
+                } else {
+                    eprintln!("`{branch}` moved while pushing; retrying from the new tip");
+                }
+                std::thread::sleep(backoff(attempt));
+            }
+            outcome => {
+                let why = match outcome {
+                    Pushed::Rejected(why) => format!("the server rejected the push: {why}"),
+                    _ => format!("`{branch}` kept moving"),
+                };
+                return Err(Failure::new(
+                    Kind::Conflict,
+                    format!(
+                        "gave up after {attempt} attempt(s) to push to {}: {why}",
+                        session.url()
+                    ),
+                )
+                .hint("raise --attempts, or check the branch's protection rules")
+                .into());
+            }
+        }
+    }
+}
+
+fn resolve_base(spec: &UpdateSpec, advert: &Advert, url: &str) -> Result<String> {
+    if advert.heads.is_empty() {
+        return Err(
+            Failure::new(Kind::NotFound, format!("{url} has no branches"))
+                .hint("push an initial commit first")
+                .into(),
+        );
+    }
+    let base = match (&spec.base, &advert.default_branch) {
+        (Some(b), _) => b.clone(),
+        (None, Some(d)) => d.clone(),
+        (None, None) => {
+            return Err(Failure::new(
+                Kind::NotFound,
+                format!("{url} does not say which branch is its default"),
+            )
+            .hint("pass --base BRANCH")
+            .into())
+        }
+    };
+    if advert.head(&base).is_none() {
+        let names: Vec<&str> = advert.heads.keys().map(String::as_str).take(10).collect();
+        return Err(Failure::new(
+            Kind::NotFound,
+            format!(
+                "branch `{base}` does not exist on {url} (branches: {})",
+                names.join(", ")
+            ),
+        )
+        .hint("pass --base with an existing branch")
+        .into());
+    }
+    Ok(base)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> UpdateSpec {
+        UpdateSpec {
+            remote: RemoteUrl::parse("/tmp/x.git").unwrap(),
+            auth: Auth::default(),
+            base: None,
+            branch: None,
+            direct: false,
+            dry_run: false,
+            sets: vec![],
+            documents: Documents::One,
+            images: vec![],
+            dirs: vec![],
+            app_version: false,
+            message: None,
+            author_name: "t".into(),
+            author_email: "t@x".into(),
+            attempts: 3,
+            source_commit: None,
+            pipeline_url: None,
+        }
+    }
+
+    #[test]
+    fn branch_names_are_stable_and_safe() {
+        let mut s = spec();
+        s.images = vec![ImageRef::parse("registry.example.com/team/app:1.4.2").unwrap()];
+        assert_eq!(branch_name("main", &s), "tagbump/main/team-app");
+        s.images = vec![ImageRef::parse("registry.example.com/team/app:9.9.9").unwrap()];
+        assert_eq!(branch_name("main", &s), "tagbump/main/team-app");
+        s.images.clear();
+        s.sets = vec![parse_file_set("apps/web/values.yaml:image.tag=1").unwrap()];
+        let a = branch_name("release/1.x", &s);
+        s.sets = vec![parse_file_set("apps/web/values.yaml:image.tag=2").unwrap()];
+        assert_eq!(branch_name("release/1.x", &s), a);
+        assert!(a.starts_with("tagbump/release/1.x/web-"), "{a}");
+        assert_eq!(sanitize("a b..c/.d"), "a-b-c/-d");
+    }
+
+    #[test]
+    fn file_sets() {
+        let s = parse_file_set("apps/a.yaml:spec.containers[name=app].image=x:1").unwrap();
+        assert_eq!(s.file, "apps/a.yaml");
+        assert_eq!(
+            s.assignment.path.to_string(),
+            "spec.containers[name=app].image"
+        );
+        assert_eq!(s.assignment.value, "x:1");
+        assert!(parse_file_set("image.tag=1")
+            .unwrap_err()
+            .contains("FILE:PATH=VALUE"));
+    }
+
+    #[test]
+    fn message_templates() {
+        let mut vars = BTreeMap::new();
+        vars.insert("name", "team/app".to_string());
+        vars.insert("new_tag", "1.4.2".to_string());
+        assert_eq!(
+            render_message("chore: {name} -> {new_tag} {{x}} {pipeline_url}", &vars).unwrap(),
+            "chore: team/app -> 1.4.2 {x} "
+        );
+        assert!(render_message("{nope}", &vars)
+            .unwrap_err()
+            .contains("unknown placeholder `{nope}`"));
+        assert!(render_message("{name", &vars)
+            .unwrap_err()
+            .contains("unclosed"));
+    }
+
+    #[test]
+    fn backoff_grows_and_is_bounded() {
+        for attempt in 1..20 {
+            let d = backoff(attempt);
+            assert!(
+                d >= Duration::from_millis(100) && d < Duration::from_millis(7_500),
+                "{d:?}"
+            );
+        }
+    }
+}
