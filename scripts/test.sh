@@ -1,8 +1,28 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it: formatting, lints, every test.
-# Installs what it needs on a fresh Debian machine that has Rust.
+# On a fresh Debian machine with Rust it installs what the tests need: git,
+# OpenSSH's server (real sshd for SSH tests), lighttpd with TLS (real smart-HTTP
+# git server), openssl (test CA). Servers are started by the tests themselves,
+# on 127.0.0.1 only, and stopped when each test ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+need=()
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+[ -x /usr/sbin/lighttpd ] || need+=(lighttpd)
+[ -e /usr/lib/lighttpd/mod_openssl.so ] || need+=(lighttpd-mod-openssl)
+command -v git >/dev/null && command -v git-shell >/dev/null || need+=(git)
+command -v openssl >/dev/null || need+=(openssl)
+command -v ssh-keygen >/dev/null || need+=(openssh-client)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== installing ${need[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# Installing lighttpd may start its system service on port 80; the tests use
+# their own instances on free ports, so it is left alone.
 
 if command -v rustup >/dev/null; then
   rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
@@ -14,4 +34,5 @@ cargo fmt --check
 echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 echo "== cargo test"
-cargo test --locked
+# The server tests must run, not skip, here.
+TAGBUMP_REQUIRE_SERVERS=1 cargo test --locked

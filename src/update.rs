@@ -433,7 +433,6 @@ fn backoff(attempt: u32) -> Duration {
 
 /// Run the update.
 pub fn run(spec: &UpdateSpec) -> Result<Report> {
-    let session = Session::open(spec.remote.clone(), spec.auth.clone())?;
     let author = Signature::now(&spec.author_name, &spec.author_email).map_err(|e| {
         Failure::new(
             Kind::Usage,
@@ -448,6 +447,10 @@ pub fn run(spec: &UpdateSpec) -> Result<Report> {
     let mut attempt = 0;
     loop {
         attempt += 1;
+        // A fresh depth-1 clone per attempt: nothing from a failed attempt can
+        // leak into the next, and a shallow clone of the new tip costs about
+        // what an incremental fetch into the old one would.
+        let session = Session::open(spec.remote.clone(), spec.auth.clone())?;
         let advert = session.discover()?;
         let base = resolve_base(spec, &advert, session.url())?;
         let branch = match (spec.direct, &spec.branch) {
@@ -455,17 +458,39 @@ pub fn run(spec: &UpdateSpec) -> Result<Report> {
             (false, Some(b)) => b.clone(),
             (false, None) => branch_name(&base, spec),
         };
-        let base_tip = advert.head(&base).expect("resolve_base checked it");
-        let branch_tip = if spec.direct {
-            Some(base_tip)
-        } else {
-            advert.head(&branch)
-        };
         let mut wanted = vec![base.as_str()];
-        if !spec.direct && branch_tip.is_some() {
+        if !spec.direct && advert.head(&branch).is_some() {
             wanted.push(branch.as_str());
         }
         session.fetch(&wanted)?;
+        // Build on what was fetched, not on what was advertised a moment ago;
+        // the push then checks it is still the tip. Under concurrent pushes
+        // libgit2 can also point the fetched ref at a newer tip than the pack
+        // it downloaded holds: the branch moved mid-fetch, so try again.
+        let tips = session.fetched(&base).and_then(|base_tip| {
+            let branch_tip = if spec.direct {
+                Some(base_tip)
+            } else {
+                session.fetched(&branch)
+            };
+            let complete = [Some(base_tip), branch_tip]
+                .into_iter()
+                .flatten()
+                .all(|c| session.has_commit(c));
+            complete.then_some((base_tip, branch_tip))
+        });
+        let Some((base_tip, branch_tip)) = tips else {
+            if attempt >= spec.attempts {
+                return Err(gave_up(
+                    attempt,
+                    session.url(),
+                    format!("`{base}` kept moving while fetching"),
+                ));
+            }
+            eprintln!("`{base}` moved while fetching; retrying");
+            std::thread::sleep(backoff(attempt));
+            continue;
+        };
 
         let plan = plan_on(&session, base_tip, spec)?;
         let mut report = Report {
@@ -522,18 +547,19 @@ pub fn run(spec: &UpdateSpec) -> Result<Report> {
                     Pushed::Rejected(why) => format!("the server rejected the push: {why}"),
                     _ => format!("`{branch}` kept moving"),
                 };
-                return Err(Failure::new(
-                    Kind::Conflict,
-                    format!(
-                        "gave up after {attempt} attempt(s) to push to {}: {why}",
-                        session.url()
-                    ),
-                )
-                .hint("raise --attempts, or check the branch's protection rules")
-                .into());
+                return Err(gave_up(attempt, session.url(), why));
             }
         }
     }
+}
+
+fn gave_up(attempts: u32, url: &str, why: String) -> anyhow::Error {
+    Failure::new(
+        Kind::Conflict,
+        format!("gave up after {attempts} attempt(s) to push to {url}: {why}"),
+    )
+    .hint("raise --attempts, or check the branch's protection rules")
+    .into()
 }
 
 fn resolve_base(spec: &UpdateSpec, advert: &Advert, url: &str) -> Result<String> {

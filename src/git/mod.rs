@@ -337,10 +337,18 @@ impl Session {
             .hint(auth_hint(self.remote.scheme))
             .into();
         }
+        if message.contains("private key") {
+            return Failure::new(Kind::Auth, format!("cannot {doing} {url}: the SSH private key cannot be used: {message}"))
+                .hint(
+                    "SSH_PRIVATE_KEY must hold the whole key, from `-----BEGIN` to `-----END`, in OpenSSH \
+                     or PEM format (or be the path to such a file); a passphrase goes in SSH_KEY_PASSPHRASE",
+                )
+                .into();
+        }
         let auth_like = err.code() == ErrorCode::Auth
             || message.contains("401")
             || message.contains("403")
-            || message.to_lowercase().contains("authentication");
+            || message.to_lowercase().contains("authenticat");
         if auth_like {
             return Failure::new(
                 Kind::Auth,
@@ -544,9 +552,31 @@ impl Session {
     }
 
     /// Tree and first parent of `commit`, when its objects were fetched.
+    /// Read from the raw object: a shallow commit's parents are hidden.
     pub fn tree_and_parent(&self, commit: Oid) -> Option<(Oid, Option<Oid>)> {
-        let c = self.repo.find_commit(commit).ok()?;
-        Some((c.tree_id(), c.parent_ids().next()))
+        let odb = self.repo.odb().ok()?;
+        let object = odb.read(commit).ok()?;
+        let text = std::str::from_utf8(object.data()).ok()?;
+        let header = text.split("\n\n").next()?;
+        let field = |name: &str| {
+            header
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|hex| Oid::from_str(hex.trim()).ok())
+        };
+        Some((field("tree ")?, field("parent ")))
+    }
+
+    pub fn has_commit(&self, commit: Oid) -> bool {
+        self.repo.find_commit(commit).and_then(|c| c.tree()).is_ok()
+    }
+
+    /// The tip of `branch` as fetched (not as advertised: it may have moved
+    /// between the two, and only what was fetched can be built on).
+    pub fn fetched(&self, branch: &str) -> Option<Oid> {
+        self.repo
+            .refname_to_id(&format!("refs/remotes/origin/{branch}"))
+            .ok()
     }
 
     /// Push `commit` to `branch`, only if the remote branch still points at
@@ -575,7 +605,7 @@ impl Session {
                 Some(self.callbacks(None)),
                 Some(Self::proxy()),
             )
-            .map_err(|e| self.failure(e, "connect to"))?;
+            .map_err(|e| self.failure(e, "push to"))?;
         let target = format!("refs/heads/{branch}");
         let current = connection
             .list()

@@ -2,4 +2,6 @@
 
 mod cli;
 mod fixtures;
+mod pipeline;
+mod servers;
 mod support;
