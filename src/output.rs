@@ -23,6 +23,23 @@ pub fn write_diffs(out: &mut impl Write, plan: &Plan) -> std::io::Result<()> {
 
 /// One line per value found, then what was skipped and any notes.
 pub fn write_summary(err: &mut impl Write, plan: &Plan, dry_run: bool) -> std::io::Result<()> {
+    write_findings(err, plan)?;
+    let changed = plan.files.iter().filter(|f| f.changed()).count();
+    if changed == 0 {
+        writeln!(err, "already up to date")?;
+    } else if dry_run {
+        writeln!(
+            err,
+            "dry run: {changed} file(s) would change; nothing written"
+        )?;
+    } else {
+        writeln!(err, "updated {changed} file(s)")?;
+    }
+    Ok(())
+}
+
+/// What was skipped, every value found (changed or already there), and notes.
+fn write_findings(err: &mut impl Write, plan: &Plan) -> std::io::Result<()> {
     for (path, why) in &plan.skipped {
         writeln!(err, "skipped {path}: {why}")?;
     }
@@ -53,17 +70,6 @@ pub fn write_summary(err: &mut impl Write, plan: &Plan, dry_run: bool) -> std::i
     for note in &plan.notes {
         writeln!(err, "note: {note}")?;
     }
-    let changed = plan.files.iter().filter(|f| f.changed()).count();
-    if changed == 0 {
-        writeln!(err, "already up to date")?;
-    } else if dry_run {
-        writeln!(
-            err,
-            "dry run: {changed} file(s) would change; nothing written"
-        )?;
-    } else {
-        writeln!(err, "updated {changed} file(s)")?;
-    }
     Ok(())
 }
 
@@ -87,36 +93,7 @@ pub fn write_update(
     if report.operation == Operation::DryRun {
         write_diffs(out, &report.plan)?;
     }
-    for (path, why) in &report.plan.skipped {
-        writeln!(err, "skipped {path}: {why}")?;
-    }
-    for file in &report.plan.files {
-        for o in &file.outcomes {
-            if o.changed {
-                writeln!(
-                    err,
-                    "{}:{}: {}: {} -> {}",
-                    file.path,
-                    o.line,
-                    o.what,
-                    show(&o.old),
-                    show(&o.new)
-                )?;
-            } else {
-                writeln!(
-                    err,
-                    "{}:{}: {}: already {}",
-                    file.path,
-                    o.line,
-                    o.what,
-                    show(&o.new)
-                )?;
-            }
-        }
-    }
-    for note in &report.plan.notes {
-        writeln!(err, "note: {note}")?;
-    }
+    write_findings(err, &report.plan)?;
     let short = |c: &Option<String>| {
         c.as_deref()
             .map(|c| c[..c.len().min(12)].to_string())

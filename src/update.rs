@@ -171,12 +171,46 @@ fn sanitize(text: &str) -> String {
         .collect()
 }
 
+/// Edits stacked file by file: each step starts from the text the previous
+/// steps left, and the result keeps the original text and every outcome.
+#[derive(Default)]
+struct Layers {
+    original: BTreeMap<String, String>,
+    current: BTreeMap<String, String>,
+    outcomes: BTreeMap<String, Vec<crate::yaml::Outcome>>,
+}
+
+impl Layers {
+    fn text<'a>(&'a self, path: &str) -> Option<&'a String> {
+        self.current.get(path)
+    }
+
+    fn absorb(&mut self, edit: FileEdit) {
+        self.original.entry(edit.path.clone()).or_insert(edit.old);
+        self.outcomes
+            .entry(edit.path.clone())
+            .or_default()
+            .extend(edit.outcomes);
+        self.current.insert(edit.path, edit.new);
+    }
+
+    fn into_files(mut self) -> Vec<FileEdit> {
+        self.original
+            .into_iter()
+            .map(|(path, old)| FileEdit {
+                new: self.current.remove(&path).unwrap_or_else(|| old.clone()),
+                outcomes: self.outcomes.remove(&path).unwrap_or_default(),
+                path,
+                old,
+            })
+            .collect()
+    }
+}
+
 /// Compute the edits on `commit`: image scans first, then explicit sets on
 /// the result, every file read fresh from the tree.
 pub fn plan_on(session: &Session, commit: Oid, spec: &UpdateSpec) -> Result<Plan> {
-    let mut texts: BTreeMap<String, String> = BTreeMap::new();
-    let mut originals: BTreeMap<String, String> = BTreeMap::new();
-    let mut outcomes: BTreeMap<String, Vec<crate::yaml::Outcome>> = BTreeMap::new();
+    let mut layers = Layers::default();
     let mut plan = Plan::default();
 
     if !spec.images.is_empty() {
@@ -200,10 +234,7 @@ pub fn plan_on(session: &Session, commit: Oid, spec: &UpdateSpec) -> Result<Plan
                 .iter()
                 .map(|f| SourceFile {
                     path: f.path.clone(),
-                    text: texts
-                        .get(&f.path)
-                        .cloned()
-                        .unwrap_or_else(|| f.text.clone()),
+                    text: layers.text(&f.path).unwrap_or(&f.text).clone(),
                 })
                 .collect();
             let update = ImageUpdate {
@@ -224,16 +255,7 @@ pub fn plan_on(session: &Session, commit: Oid, spec: &UpdateSpec) -> Result<Plan
                 .hint("check the image name, and --in (paths are relative to the repository root)")
                 .into());
             }
-            for edit in step.files {
-                originals
-                    .entry(edit.path.clone())
-                    .or_insert(edit.old.clone());
-                outcomes
-                    .entry(edit.path.clone())
-                    .or_default()
-                    .extend(edit.outcomes);
-                texts.insert(edit.path, edit.new);
-            }
+            step.files.into_iter().for_each(|edit| layers.absorb(edit));
             for skipped in step.skipped {
                 if !plan.skipped.contains(&skipped) {
                     plan.skipped.push(skipped);
@@ -251,7 +273,7 @@ pub fn plan_on(session: &Session, commit: Oid, spec: &UpdateSpec) -> Result<Plan
             .push(set.assignment.clone());
     }
     for (path, assignments) in by_file {
-        let text = match texts.get(path) {
+        let text = match layers.text(path) {
             Some(text) => text.clone(),
             None => session.read_file(commit, path)?.ok_or_else(|| {
                 Failure::new(
@@ -266,25 +288,10 @@ pub fn plan_on(session: &Session, commit: Oid, spec: &UpdateSpec) -> Result<Plan
             text,
         };
         let edit = target::plan_set(&file, &assignments, spec.documents).map_err(Failure::from)?;
-        originals
-            .entry(edit.path.clone())
-            .or_insert(edit.old.clone());
-        outcomes
-            .entry(edit.path.clone())
-            .or_default()
-            .extend(edit.outcomes);
-        texts.insert(edit.path, edit.new);
+        layers.absorb(edit);
     }
 
-    plan.files = originals
-        .into_iter()
-        .map(|(path, old)| FileEdit {
-            new: texts.remove(&path).unwrap_or_else(|| old.clone()),
-            outcomes: outcomes.remove(&path).unwrap_or_default(),
-            path,
-            old,
-        })
-        .collect();
+    plan.files = layers.into_files();
     Ok(plan)
 }
 
