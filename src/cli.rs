@@ -160,8 +160,140 @@ pub struct UpdateArgs {
     #[arg(long, value_name = "NAME")]
     pub git_user: Option<String>,
 
+    /// Where to open the merge/pull request for the review branch. Default:
+    /// detected from the CI system and the repo host; `none` opens nothing.
+    #[arg(
+        long,
+        env = "TAGBUMP_FORGE",
+        value_enum,
+        help_heading = "Merge/pull request"
+    )]
+    pub forge: Option<ForgeArg>,
+
+    /// API base URL. Default: CI_API_V4_URL / GITHUB_API_URL when the job runs on
+    /// that server, else https://HOST/api/v4, https://api.github.com or https://HOST/api/v3.
+    #[arg(
+        long,
+        env = "TAGBUMP_API_URL",
+        value_name = "URL",
+        help_heading = "Merge/pull request"
+    )]
+    pub api_url: Option<String>,
+
+    /// GitLab project path or id, or GitHub OWNER/REPO. Default: from --repo.
+    #[arg(
+        long,
+        env = "TAGBUMP_PROJECT",
+        value_name = "PROJECT",
+        help_heading = "Merge/pull request"
+    )]
+    pub project: Option<String>,
+
+    /// Title template (same placeholders as --message). Default: `Update {name} to {new_tag}`.
+    #[arg(
+        long,
+        env = "TAGBUMP_TITLE",
+        value_name = "TEMPLATE",
+        help_heading = "Merge/pull request"
+    )]
+    pub title: Option<String>,
+
+    /// Description template. Default: a table of the changes and links to the source.
+    #[arg(
+        long,
+        env = "TAGBUMP_DESCRIPTION",
+        value_name = "TEMPLATE",
+        help_heading = "Merge/pull request"
+    )]
+    pub description: Option<String>,
+
+    /// Labels to set. Repeatable or comma-separated.
+    #[arg(
+        long = "label",
+        value_name = "LABEL",
+        value_delimiter = ',',
+        help_heading = "Merge/pull request"
+    )]
+    pub labels: Vec<String>,
+
+    /// Assignees by user name. Repeatable or comma-separated.
+    #[arg(
+        long = "assignee",
+        value_name = "USER",
+        value_delimiter = ',',
+        help_heading = "Merge/pull request"
+    )]
+    pub assignees: Vec<String>,
+
+    /// Reviewers by user name (GitHub teams as ORG/TEAM). Repeatable or comma-separated.
+    #[arg(
+        long = "reviewer",
+        value_name = "USER",
+        value_delimiter = ',',
+        help_heading = "Merge/pull request"
+    )]
+    pub reviewers: Vec<String>,
+
+    /// Open it as a draft.
+    #[arg(long, help_heading = "Merge/pull request")]
+    pub draft: bool,
+
+    /// GitLab: delete the source branch when merged.
+    #[arg(long, help_heading = "Merge/pull request")]
+    pub remove_source_branch: bool,
+
+    /// GitLab: squash on merge.
+    #[arg(long, help_heading = "Merge/pull request")]
+    pub squash: bool,
+
+    /// Merge automatically once the pipeline/checks pass.
+    #[arg(long, help_heading = "Merge/pull request")]
+    pub auto_merge: bool,
+
+    /// GitHub auto-merge method.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "squash",
+        help_heading = "Merge/pull request"
+    )]
+    pub merge_method: MergeMethod,
+
+    /// Environment variable holding the API token. Default: TAGBUMP_FORGE_TOKEN,
+    /// then GITLAB_TOKEN or GITHUB_TOKEN/GH_TOKEN, then the git token's variable.
+    #[arg(long, value_name = "VAR", help_heading = "Merge/pull request")]
+    pub forge_token_env: Option<String>,
+
+    /// How a GitLab token is sent. Default: `job` for CI_JOB_TOKEN, else `private`.
+    #[arg(long, value_enum, help_heading = "Merge/pull request")]
+    pub gitlab_token_type: Option<GitLabTokenType>,
+
     #[command(flatten)]
     pub common: Common,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ForgeArg {
+    Gitlab,
+    Github,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MergeMethod {
+    Merge,
+    Squash,
+    Rebase,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GitLabTokenType {
+    /// PRIVATE-TOKEN: personal, project or group access token.
+    Private,
+    /// JOB-TOKEN: CI_JOB_TOKEN.
+    Job,
+    /// Authorization: Bearer (OAuth).
+    Bearer,
 }
 
 /// Run the whole pipeline on a bundled example, offline: build a local

@@ -140,3 +140,68 @@ pub fn write_update(
     }
     out.flush()
 }
+
+/// The merge/pull request a dry run would open or update.
+pub fn write_change_request_plan(
+    err: &mut impl Write,
+    conn: &crate::forge::Connection,
+    request: &crate::forge::ChangeRequest,
+) -> std::io::Result<()> {
+    writeln!(
+        err,
+        "dry run: would open or update the {} from `{}` into `{}` on {} ({}, project `{}`); nothing was sent",
+        conn.kind.noun(),
+        request.source_branch,
+        request.target_branch,
+        conn.kind,
+        conn.api_url,
+        conn.project
+    )?;
+    writeln!(err, "  title: {}", request.title)?;
+    for (what, list) in [
+        ("labels", &request.labels),
+        ("assignees", &request.assignees),
+        ("reviewers", &request.reviewers),
+    ] {
+        if !list.is_empty() {
+            writeln!(err, "  {what}: {}", list.join(", "))?;
+        }
+    }
+    let flags: Vec<&str> = [
+        (request.draft, "draft"),
+        (request.auto_merge, "auto-merge"),
+        (request.squash, "squash"),
+        (request.remove_source_branch, "remove source branch"),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, name)| *name)
+    .collect();
+    if !flags.is_empty() {
+        writeln!(err, "  options: {}", flags.join(", "))?;
+    }
+    writeln!(err, "  description:")?;
+    for line in request.description.lines() {
+        writeln!(err, "    {line}")?;
+    }
+    Ok(())
+}
+
+/// The merge/pull request after the run: what happened, its number and URL.
+pub fn write_change_request(
+    err: &mut impl Write,
+    outcome: &crate::forge::Outcome,
+) -> std::io::Result<()> {
+    writeln!(
+        err,
+        "{} {} {}: {}",
+        outcome.kind.noun(),
+        outcome.kind.reference(outcome.number),
+        outcome.operation,
+        outcome.url
+    )?;
+    for note in &outcome.notes {
+        writeln!(err, "note: {note}")?;
+    }
+    Ok(())
+}

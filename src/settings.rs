@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::cli::UpdateArgs;
+use crate::cli::{ForgeArg, GitLabTokenType, MergeMethod, UpdateArgs};
 use crate::error::{Failure, Kind};
+use crate::forge::{self, ChangeRequest, Connection, Kind as ForgeKind, TokenHeader};
 use crate::git::hostkey::{Policy, Source};
 use crate::git::{Auth, RemoteUrl, Scheme};
 use crate::secret::Secret;
@@ -73,6 +74,148 @@ pub fn update_spec(args: &UpdateArgs, env: Env<'_>) -> Result<UpdateSpec> {
             ))
         }),
     })
+}
+
+/// What to do about a merge/pull request after the push.
+#[derive(Debug, Clone)]
+pub struct ForgeSpec {
+    /// `None`: open nothing (direct push, `--forge none`, or unknown forge).
+    pub connection: Option<Connection>,
+    /// Why nothing will be opened, when the user may not expect that.
+    pub note: Option<String>,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    /// Options; title, description and branches are filled in after the push.
+    pub request: ChangeRequest,
+}
+
+/// Resolve the merge/pull request options. Runs before anything is cloned,
+/// so a missing token fails fast instead of after a push.
+pub fn forge_spec(args: &UpdateArgs, spec: &UpdateSpec, env: Env<'_>) -> Result<ForgeSpec> {
+    let request = ChangeRequest {
+        labels: args
+            .labels
+            .iter()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect(),
+        assignees: args.assignees.clone(),
+        reviewers: args.reviewers.clone(),
+        draft: args.draft,
+        remove_source_branch: args.remove_source_branch,
+        squash: args.squash,
+        auto_merge: args.auto_merge,
+        merge_method: match args.merge_method {
+            MergeMethod::Merge => "MERGE",
+            MergeMethod::Squash => "SQUASH",
+            MergeMethod::Rebase => "REBASE",
+        }
+        .to_string(),
+        ..ChangeRequest::default()
+    };
+    let mut out = ForgeSpec {
+        connection: None,
+        note: None,
+        title: args.title.clone(),
+        description: args.description.clone(),
+        request,
+    };
+    if spec.direct {
+        return Ok(out);
+    }
+    let kind = match args.forge {
+        Some(ForgeArg::None) => return Ok(out),
+        Some(ForgeArg::Gitlab) => ForgeKind::GitLab,
+        Some(ForgeArg::Github) => ForgeKind::GitHub,
+        None => match forge::detect(&spec.remote, env) {
+            Some(kind) => kind,
+            None => {
+                if spec.remote.scheme != Scheme::Local {
+                    out.note = Some(format!(
+                        "no merge/pull request: cannot tell which forge hosts `{}`; pass --forge gitlab|github (or --forge none)",
+                        spec.remote.host
+                    ));
+                }
+                return Ok(out);
+            }
+        },
+    };
+    let api_url = args
+        .api_url
+        .clone()
+        .unwrap_or_else(|| forge::default_api_url(kind, &spec.remote, env));
+    let project = match args
+        .project
+        .clone()
+        .or_else(|| forge::project_path(&spec.remote))
+    {
+        Some(p) => p,
+        None => {
+            return Err(Failure::new(
+                Kind::Usage,
+                format!("cannot tell the {kind} project from `{}`", spec.remote.url),
+            )
+            .hint("pass --project")
+            .into())
+        }
+    };
+    let mut candidates: Vec<String> = Vec::new();
+    match &args.forge_token_env {
+        Some(var) => candidates.push(var.clone()),
+        None => {
+            candidates.push("TAGBUMP_FORGE_TOKEN".into());
+            match kind {
+                ForgeKind::GitLab => {
+                    candidates.extend(["GITLAB_TOKEN".into(), "CI_JOB_TOKEN".into()])
+                }
+                ForgeKind::GitHub => candidates.extend(["GITHUB_TOKEN".into(), "GH_TOKEN".into()]),
+            }
+        }
+    }
+    let found = candidates
+        .iter()
+        .find_map(|var| env(var).map(|v| (var.clone(), Secret::new(v))));
+    let (var, token) = match (found, &spec.auth.token) {
+        (Some(found), _) => found,
+        (None, Some(git_token)) if args.forge_token_env.is_none() => {
+            ("the git token".to_string(), git_token.clone())
+        }
+        (None, _) if spec.dry_run => {
+            out.note = Some(format!(
+                "dry run: no {kind} token is set; a real run needs one"
+            ));
+            ("none".to_string(), Secret::new(""))
+        }
+        (None, _) => {
+            return Err(Failure::new(
+                Kind::Usage,
+                format!(
+                    "no token to open the {} on {kind}: set {}",
+                    kind.noun(),
+                    candidates.join(" or ")
+                ),
+            )
+            .hint("or pass --forge none to push the branch without opening one")
+            .into())
+        }
+    };
+    let header = match (kind, args.gitlab_token_type) {
+        (ForgeKind::GitHub, _) => TokenHeader::Bearer,
+        (ForgeKind::GitLab, Some(GitLabTokenType::Private)) => TokenHeader::Private,
+        (ForgeKind::GitLab, Some(GitLabTokenType::Job)) => TokenHeader::Job,
+        (ForgeKind::GitLab, Some(GitLabTokenType::Bearer)) => TokenHeader::Bearer,
+        (ForgeKind::GitLab, None) if var == "CI_JOB_TOKEN" => TokenHeader::Job,
+        (ForgeKind::GitLab, None) => TokenHeader::Private,
+    };
+    out.connection = Some(Connection {
+        kind,
+        api_url,
+        project,
+        token,
+        header,
+        timeout: std::time::Duration::from_secs(30),
+    });
+    Ok(out)
 }
 
 /// `Name <email>`.

@@ -364,9 +364,13 @@ pub fn render_message(template: &str, vars: &BTreeMap<&str, String>) -> Result<S
     Ok(out)
 }
 
-/// The commit message: the template (or a default summary), the list of
-/// changes, CI links, and the trailer that marks tagbump's commits.
-pub fn message(spec: &UpdateSpec, plan: &Plan, base: &str, branch: &str) -> Result<String> {
+/// The values behind the `{…}` placeholders of messages, titles and descriptions.
+pub fn template_vars(
+    spec: &UpdateSpec,
+    plan: &Plan,
+    base: &str,
+    branch: &str,
+) -> BTreeMap<&'static str, String> {
     let changed: Vec<&FileEdit> = plan.files.iter().filter(|f| f.changed()).collect();
     let first = changed
         .iter()
@@ -382,13 +386,12 @@ pub fn message(spec: &UpdateSpec, plan: &Plan, base: &str, branch: &str) -> Resu
         })
         .collect();
     let files: Vec<&str> = changed.iter().map(|f| f.path.as_str()).collect();
-    let image = spec.images.first();
-    let mut vars: BTreeMap<&str, String> = BTreeMap::new();
+    let mut vars: BTreeMap<&'static str, String> = BTreeMap::new();
     vars.insert("changes", changes.join("\n"));
     vars.insert("files", files.join(", "));
     vars.insert("branch", branch.to_string());
     vars.insert("base", base.to_string());
-    if let Some(image) = image {
+    if let Some(image) = spec.images.first() {
         vars.insert("image", image.to_string());
         vars.insert("name", image.name());
         vars.insert("new_tag", image.version());
@@ -408,16 +411,35 @@ pub fn message(spec: &UpdateSpec, plan: &Plan, base: &str, branch: &str) -> Resu
     if let Some(url) = &spec.pipeline_url {
         vars.insert("pipeline_url", url.clone());
     }
+    vars
+}
+
+/// The one-line summary used for commits and titles by default.
+pub fn summary(spec: &UpdateSpec, plan: &Plan) -> String {
+    match spec.images.first() {
+        Some(image) => format!("Update {} to {}", image.path, image.version()),
+        None => {
+            let files: Vec<&str> = plan
+                .files
+                .iter()
+                .filter(|f| f.changed())
+                .map(|f| f.path.as_str())
+                .collect();
+            format!("Update {}", files.join(", "))
+        }
+    }
+}
+
+/// The commit message: the template (or a default summary), the list of
+/// changes, CI links, and the trailer that marks tagbump's commits.
+pub fn message(spec: &UpdateSpec, plan: &Plan, base: &str, branch: &str) -> Result<String> {
+    let vars = template_vars(spec, plan, base, branch);
     let body = match &spec.message {
         Some(template) => {
             render_message(template, &vars).map_err(|e| Failure::new(Kind::Usage, e))?
         }
         None => {
-            let summary = match image {
-                Some(image) => format!("Update {} to {}", image.path, image.version()),
-                None => format!("Update {}", files.join(", ")),
-            };
-            let mut text = format!("{summary}\n\n{}\n", changes.join("\n"));
+            let mut text = format!("{}\n\n{}\n", summary(spec, plan), vars["changes"]);
             if let Some(sha) = &spec.source_commit {
                 text.push_str(&format!("\nSource-Commit: {sha}"));
             }
@@ -428,6 +450,44 @@ pub fn message(spec: &UpdateSpec, plan: &Plan, base: &str, branch: &str) -> Resu
         }
     };
     Ok(format!("{}\n\n{TRAILER}\n", body.trim_end()))
+}
+
+/// The default merge/pull request description: a table of the changes, and
+/// links to where they came from.
+pub fn default_description(spec: &UpdateSpec, report: &Report, noun: &str) -> String {
+    let mut text = match spec.images.first() {
+        Some(image) => format!(
+            "tagbump updated `{}` to `{}` on `{}`.\n\n",
+            image.name(),
+            image.version(),
+            report.base
+        ),
+        None => format!("tagbump updated these values on `{}`.\n\n", report.base),
+    };
+    text.push_str("| file | path | old | new |\n|---|---|---|---|\n");
+    for file in report.plan.files.iter().filter(|f| f.changed()) {
+        for o in file.outcomes.iter().filter(|o| o.changed) {
+            text.push_str(&format!(
+                "| `{}` | `{}` | `{}` | `{}` |\n",
+                file.path, o.what, o.old, o.new
+            ));
+        }
+    }
+    let mut links = Vec::new();
+    if let Some(sha) = &spec.source_commit {
+        links.push(format!("source commit `{sha}`"));
+    }
+    if let Some(url) = &spec.pipeline_url {
+        links.push(format!("[pipeline]({url})"));
+    }
+    if !links.is_empty() {
+        text.push_str(&format!("\nFrom {}.\n", links.join(", ")));
+    }
+    text.push_str(&format!(
+        "\n<sub>Opened by tagbump from branch `{}`; running it again with a newer tag updates this {noun}.</sub>\n",
+        report.branch
+    ));
+    text
 }
 
 /// Sleep before retry `attempt` (1-based): exponential from 200 ms, capped

@@ -1,7 +1,9 @@
 //! Integration tests: one binary (faster to link), one module per area.
 
 mod cli;
+mod fake_forge;
 mod fixtures;
+mod forge;
 mod pipeline;
 mod servers;
 mod support;

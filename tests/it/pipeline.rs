@@ -16,7 +16,7 @@ replicas: 2
 
 const OTHER: &str = "image:\n  repository: registry.example.com/team/other\n  tag: \"9.9.9\"\n";
 
-fn files() -> Vec<(&'static str, &'static str)> {
+pub fn files() -> Vec<(&'static str, &'static str)> {
     vec![
         ("apps/app/values.yaml", VALUES),
         ("apps/other/values.yaml", OTHER),

@@ -1,0 +1,353 @@
+//! GitHub pull requests (octocrab), on github.com or GitHub Enterprise.
+//!
+//! Requests go through octocrab's raw calls so that status and `Retry-After`
+//! reach the shared retry loop. An open PR for the same head and base is
+//! updated, never duplicated. Auto-merge is GraphQL's
+//! `enablePullRequestAutoMerge`; a repository that does not allow it gets a
+//! note, not a failure.
+
+use std::collections::BTreeSet;
+
+use anyhow::Result;
+use octocrab::Octocrab;
+use serde_json::{json, Value};
+
+use super::{
+    api_error, parse_retry_after, send_with_retries, ChangeRequest, Connection, Kind, Operation,
+    Outcome, Response,
+};
+use crate::error::{Failure, Kind as ErrorKind};
+
+#[derive(Clone, Copy, Debug)]
+enum Verb {
+    Get,
+    Post,
+    Patch,
+}
+
+impl Verb {
+    fn name(self) -> &'static str {
+        match self {
+            Verb::Get => "GET",
+            Verb::Post => "POST",
+            Verb::Patch => "PATCH",
+        }
+    }
+}
+
+pub struct Client {
+    octocrab: Octocrab,
+    api: String,
+    owner: String,
+    repo: String,
+}
+
+/// GraphQL lives beside REST: `api.github.com/graphql`, or `host/api/graphql`
+/// for Enterprise (whose REST API is `host/api/v3`).
+pub fn graphql_url(api: &str) -> String {
+    match api.strip_suffix("/v3") {
+        Some(base) => format!("{base}/graphql"),
+        None => format!("{api}/graphql"),
+    }
+}
+
+impl Client {
+    pub fn new(conn: &Connection) -> Result<Client> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (owner, repo) = conn.project.split_once('/').ok_or_else(|| {
+            Failure::new(
+                ErrorKind::Usage,
+                format!("`{}` is not OWNER/REPO", conn.project),
+            )
+            .hint("pass --project OWNER/REPO")
+        })?;
+        let api = conn.api_url.trim_end_matches('/').to_string();
+        let octocrab = Octocrab::builder()
+            .base_uri(api.as_str())
+            .map_err(|e| {
+                Failure::new(
+                    ErrorKind::Usage,
+                    format!("invalid GitHub API URL `{api}`: {e}"),
+                )
+            })?
+            .personal_token(conn.token.expose().to_string())
+            .set_connect_timeout(Some(conn.timeout))
+            .set_read_timeout(Some(conn.timeout))
+            .set_write_timeout(Some(conn.timeout))
+            .build()
+            .map_err(|e| {
+                Failure::new(
+                    ErrorKind::Internal,
+                    format!("cannot set up the GitHub client: {e}"),
+                )
+            })?;
+        Ok(Client {
+            octocrab,
+            api,
+            owner: owner.to_string(),
+            repo: repo.trim_end_matches(".git").to_string(),
+        })
+    }
+
+    async fn call(&self, verb: Verb, url: &str, body: Option<&Value>) -> Result<Response> {
+        let what = format!(
+            "GitHub {} {}",
+            verb.name(),
+            url.strip_prefix(&self.api).unwrap_or(url)
+        );
+        send_with_retries(&what, || async move {
+            let result = match verb {
+                Verb::Get => self.octocrab._get(url).await,
+                Verb::Post => self.octocrab._post(url, body).await,
+                Verb::Patch => self.octocrab._patch(url, body).await,
+            };
+            let response = result.map_err(|e| e.to_string())?;
+            let status = response.status().as_u16();
+            let retry_after = parse_retry_after(
+                response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok()),
+            );
+            let body = self
+                .octocrab
+                .body_to_string(response)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Response {
+                status,
+                retry_after,
+                body,
+            })
+        })
+        .await
+    }
+
+    async fn json(&self, verb: Verb, path: &str, body: Option<&Value>) -> Result<Value> {
+        let url = format!("{}{path}", self.api);
+        let response = self.call(verb, &url, body).await?;
+        if !response.ok() {
+            return Err(api_error(
+                Kind::GitHub,
+                &format!("GitHub {} {path}", verb.name()),
+                &response,
+            ));
+        }
+        Ok(response.json())
+    }
+
+    fn repo_path(&self) -> String {
+        format!("/repos/{}/{}", self.owner, self.repo)
+    }
+
+    /// The open PR from `head` into `base`, if any.
+    pub async fn find_open(&self, head: &str, base: &str) -> Result<Option<Value>> {
+        let path = format!(
+            "{}/pulls?state=open&head={}:{}&base={}",
+            self.repo_path(),
+            self.owner,
+            query_escape(head),
+            query_escape(base)
+        );
+        let list = self.json(Verb::Get, &path, None).await?;
+        Ok(list.as_array().and_then(|items| {
+            items
+                .iter()
+                .find(|pr| pr["head"]["ref"] == head && pr["base"]["ref"] == base)
+                .cloned()
+        }))
+    }
+
+    pub async fn open_or_update(&self, request: &ChangeRequest) -> Result<Outcome> {
+        let pulls = format!("{}/pulls", self.repo_path());
+        let (pr, mut operation) = match self
+            .find_open(&request.source_branch, &request.target_branch)
+            .await?
+        {
+            None => {
+                let body = json!({
+                    "title": request.title,
+                    "head": request.source_branch,
+                    "base": request.target_branch,
+                    "body": request.description,
+                    "draft": request.draft,
+                });
+                (
+                    self.json(Verb::Post, &pulls, Some(&body)).await?,
+                    Operation::Created,
+                )
+            }
+            Some(pr) => {
+                let mut body = serde_json::Map::new();
+                if pr["title"] != request.title.as_str() {
+                    body.insert("title".into(), json!(request.title));
+                }
+                if pr["body"].as_str().unwrap_or_default() != request.description {
+                    body.insert("body".into(), json!(request.description));
+                }
+                if body.is_empty() {
+                    (pr, Operation::Unchanged)
+                } else {
+                    let number = pr["number"].as_u64().unwrap_or_default();
+                    let path = format!("{pulls}/{number}");
+                    (
+                        self.json(Verb::Patch, &path, Some(&Value::Object(body)))
+                            .await?,
+                        Operation::Updated,
+                    )
+                }
+            }
+        };
+        let number = pr["number"].as_u64().unwrap_or_default();
+        let issue = format!("{}/issues/{number}", self.repo_path());
+
+        let have: BTreeSet<String> = logins(&pr["labels"], "name");
+        let missing: Vec<&String> = request
+            .labels
+            .iter()
+            .filter(|l| !have.contains(*l))
+            .collect();
+        if !missing.is_empty() {
+            self.json(
+                Verb::Post,
+                &format!("{issue}/labels"),
+                Some(&json!({ "labels": missing })),
+            )
+            .await?;
+            operation = bump(operation);
+        }
+        let have = logins(&pr["assignees"], "login");
+        let missing: Vec<&String> = request
+            .assignees
+            .iter()
+            .filter(|a| !have.contains(*a))
+            .collect();
+        if !missing.is_empty() {
+            self.json(
+                Verb::Post,
+                &format!("{issue}/assignees"),
+                Some(&json!({ "assignees": missing })),
+            )
+            .await?;
+            operation = bump(operation);
+        }
+        let have = logins(&pr["requested_reviewers"], "login");
+        let (teams, users): (Vec<&String>, Vec<&String>) = request
+            .reviewers
+            .iter()
+            .filter(|r| !have.contains(*r))
+            .partition(|r| r.contains('/'));
+        if !teams.is_empty() || !users.is_empty() {
+            let team_slugs: Vec<&str> = teams.iter().filter_map(|t| t.split('/').nth(1)).collect();
+            let body = json!({ "reviewers": users, "team_reviewers": team_slugs });
+            self.json(
+                Verb::Post,
+                &format!("{pulls}/{number}/requested_reviewers"),
+                Some(&body),
+            )
+            .await?;
+            operation = bump(operation);
+        }
+
+        let mut outcome = Outcome {
+            kind: Kind::GitHub,
+            number,
+            url: pr["html_url"].as_str().unwrap_or_default().to_string(),
+            operation,
+            notes: Vec::new(),
+        };
+        if request.auto_merge {
+            if let Some(note) = self.auto_merge(&pr, request).await? {
+                outcome.notes.push(note);
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn auto_merge(&self, pr: &Value, request: &ChangeRequest) -> Result<Option<String>> {
+        let number = pr["number"].as_u64().unwrap_or_default();
+        let Some(id) = pr["node_id"].as_str() else {
+            return Ok(Some(format!(
+                "auto-merge not enabled on #{number}: the API did not return its node id"
+            )));
+        };
+        let query = json!({
+            "query": "mutation($id: ID!, $method: PullRequestMergeMethod!) { \
+                      enablePullRequestAutoMerge(input: {pullRequestId: $id, mergeMethod: $method}) \
+                      { pullRequest { number } } }",
+            "variables": { "id": id, "method": request.merge_method },
+        });
+        let url = graphql_url(&self.api);
+        let response = self.call(Verb::Post, &url, Some(&query)).await?;
+        if !response.ok() {
+            return Err(api_error(
+                Kind::GitHub,
+                "GitHub GraphQL enablePullRequestAutoMerge",
+                &response,
+            ));
+        }
+        let errors = response.json()["errors"].clone();
+        let Some(first) = errors.as_array().and_then(|e| e.first()) else {
+            return Ok(None);
+        };
+        let message = first["message"].as_str().unwrap_or("unknown error");
+        let why = if message.to_lowercase().contains("not allowed") {
+            format!(
+                "the repository does not allow auto-merge ({message}); enable \"Allow auto-merge\" \
+                 in its settings"
+            )
+        } else if message.to_lowercase().contains("clean status") {
+            "it can already be merged (auto-merge needs pending checks or reviews)".to_string()
+        } else {
+            message.to_string()
+        };
+        Ok(Some(format!("auto-merge not enabled on #{number}: {why}")))
+    }
+}
+
+/// Labels, assignees or reviewers changed on an otherwise unchanged PR.
+fn bump(operation: Operation) -> Operation {
+    match operation {
+        Operation::Unchanged => Operation::Updated,
+        other => other,
+    }
+}
+
+fn logins(value: &Value, field: &str) -> BTreeSet<String> {
+    value
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v[field].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn query_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn graphql_urls() {
+        assert_eq!(
+            graphql_url("https://api.github.com"),
+            "https://api.github.com/graphql"
+        );
+        assert_eq!(
+            graphql_url("https://ghe.example.com/api/v3"),
+            "https://ghe.example.com/api/graphql"
+        );
+    }
+}

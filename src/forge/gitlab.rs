@@ -1,0 +1,401 @@
+//! GitLab merge requests over REST v4 (reqwest).
+//!
+//! An open MR for the same source and target branch is updated, never
+//! duplicated (GitLab would refuse a second one with 409 anyway). Auto-merge
+//! uses `auto_merge` on GitLab 17.11+ and `merge_when_pipeline_succeeds`
+//! before; when the version cannot be read both are sent, because a merge
+//! call whose only flag the server ignores would merge at once.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::Result;
+use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::{
+    api_error, parse_retry_after, send_with_retries, ChangeRequest, Connection, Kind, Operation,
+    Outcome, Response, TokenHeader,
+};
+use crate::error::{Failure, Kind as ErrorKind};
+
+/// How long to wait for an MR's pipeline before setting auto-merge, and how
+/// often to ask. Tests shorten it with TAGBUMP_POLL_MS.
+fn poll() -> (u32, Duration) {
+    let ms = std::env::var("TAGBUMP_POLL_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3_000);
+    (10, Duration::from_millis(ms))
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    api: String,
+    /// The project id, or its path URL-encoded (`group%2Frepo`).
+    project: String,
+    auth: (HeaderName, HeaderValue),
+}
+
+/// Percent-encode a project path for the `:id` slot.
+pub fn encode_project(project: &str) -> String {
+    if project.bytes().all(|b| b.is_ascii_digit()) {
+        return project.to_string();
+    }
+    project
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The reqwest client both forges' plain HTTP calls use.
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client> {
+    // One crypto provider for rustls, shared with octocrab's connector.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .user_agent(concat!("tagbump/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Failure::new(ErrorKind::Internal, format!("cannot set up HTTPS: {e}")).into())
+}
+
+impl Client {
+    pub fn new(conn: &Connection) -> Result<Client> {
+        let (name, value) = match conn.header {
+            TokenHeader::Private => (
+                HeaderName::from_static("private-token"),
+                conn.token.expose().to_string(),
+            ),
+            TokenHeader::Job => (
+                HeaderName::from_static("job-token"),
+                conn.token.expose().to_string(),
+            ),
+            TokenHeader::Bearer => (AUTHORIZATION, format!("Bearer {}", conn.token.expose())),
+        };
+        let mut value = HeaderValue::from_str(&value).map_err(|_| {
+            Failure::new(
+                ErrorKind::Usage,
+                "the GitLab token contains characters a header cannot carry",
+            )
+        })?;
+        value.set_sensitive(true);
+        Ok(Client {
+            http: http_client(conn.timeout)?,
+            api: conn.api_url.trim_end_matches('/').to_string(),
+            project: encode_project(&conn.project),
+            auth: (name, value),
+        })
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Response> {
+        let url = format!("{}{path}", self.api);
+        let what = format!("GitLab {method} {path}");
+        send_with_retries(&what, || {
+            let mut request = self
+                .http
+                .request(method.clone(), &url)
+                .header(self.auth.0.clone(), self.auth.1.clone())
+                .query(query);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            async move {
+                let response = request
+                    .send()
+                    .await
+                    .map_err(|e| e.without_url().to_string())?;
+                let status = response.status().as_u16();
+                let retry_after = parse_retry_after(
+                    response
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok()),
+                );
+                let body = response
+                    .text()
+                    .await
+                    .map_err(|e| e.without_url().to_string())?;
+                Ok(Response {
+                    status,
+                    retry_after,
+                    body,
+                })
+            }
+        })
+        .await
+    }
+
+    async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Value> {
+        let response = self.call(method.clone(), path, query, body).await?;
+        if !response.ok() {
+            return Err(api_error(
+                Kind::GitLab,
+                &format!("GitLab {method} {path}"),
+                &response,
+            ));
+        }
+        Ok(response.json())
+    }
+
+    fn mrs(&self) -> String {
+        format!("/projects/{}/merge_requests", self.project)
+    }
+
+    /// The open MR from `source` into `target`, if any.
+    pub async fn find_open(&self, source: &str, target: &str) -> Result<Option<Value>> {
+        let query = [
+            ("state", "opened".to_string()),
+            ("source_branch", source.to_string()),
+            ("target_branch", target.to_string()),
+        ];
+        let list = self.json(Method::GET, &self.mrs(), &query, None).await?;
+        Ok(list.as_array().and_then(|items| {
+            items
+                .iter()
+                .find(|mr| mr["source_branch"] == source && mr["target_branch"] == target)
+                .cloned()
+        }))
+    }
+
+    /// User ids for user names.
+    pub async fn user_ids(&self, names: &[String]) -> Result<Vec<u64>> {
+        let mut ids = Vec::new();
+        for name in names {
+            let name = name.trim_start_matches('@');
+            let users = self
+                .json(
+                    Method::GET,
+                    "/users",
+                    &[("username", name.to_string())],
+                    None,
+                )
+                .await?;
+            match users
+                .as_array()
+                .and_then(|u| u.first())
+                .and_then(|u| u["id"].as_u64())
+            {
+                Some(id) => ids.push(id),
+                None => {
+                    return Err(Failure::new(
+                        ErrorKind::NotFound,
+                        format!("GitLab has no user `{name}`"),
+                    )
+                    .hint("--assignee and --reviewer take GitLab usernames")
+                    .into())
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// `(major, minor)` of the server, when the token may read it.
+    pub async fn version(&self) -> Option<(u32, u32)> {
+        let response = self.call(Method::GET, "/version", &[], None).await.ok()?;
+        let version = response.json()["version"].as_str()?.to_string();
+        let mut parts = version.split(['.', '-']).map(|p| p.parse::<u32>().ok());
+        Some((parts.next()??, parts.next()??))
+    }
+
+    pub async fn open_or_update(&self, request: &ChangeRequest) -> Result<Outcome> {
+        let title = if request.draft && !request.title.starts_with("Draft:") {
+            format!("Draft: {}", request.title)
+        } else {
+            request.title.clone()
+        };
+        let assignee_ids = self.user_ids(&request.assignees).await?;
+        let reviewer_ids = self.user_ids(&request.reviewers).await?;
+        let existing = self
+            .find_open(&request.source_branch, &request.target_branch)
+            .await?;
+        let (mr, operation) = match existing {
+            None => {
+                let mut body = json!({
+                    "source_branch": request.source_branch,
+                    "target_branch": request.target_branch,
+                    "title": title,
+                    "description": request.description,
+                    "remove_source_branch": request.remove_source_branch,
+                    "squash": request.squash,
+                });
+                if !request.labels.is_empty() {
+                    body["labels"] = json!(request.labels);
+                }
+                if !assignee_ids.is_empty() {
+                    body["assignee_ids"] = json!(assignee_ids);
+                }
+                if !reviewer_ids.is_empty() {
+                    body["reviewer_ids"] = json!(reviewer_ids);
+                }
+                (
+                    self.json(Method::POST, &self.mrs(), &[], Some(&body))
+                        .await?,
+                    Operation::Created,
+                )
+            }
+            Some(mr) => {
+                let mut body = serde_json::Map::new();
+                if mr["title"] != title.as_str() {
+                    body.insert("title".into(), json!(title));
+                }
+                if mr["description"].as_str().unwrap_or_default() != request.description {
+                    body.insert("description".into(), json!(request.description));
+                }
+                if !request.labels.is_empty()
+                    && names(&mr["labels"]) != request.labels.iter().cloned().collect()
+                {
+                    body.insert("labels".into(), json!(request.labels));
+                }
+                if !assignee_ids.is_empty()
+                    && ids(&mr["assignees"]) != assignee_ids.iter().copied().collect()
+                {
+                    body.insert("assignee_ids".into(), json!(assignee_ids));
+                }
+                if !reviewer_ids.is_empty()
+                    && ids(&mr["reviewers"]) != reviewer_ids.iter().copied().collect()
+                {
+                    body.insert("reviewer_ids".into(), json!(reviewer_ids));
+                }
+                if body.is_empty() {
+                    (mr, Operation::Unchanged)
+                } else {
+                    let iid = mr["iid"].as_u64().unwrap_or_default();
+                    let path = format!("{}/{iid}", self.mrs());
+                    (
+                        self.json(Method::PUT, &path, &[], Some(&Value::Object(body)))
+                            .await?,
+                        Operation::Updated,
+                    )
+                }
+            }
+        };
+        let number = mr["iid"].as_u64().unwrap_or_default();
+        let mut outcome = Outcome {
+            kind: Kind::GitLab,
+            number,
+            url: mr["web_url"].as_str().unwrap_or_default().to_string(),
+            operation,
+            notes: Vec::new(),
+        };
+        if request.auto_merge {
+            if let Some(note) = self.auto_merge(number, request).await? {
+                outcome.notes.push(note);
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Set auto-merge once the MR has a pipeline. Returns a note when it could
+    /// not be set; that is reported, not fatal (the MR itself is fine).
+    async fn auto_merge(&self, iid: u64, request: &ChangeRequest) -> Result<Option<String>> {
+        let path = format!("{}/{iid}", self.mrs());
+        let (tries, interval) = poll();
+        let mut has_pipeline = false;
+        for attempt in 0..tries {
+            let mr = self.json(Method::GET, &path, &[], None).await?;
+            if !mr["head_pipeline"].is_null() || !mr["pipeline"].is_null() {
+                has_pipeline = true;
+                break;
+            }
+            if attempt + 1 < tries {
+                tokio::time::sleep(interval).await;
+            }
+        }
+        if !has_pipeline {
+            return Ok(Some(format!(
+                "auto-merge not set on !{iid}: it has no pipeline yet, and GitLab would merge it at once"
+            )));
+        }
+        let mut body = match self.version().await {
+            Some(v) if v >= (17, 11) => json!({ "auto_merge": true }),
+            Some(_) => json!({ "merge_when_pipeline_succeeds": true }),
+            None => json!({ "auto_merge": true, "merge_when_pipeline_succeeds": true }),
+        };
+        if request.remove_source_branch {
+            body["should_remove_source_branch"] = json!(true);
+        }
+        if request.squash {
+            body["squash"] = json!(true);
+        }
+        let merge = format!("{path}/merge");
+        let mut last = None;
+        for attempt in 0..tries {
+            let response = self.call(Method::PUT, &merge, &[], Some(&body)).await?;
+            // 405/406/422: the pipeline is not there yet or the MR is not
+            // mergeable yet; worth asking again briefly.
+            if response.ok() {
+                return Ok(None);
+            }
+            if !matches!(response.status, 405 | 406 | 422) {
+                return Err(api_error(
+                    Kind::GitLab,
+                    &format!("GitLab PUT {merge}"),
+                    &response,
+                ));
+            }
+            last = Some(response);
+            if attempt + 1 < tries {
+                tokio::time::sleep(interval).await;
+            }
+        }
+        let why = last.map(|r| {
+            format!(
+                "HTTP {}: {}",
+                r.status,
+                r.body.chars().take(200).collect::<String>()
+            )
+        });
+        Ok(Some(format!(
+            "auto-merge not set on !{iid}: {}",
+            why.unwrap_or_default()
+        )))
+    }
+}
+
+fn names(value: &Value) -> BTreeSet<String> {
+    value
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn ids(value: &Value) -> BTreeSet<u64> {
+    value
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v["id"].as_u64()).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_ids_are_encoded() {
+        assert_eq!(encode_project("team/manifests"), "team%2Fmanifests");
+        assert_eq!(encode_project("g/sub.group/r-1"), "g%2Fsub.group%2Fr-1");
+        assert_eq!(encode_project("12345"), "12345");
+    }
+}

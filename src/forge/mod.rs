@@ -1,0 +1,406 @@
+//! Merge requests (GitLab) and pull requests (GitHub): one [`ChangeRequest`],
+//! opened or, when one is already open for the branch, updated in place.
+//!
+//! Both clients speak through [`send_with_retries`]: timeouts, retries with
+//! backoff on 429 and 5xx honouring `Retry-After`, and errors that carry the
+//! API's own message plus a hint (a 401/403 names the token scope to check).
+
+pub mod github;
+pub mod gitlab;
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::error::{Failure, Kind as ErrorKind};
+use crate::git::{RemoteUrl, Scheme};
+use crate::secret::{scrub, Secret};
+
+/// Which forge hosts the manifest repo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    GitLab,
+    GitHub,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::GitLab => "GitLab",
+            Kind::GitHub => "GitHub",
+        })
+    }
+}
+
+impl Kind {
+    /// "merge request" / "pull request".
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::GitLab => "merge request",
+            Kind::GitHub => "pull request",
+        }
+    }
+
+    /// `!12` / `#12`.
+    pub fn reference(self, number: u64) -> String {
+        match self {
+            Kind::GitLab => format!("!{number}"),
+            Kind::GitHub => format!("#{number}"),
+        }
+    }
+}
+
+/// How the GitLab token is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenHeader {
+    /// `PRIVATE-TOKEN:` (personal, project or group access tokens).
+    Private,
+    /// `JOB-TOKEN:` (CI_JOB_TOKEN).
+    Job,
+    /// `Authorization: Bearer` (OAuth, GitHub tokens).
+    Bearer,
+}
+
+/// Where and as whom to talk to the forge.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub kind: Kind,
+    /// API base: `https://gitlab.example.com/api/v4`, `https://api.github.com`.
+    pub api_url: String,
+    /// GitLab: project path or id. GitHub: `owner/repo`.
+    pub project: String,
+    pub token: Secret,
+    pub header: TokenHeader,
+    pub timeout: Duration,
+}
+
+/// What to open or update.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeRequest {
+    pub title: String,
+    pub description: String,
+    pub source_branch: String,
+    pub target_branch: String,
+    pub labels: Vec<String>,
+    /// User names (GitLab usernames are resolved to ids).
+    pub assignees: Vec<String>,
+    pub reviewers: Vec<String>,
+    pub draft: bool,
+    pub remove_source_branch: bool,
+    pub squash: bool,
+    pub auto_merge: bool,
+    /// GitHub auto-merge method: MERGE, SQUASH or REBASE.
+    pub merge_method: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Operation::Created => "created",
+            Operation::Updated => "updated",
+            Operation::Unchanged => "unchanged",
+        })
+    }
+}
+
+/// The merge or pull request after the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub kind: Kind,
+    pub number: u64,
+    pub url: String,
+    pub operation: Operation,
+    /// Things the user should know (auto-merge not allowed, …).
+    pub notes: Vec<String>,
+}
+
+/// Open the change request, or update the open one for the same branches.
+pub async fn open_or_update(conn: &Connection, request: &ChangeRequest) -> Result<Outcome> {
+    match conn.kind {
+        Kind::GitLab => gitlab::Client::new(conn)?.open_or_update(request).await,
+        Kind::GitHub => github::Client::new(conn)?.open_or_update(request).await,
+    }
+}
+
+/// Which forge a remote is on: `--forge`, else the CI system whose server
+/// hosts the repo, else the host name; `None` when it cannot be told.
+pub fn detect(remote: &RemoteUrl, env: &dyn Fn(&str) -> Option<String>) -> Option<Kind> {
+    if remote.scheme == Scheme::Local || remote.host.is_empty() {
+        return None;
+    }
+    let host = remote.host.to_ascii_lowercase();
+    let host_of = |url: String| {
+        url::Url::parse(&url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+    };
+    if env("GITLAB_CI").is_some()
+        && env("CI_SERVER_HOST").map(|h| h.to_ascii_lowercase()) == Some(host.clone())
+    {
+        return Some(Kind::GitLab);
+    }
+    if env("GITHUB_ACTIONS").is_some()
+        && env("GITHUB_SERVER_URL").and_then(host_of) == Some(host.clone())
+    {
+        return Some(Kind::GitHub);
+    }
+    if host.contains("github") {
+        Some(Kind::GitHub)
+    } else if host.contains("gitlab") {
+        Some(Kind::GitLab)
+    } else {
+        None
+    }
+}
+
+/// The default API base for a forge and remote: the CI system's own when the
+/// job runs on that server, else derived from the host.
+pub fn default_api_url(
+    kind: Kind,
+    remote: &RemoteUrl,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> String {
+    let host = &remote.host;
+    match kind {
+        Kind::GitLab => match env("CI_API_V4_URL") {
+            Some(url) if env("CI_SERVER_HOST").as_deref() == Some(host.as_str()) => url,
+            _ => format!("https://{host}/api/v4"),
+        },
+        Kind::GitHub => match env("GITHUB_API_URL") {
+            Some(url) if env("GITHUB_SERVER_URL").is_some_and(|s| s.contains(host.as_str())) => url,
+            _ if host == "github.com" => "https://api.github.com".into(),
+            _ => format!("https://{host}/api/v3"),
+        },
+    }
+}
+
+/// `group/sub/repo` from the remote URL (no leading `/`, no `.git`).
+pub fn project_path(remote: &RemoteUrl) -> Option<String> {
+    let path = if remote.url.contains("://") {
+        url::Url::parse(&remote.url).ok()?.path().to_string()
+    } else {
+        remote.url.split_once(':')?.1.to_string()
+    };
+    let path = path
+        .trim_matches('/')
+        .trim_end_matches(".git")
+        .trim_end_matches('/');
+    (!path.is_empty()).then(|| path.to_string())
+}
+
+/// A response, reduced to what the clients need.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub retry_after: Option<Duration>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// How many times a request is retried on 429, 5xx or a transport error.
+pub const RETRIES: u32 = 4;
+
+/// Send with retries: 429 and 5xx (and transport errors: timeouts, resets)
+/// are retried after `Retry-After` when the server gives one (at most 60 s),
+/// else after 0.5, 1, 2, 4 s.
+pub async fn send_with_retries<F, Fut>(what: &str, mut send: F) -> Result<Response>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Response, String>>,
+{
+    let mut attempt = 0;
+    loop {
+        let result = send().await;
+        let retryable = match &result {
+            Ok(r) => r.status == 429 || (500..600).contains(&r.status),
+            Err(_) => true,
+        };
+        if !retryable || attempt >= RETRIES {
+            return result.map_err(|e| {
+                Failure::new(ErrorKind::Remote, format!("{what}: {}", scrub(&e)))
+                    .hint(
+                        "check the API URL (--api-url) and that the server is reachable from here",
+                    )
+                    .into()
+            });
+        }
+        let wait = match &result {
+            Ok(r) => r
+                .retry_after
+                .unwrap_or(backoff(attempt))
+                .min(Duration::from_secs(60)),
+            Err(_) => backoff(attempt),
+        };
+        let why = match &result {
+            Ok(r) => format!("HTTP {}", r.status),
+            Err(e) => scrub(e),
+        };
+        eprintln!("{what}: {why}; retrying in {:.1} s", wait.as_secs_f32());
+        tokio::time::sleep(wait).await;
+        attempt += 1;
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(500 << attempt.min(6))
+}
+
+/// `Retry-After`: seconds (HTTP dates are rare on these APIs; they fall back
+/// to the exponential backoff).
+pub fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
+    value?.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// A non-2xx response as an error with the API's message and a hint.
+pub fn api_error(kind: Kind, what: &str, response: &Response) -> anyhow::Error {
+    let json = response.json();
+    let message = ["message", "error", "error_description"]
+        .iter()
+        .find_map(|k| match json.get(k) {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(v) if !v.is_null() => Some(v.to_string()),
+            _ => None,
+        })
+        .unwrap_or_else(|| response.body.chars().take(300).collect());
+    let message = scrub(&message);
+    let (error_kind, hint) = match (response.status, kind) {
+        (401, Kind::GitLab) => (
+            ErrorKind::Auth,
+            "the token was not accepted: check it has not expired and is sent the right way \
+             (a personal/project access token as PRIVATE-TOKEN, CI_JOB_TOKEN as JOB-TOKEN)",
+        ),
+        (403, Kind::GitLab) => (
+            ErrorKind::Auth,
+            "the token lacks permission: it needs the `api` scope and at least the Developer \
+             role on the project (CI_JOB_TOKEN cannot open merge requests; use a project access token)",
+        ),
+        (401, Kind::GitHub) => (ErrorKind::Auth, "the token was not accepted: check it has not expired"),
+        (403, Kind::GitHub) => (
+            ErrorKind::Auth,
+            "the token lacks permission: it needs `pull-requests: write` (and `contents: write`), \
+             or the `repo` scope for a classic token",
+        ),
+        (404, _) => (
+            ErrorKind::NotFound,
+            "check the project path or id (--project) and the API URL (--api-url); a token without \
+             access to a private project also gets 404",
+        ),
+        (429, _) => (ErrorKind::Remote, "rate limited even after retries; try again later"),
+        _ => (ErrorKind::Remote, "see the message from the server"),
+    };
+    Failure::new(
+        error_kind,
+        format!("{what}: HTTP {}: {message}", response.status),
+    )
+    .hint(hint)
+    .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn detection() {
+        let none = env_of(&[]);
+        let r = |u: &str| RemoteUrl::parse(u).unwrap();
+        assert_eq!(
+            detect(&r("git@github.com:o/r.git"), &none),
+            Some(Kind::GitHub)
+        );
+        assert_eq!(
+            detect(&r("https://gitlab.example.com/g/r.git"), &none),
+            Some(Kind::GitLab)
+        );
+        assert_eq!(detect(&r("https://git.example.com/g/r.git"), &none), None);
+        assert_eq!(detect(&r("/srv/r.git"), &none), None);
+        let ci = env_of(&[("GITLAB_CI", "true"), ("CI_SERVER_HOST", "git.example.com")]);
+        assert_eq!(
+            detect(&r("https://git.example.com/g/r.git"), &ci),
+            Some(Kind::GitLab)
+        );
+        let gha = env_of(&[
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_SERVER_URL", "https://ghe.example.com"),
+        ]);
+        assert_eq!(
+            detect(&r("https://ghe.example.com/o/r.git"), &gha),
+            Some(Kind::GitHub)
+        );
+    }
+
+    #[test]
+    fn api_urls_and_projects() {
+        let none = env_of(&[]);
+        let r = |u: &str| RemoteUrl::parse(u).unwrap();
+        assert_eq!(
+            default_api_url(Kind::GitHub, &r("git@github.com:o/r.git"), &none),
+            "https://api.github.com"
+        );
+        assert_eq!(
+            default_api_url(Kind::GitHub, &r("https://ghe.example.com/o/r"), &none),
+            "https://ghe.example.com/api/v3"
+        );
+        assert_eq!(
+            default_api_url(Kind::GitLab, &r("git@gitlab.com:g/r.git"), &none),
+            "https://gitlab.com/api/v4"
+        );
+        let ci = env_of(&[
+            ("CI_API_V4_URL", "https://gl.example.com:8443/api/v4"),
+            ("CI_SERVER_HOST", "gl.example.com"),
+        ]);
+        assert_eq!(
+            default_api_url(Kind::GitLab, &r("https://gl.example.com/g/r.git"), &ci),
+            "https://gl.example.com:8443/api/v4"
+        );
+        assert_eq!(
+            project_path(&r("git@gitlab.com:group/sub/repo.git")).as_deref(),
+            Some("group/sub/repo")
+        );
+        assert_eq!(
+            project_path(&r("ssh://git@h:2222/team/m.git")).as_deref(),
+            Some("team/m")
+        );
+        assert_eq!(
+            project_path(&r("https://github.com/o/r")).as_deref(),
+            Some("o/r")
+        );
+    }
+
+    #[test]
+    fn retry_after() {
+        assert_eq!(parse_retry_after(Some("7")), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")),
+            None
+        );
+        assert_eq!(parse_retry_after(None), None);
+    }
+}

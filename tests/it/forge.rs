@@ -1,0 +1,314 @@
+//! Merge/pull requests end to end: a real git server (sshd) for the push and
+//! the stateful fake forge for the API, through the real binary.
+
+use serde_json::json;
+
+use crate::fake_forge::FakeForge;
+use crate::pipeline::{files, update, Update};
+use crate::servers::SshServer;
+
+const TOKEN: &str = "glpat-FORGECANARY123456";
+
+struct Setup {
+    server: SshServer,
+    url: String,
+    forge: FakeForge,
+}
+
+fn setup(name: &str) -> Option<Setup> {
+    let server = SshServer::start()?;
+    let (_repo, url) = server.repo(name, &files());
+    Some(Setup {
+        server,
+        url,
+        forge: FakeForge::start(TOKEN),
+    })
+}
+
+impl Setup {
+    fn run(&self, forge: &str, tag: &str, extra: &[&str], token_var: &str) -> Update {
+        let api = if forge == "gitlab" {
+            format!("{}/api/v4", self.forge.url)
+        } else {
+            self.forge.url.clone()
+        };
+        let image = format!("registry.example.com/team/app:{tag}");
+        let mut args = vec![
+            "--repo",
+            &self.url,
+            "--image",
+            &image,
+            "--forge",
+            forge,
+            "--api-url",
+            &api,
+            "--project",
+            "team/app-manifests",
+        ];
+        args.extend_from_slice(extra);
+        let env = [
+            ("SSH_PRIVATE_KEY", self.server.key.as_str()),
+            ("SSH_KNOWN_HOSTS", self.server.known_hosts.as_str()),
+            (token_var, TOKEN),
+            ("TAGBUMP_POLL_MS", "50"),
+        ];
+        let u = update(&args, &env);
+        let all = format!("{}{}", u.run.stdout, u.run.stderr);
+        assert!(!all.contains(TOKEN), "the token leaked:\n{all}");
+        u
+    }
+
+    fn assert_token_only_in_headers(&self) {
+        for r in self.forge.requests() {
+            assert!(
+                !r.path.contains(TOKEN) && !r.query.contains(TOKEN),
+                "token in URL: {r:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn gitlab_merge_request_is_created_then_updated_then_left_alone() {
+    let Some(s) = setup("team/mr") else { return };
+    let extra = [
+        "--label",
+        "gitops,bump",
+        "--assignee",
+        "alice",
+        "--reviewer",
+        "bob",
+        "--remove-source-branch",
+    ];
+
+    let first = s.run("gitlab", "1.4.2", &extra, "GITLAB_TOKEN");
+    assert_eq!(first.run.code, 0, "{}", first.run.stderr);
+    let url = format!("{}/team/app-manifests/-/merge_requests/1", s.forge.url);
+    assert!(
+        first
+            .run
+            .stderr
+            .contains(&format!("merge request !1 created: {url}")),
+        "{}",
+        first.run.stderr
+    );
+    let items = s.forge.items();
+    assert_eq!(items.len(), 1);
+    let mr = &items[0];
+    assert_eq!(mr["title"], "Update team/app to 1.4.2");
+    assert_eq!(mr["source_branch"], "tagbump/main/team-app");
+    assert_eq!(mr["target_branch"], "main");
+    assert_eq!(mr["labels"], json!(["gitops", "bump"]));
+    assert_eq!(mr["assignees"].as_array().unwrap().len(), 1);
+    let description = mr["description"].as_str().unwrap();
+    assert!(
+        description.contains("| `apps/app/values.yaml` | `image.tag` | `1.4.1` | `1.4.2` |"),
+        "{description}"
+    );
+    let create = s
+        .forge
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST")
+        .unwrap();
+    assert_eq!(create.header("private-token"), Some(TOKEN));
+    assert_eq!(create.body["remove_source_branch"], json!(true));
+
+    let second = s.run("gitlab", "1.4.3", &extra, "GITLAB_TOKEN");
+    assert_eq!(second.run.code, 0, "{}", second.run.stderr);
+    assert!(
+        second.run.stderr.contains("merge request !1 updated"),
+        "{}",
+        second.run.stderr
+    );
+    assert_eq!(s.forge.items().len(), 1, "no second merge request");
+    assert_eq!(s.forge.items()[0]["title"], "Update team/app to 1.4.3");
+
+    let third = s.run("gitlab", "1.4.3", &extra, "GITLAB_TOKEN");
+    assert_eq!(third.run.code, 0, "{}", third.run.stderr);
+    assert!(
+        third.run.stderr.contains("merge request !1 unchanged"),
+        "{}",
+        third.run.stderr
+    );
+    assert_eq!(s.forge.items().len(), 1);
+    s.assert_token_only_in_headers();
+}
+
+#[test]
+fn gitlab_job_token_and_auto_merge_field_follow_the_server() {
+    let Some(s) = setup("team/automerge") else {
+        return;
+    };
+    let first = s.run("gitlab", "1.4.2", &["--auto-merge"], "CI_JOB_TOKEN");
+    assert_eq!(first.run.code, 0, "{}", first.run.stderr);
+    let merge = s
+        .forge
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/merge"))
+        .expect("merge call");
+    assert_eq!(merge.header("job-token"), Some(TOKEN));
+    assert_eq!(
+        merge.body,
+        json!({"auto_merge": true}),
+        "GitLab 17.11 takes auto_merge"
+    );
+    assert_eq!(s.forge.items()[0]["auto_merge"], json!(true));
+
+    s.forge.state.lock().unwrap().version = "16.9.1".into();
+    let second = s.run("gitlab", "1.4.3", &["--auto-merge"], "CI_JOB_TOKEN");
+    assert_eq!(second.run.code, 0, "{}", second.run.stderr);
+    let merge = s
+        .forge
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.path.ends_with("/merge"))
+        .unwrap();
+    assert_eq!(
+        merge.body,
+        json!({"merge_when_pipeline_succeeds": true}),
+        "older GitLab"
+    );
+}
+
+#[test]
+fn github_pull_request_lifecycle_and_a_refused_auto_merge() {
+    let Some(s) = setup("team/pr") else { return };
+    s.forge.state.lock().unwrap().auto_merge_error =
+        Some("Pull request Auto merge is not allowed for this repository".into());
+    let extra = ["--label", "gitops", "--reviewer", "bob", "--auto-merge"];
+    let first = s.run("github", "1.4.2", &extra, "GITHUB_TOKEN");
+    assert_eq!(first.run.code, 0, "{}", first.run.stderr);
+    assert!(
+        first.run.stderr.contains("pull request #1 created"),
+        "{}",
+        first.run.stderr
+    );
+    assert!(
+        first.run.stderr.contains("does not allow auto-merge"),
+        "{}",
+        first.run.stderr
+    );
+    let pr = &s.forge.items()[0];
+    assert_eq!(pr["head"]["ref"], "tagbump/main/team-app");
+    assert_eq!(pr["labels"], json!([{"name": "gitops"}]));
+    assert_eq!(pr["requested_reviewers"], json!([{"login": "bob"}]));
+    let create = s
+        .forge
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST" && r.path.ends_with("/pulls"))
+        .unwrap();
+    assert_eq!(
+        create.header("authorization"),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+
+    s.forge.state.lock().unwrap().auto_merge_error = None;
+    let second = s.run("github", "1.4.3", &extra, "GITHUB_TOKEN");
+    assert_eq!(second.run.code, 0, "{}", second.run.stderr);
+    assert!(
+        second.run.stderr.contains("pull request #1 updated"),
+        "{}",
+        second.run.stderr
+    );
+    assert_eq!(s.forge.items().len(), 1, "no second pull request");
+    assert_eq!(s.forge.items()[0]["auto_merge"], json!("SQUASH"));
+    s.assert_token_only_in_headers();
+}
+
+#[test]
+fn rate_limits_and_server_errors_are_retried() {
+    let Some(s) = setup("team/retry") else { return };
+    s.forge.state.lock().unwrap().fail_next = vec![429, 502];
+    let u = s.run("gitlab", "1.4.2", &[], "GITLAB_TOKEN");
+    assert_eq!(u.run.code, 0, "{}", u.run.stderr);
+    assert!(
+        u.run.stderr.contains("HTTP 429; retrying in 1.0 s"),
+        "Retry-After honoured: {}",
+        u.run.stderr
+    );
+    assert!(
+        u.run.stderr.contains("HTTP 502; retrying"),
+        "{}",
+        u.run.stderr
+    );
+    assert!(
+        u.run.stderr.contains("merge request !1 created"),
+        "{}",
+        u.run.stderr
+    );
+}
+
+#[test]
+fn a_refused_token_names_the_scope_and_never_prints_it() {
+    let Some(s) = setup("team/denied") else {
+        return;
+    };
+    let u = s.run("gitlab", "1.4.2", &[], "WRONG_VAR_SO_NO_TOKEN_MATCHES");
+    // No token for the forge at all: refused before anything is cloned or pushed.
+    assert_eq!(u.run.code, 2, "{}", u.run.stderr);
+    assert!(
+        u.run
+            .stderr
+            .contains("no token to open the merge request on GitLab"),
+        "{}",
+        u.run.stderr
+    );
+    assert!(s.forge.requests().is_empty());
+
+    let wrong = "glpat-WRONGWRONGWRONG1";
+    let env = [
+        ("SSH_PRIVATE_KEY", s.server.key.as_str()),
+        ("SSH_KNOWN_HOSTS", s.server.known_hosts.as_str()),
+        ("GITLAB_TOKEN", wrong),
+    ];
+    let api = format!("{}/api/v4", s.forge.url);
+    let u = update(
+        &[
+            "--repo",
+            &s.url,
+            "--image",
+            "registry.example.com/team/app:1.4.2",
+            "--forge",
+            "gitlab",
+            "--api-url",
+            &api,
+        ],
+        &env,
+    );
+    assert_eq!(u.run.code, 6, "{}", u.run.stderr);
+    assert!(u.run.stderr.contains("HTTP 401"), "{}", u.run.stderr);
+    assert!(
+        u.run.stderr.contains("hint: the token was not accepted"),
+        "{}",
+        u.run.stderr
+    );
+    assert!(!format!("{}{}", u.run.stdout, u.run.stderr).contains(wrong));
+}
+
+#[test]
+fn a_dry_run_sends_nothing_to_the_forge() {
+    let Some(s) = setup("team/dry") else { return };
+    let u = s.run(
+        "gitlab",
+        "1.4.2",
+        &["--dry-run", "--label", "gitops"],
+        "GITLAB_TOKEN",
+    );
+    assert_eq!(u.run.code, 0, "{}", u.run.stderr);
+    assert!(u.run.stderr.contains("dry run: would open or update the merge request from `tagbump/main/team-app` into `main`"), "{}", u.run.stderr);
+    assert!(
+        u.run.stderr.contains("title: Update team/app to 1.4.2"),
+        "{}",
+        u.run.stderr
+    );
+    assert!(u.run.stderr.contains("labels: gitops"), "{}", u.run.stderr);
+    assert!(
+        s.forge.requests().is_empty(),
+        "sent: {:?}",
+        s.forge.requests()
+    );
+}
