@@ -2,7 +2,8 @@
 # The whole test suite, exactly as CI runs it: formatting, lints, every test.
 # On a fresh Debian machine with Rust it installs what the tests need: git,
 # OpenSSH's server (real sshd for SSH tests), lighttpd with TLS (real smart-HTTP
-# git server), openssl (test CA). Servers are started by the tests themselves,
+# git server), openssl (test CA), curl, and Node.js + Stoplight Prism (contract
+# tests against GitLab's and GitHub's OpenAPI descriptions). Servers are started by the tests themselves,
 # on 127.0.0.1 only, and stopped when each test ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,8 @@ need=()
 command -v git >/dev/null && command -v git-shell >/dev/null || need+=(git)
 command -v openssl >/dev/null || need+=(openssl)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
+command -v curl >/dev/null || need+=(curl)
+command -v npm >/dev/null || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}"
   sudo=""
@@ -23,6 +26,14 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 # Installing lighttpd may start its system service on port 80; the tests use
 # their own instances on free ports, so it is left alone.
+
+# Stoplight Prism serves the vendors' OpenAPI descriptions for the contract tests.
+PRISM=target/tools/prism/node_modules/.bin/prism
+if [ ! -x "$PRISM" ]; then
+  echo "== installing Prism (npm) into target/tools/prism"
+  mkdir -p target/tools/prism
+  npm install --prefix target/tools/prism --no-audit --no-fund --loglevel=error @stoplight/prism-cli@5.14.2 >/dev/null
+fi
 
 if command -v rustup >/dev/null; then
   rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt

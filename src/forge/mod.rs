@@ -272,7 +272,7 @@ pub fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
 /// A non-2xx response as an error with the API's message and a hint.
 pub fn api_error(kind: Kind, what: &str, response: &Response) -> anyhow::Error {
     let json = response.json();
-    let message = ["message", "error", "error_description"]
+    let message = ["message", "error", "error_description", "detail", "title"]
         .iter()
         .find_map(|k| match json.get(k) {
             Some(serde_json::Value::String(s)) => Some(s.clone()),

@@ -1,6 +1,7 @@
 //! Integration tests: one binary (faster to link), one module per area.
 
 mod cli;
+mod contracts;
 mod fake_forge;
 mod fixtures;
 mod forge;

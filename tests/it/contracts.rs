@@ -1,0 +1,276 @@
+//! Contract tests: every request tagbump's forge clients send is checked
+//! against the vendor's own OpenAPI description, served by Stoplight Prism
+//! with request validation on. Prism answers an invalid request with 422 (and
+//! an `sl-violations` header), which the clients turn into an error, so an
+//! invalid request fails the test.
+//!
+//! The descriptions are the trimmed ones in `../shared/recipes/contracts/`
+//! (GitLab's openapi_v2; GitHub's from npm @octokit/openapi). When that folder
+//! is absent the tests say so and skip. Prism is installed by
+//! `scripts/test.sh` (npm) into `target/tools/prism`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tagbump::forge::{self, ChangeRequest, Connection, Kind, Operation, TokenHeader};
+use tagbump::secret::Secret;
+
+use crate::servers::free_port;
+
+fn contracts() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/recipes/contracts");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("SKIPPED contract tests: {} does not exist (the vendors' OpenAPI descriptions live there)", dir.display());
+        None
+    }
+}
+
+fn prism_binary() -> Option<PathBuf> {
+    let path = std::env::var_os("TAGBUMP_PRISM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/prism/node_modules/.bin/prism")
+        });
+    if path.exists() {
+        return Some(path);
+    }
+    let reason = format!(
+        "contract tests: Prism not installed at {} (scripts/test.sh installs it)",
+        path.display()
+    );
+    if std::env::var_os("TAGBUMP_REQUIRE_SERVERS").is_some() || std::env::var_os("CI").is_some() {
+        panic!("{reason}");
+    }
+    eprintln!("SKIPPED {reason}");
+    None
+}
+
+struct Prism {
+    child: Child,
+    url: String,
+}
+
+impl Prism {
+    fn start(spec: &Path) -> Option<Prism> {
+        let binary = prism_binary()?;
+        let port = free_port();
+        let log = tempfile::NamedTempFile::new().expect("log");
+        let child = Command::new(binary)
+            .args(["mock", "--host", "127.0.0.1", "--port", &port.to_string()])
+            .arg(spec)
+            .stdin(Stdio::null())
+            .stdout(log.reopen().expect("log"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prism");
+        let mut prism = Prism {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = prism.child.try_wait() {
+                panic!(
+                    "prism exited with {status}: {}",
+                    std::fs::read_to_string(log.path()).unwrap_or_default()
+                );
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(90),
+                "prism did not start"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Some(prism)
+    }
+}
+
+impl Drop for Prism {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn request(source: &str, target: &str) -> ChangeRequest {
+    ChangeRequest {
+        title: "Update team/app to 1.4.2".into(),
+        description: "| file | path | old | new |\n|---|---|---|---|\n| `values.yaml` | `image.tag` | `1.4.1` | `1.4.2` |\n".into(),
+        source_branch: source.into(),
+        target_branch: target.into(),
+        merge_method: "SQUASH".into(),
+        ..ChangeRequest::default()
+    }
+}
+
+/// A raw request, to read Prism's example data and to prove it validates.
+fn raw(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, String, Option<String>) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-o", "-", "-D", "/dev/stderr", "-X", method, url]);
+    for (k, v) in headers {
+        cmd.args(["-H", &format!("{k}: {v}")]);
+    }
+    if let Some(body) = body {
+        cmd.args(["-H", "Content-Type: application/json", "--data", body]);
+    }
+    let out = cmd.output().expect("curl");
+    let head = String::from_utf8_lossy(&out.stderr).to_string();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let violations = head
+        .lines()
+        .find(|l| l.to_lowercase().starts_with("sl-violations"))
+        .map(str::to_string);
+    (
+        status,
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        violations,
+    )
+}
+
+#[test]
+fn gitlab_requests_match_gitlabs_openapi_description() {
+    let Some(dir) = contracts() else { return };
+    let Some(prism) = Prism::start(&dir.join("gitlab-merge-requests.openapi_v2.trimmed.yaml"))
+    else {
+        return;
+    };
+    let api = format!("{}/api/v4", prism.url);
+    let rt = runtime();
+    for header in [TokenHeader::Private, TokenHeader::Bearer] {
+        let conn = Connection {
+            kind: Kind::GitLab,
+            api_url: api.clone(),
+            project: "team/manifests".into(),
+            token: Secret::new("glpat-contract-test-token"),
+            header,
+            timeout: Duration::from_secs(20),
+        };
+        // List (no match among the examples), then create: both validated.
+        let mut create = request("tagbump/main/team-app", "main");
+        create.labels = vec!["gitops".into(), "bump".into()];
+        create.remove_source_branch = true;
+        create.squash = true;
+        create.draft = true;
+        let outcome = rt
+            .block_on(forge::open_or_update(&conn, &create))
+            .expect("list + create are valid requests");
+        assert_eq!(outcome.operation, Operation::Created);
+
+        // Update: pick the branches of the MR the mock lists, so the client finds it.
+        let (status, body, _) = raw(
+            "GET",
+            &format!("{api}/projects/team%2Fmanifests/merge_requests?state=opened"),
+            &[("PRIVATE-TOKEN", "x")],
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+        let listed: serde_json::Value = serde_json::from_str(&body).expect("json");
+        let first = &listed[0];
+        let mut update = request(
+            first["source_branch"].as_str().unwrap(),
+            first["target_branch"].as_str().unwrap(),
+        );
+        update.labels = vec!["gitops".into()];
+        let outcome = rt
+            .block_on(forge::open_or_update(&conn, &update))
+            .expect("update is a valid request");
+        assert_eq!(outcome.operation, Operation::Updated);
+    }
+
+    // The mock does validate: a create without its required fields is refused.
+    let (status, _, violations) = raw(
+        "POST",
+        &format!("{api}/projects/team%2Fmanifests/merge_requests"),
+        &[("PRIVATE-TOKEN", "x")],
+        Some(r#"{"title": 42}"#),
+    );
+    assert_eq!(status, 422, "an invalid request must be refused");
+    assert!(violations.is_some());
+    // ... and so does the client: an invalid request is an error, not a success.
+    let conn = Connection {
+        kind: Kind::GitLab,
+        api_url: api.clone(),
+        project: "team/manifests".into(),
+        token: Secret::new("glpat-contract-test-token"),
+        header: TokenHeader::Job,
+        timeout: Duration::from_secs(20),
+    };
+    let refused = rt.block_on(forge::open_or_update(&conn, &request("b", "main")));
+    assert!(
+        refused.is_err(),
+        "JOB-TOKEN is not in this description's security schemes: {refused:?}"
+    );
+}
+
+#[test]
+fn github_requests_match_githubs_openapi_description() {
+    let Some(dir) = contracts() else { return };
+    let Some(prism) = Prism::start(&dir.join("github-pulls.trimmed.json")) else {
+        return;
+    };
+    let rt = runtime();
+    let conn = Connection {
+        kind: Kind::GitHub,
+        api_url: prism.url.clone(),
+        project: "octocat/hello-world".into(),
+        token: Secret::new("ghp_contract_test_token"),
+        header: TokenHeader::Bearer,
+        timeout: Duration::from_secs(20),
+    };
+    // List, create, labels, reviewers.
+    let mut create = request("tagbump/main/team-app", "main");
+    create.labels = vec!["gitops".into()];
+    create.reviewers = vec!["octocat".into(), "acme/platform".into()];
+    create.draft = true;
+    let outcome = rt
+        .block_on(forge::open_or_update(&conn, &create))
+        .expect("list + create + labels + reviewers are valid");
+    assert_eq!(outcome.operation, Operation::Created);
+
+    // Update an open PR the mock lists.
+    let (status, body, _) = raw(
+        "GET",
+        &format!("{}/repos/octocat/hello-world/pulls?state=open", prism.url),
+        &[],
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let listed: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let first = &listed[0];
+    let update = request(
+        first["head"]["ref"].as_str().unwrap(),
+        first["base"]["ref"].as_str().unwrap(),
+    );
+    let outcome = rt
+        .block_on(forge::open_or_update(&conn, &update))
+        .expect("update is a valid request");
+    assert_eq!(outcome.operation, Operation::Updated);
+
+    let (status, _, violations) = raw(
+        "POST",
+        &format!("{}/repos/octocat/hello-world/pulls", prism.url),
+        &[],
+        Some(r#"{"title": "no head or base"}"#),
+    );
+    assert_eq!(status, 422, "an invalid request must be refused");
+    assert!(violations.is_some());
+}
