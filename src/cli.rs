@@ -102,14 +102,19 @@ pub struct UpdateArgs {
     #[arg(long, env = "TAGBUMP_MESSAGE", value_name = "TEMPLATE")]
     pub message: Option<String>,
 
-    /// Commit author and committer, as `Name <email>`.
-    #[arg(
-        long,
-        env = "TAGBUMP_AUTHOR",
-        value_name = "NAME <EMAIL>",
-        default_value = "tagbump <tagbump@localhost>"
-    )]
-    pub author: String,
+    /// Commit author and committer, as `Name <email>`. Default: the user who started
+    /// the GitLab pipeline, github-actions[bot] in Actions, else `tagbump <tagbump@localhost>`.
+    #[arg(long, env = "TAGBUMP_AUTHOR", value_name = "NAME <EMAIL>")]
+    pub author: Option<String>,
+
+    /// Result format on stdout: `text` (nothing on stdout but dry-run diffs) or
+    /// `json` (one object, schema in the README; diffs inside it).
+    #[arg(long, env = "TAGBUMP_OUTPUT", value_enum, default_value = "text")]
+    pub output: OutputFormat,
+
+    /// Also write the result as a dotenv file (GitLab `artifacts:reports:dotenv`).
+    #[arg(long, env = "TAGBUMP_DOTENV", value_name = "FILE")]
+    pub dotenv: Option<PathBuf>,
 
     /// How many times to try the push when others push first.
     #[arg(long, env = "TAGBUMP_ATTEMPTS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -270,6 +275,12 @@ pub struct UpdateArgs {
 
     #[command(flatten)]
     pub common: Common,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

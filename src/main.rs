@@ -13,6 +13,11 @@ fn main() -> ExitCode {
             if let Some(hint) = tagbump::error::hint(&err) {
                 eprintln!("hint: {}", tagbump::secret::scrub(hint));
             }
+            // In GitHub Actions, also an annotation on the run's page.
+            if std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true") {
+                let message = tagbump::secret::scrub(&format!("{err:#}"));
+                println!("{}", tagbump::ci::github_error_annotation(&message));
+            }
             ExitCode::from(tagbump::error::kind(&err).exit_code())
         }
     }

@@ -205,3 +205,187 @@ pub fn write_change_request(
     }
     Ok(())
 }
+
+/// The result of `tagbump update`, as `--output json` prints it. Stable:
+/// fields are only ever added (a breaking change bumps `version`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Summary {
+    /// Schema version.
+    pub version: u32,
+    /// Whether this run pushed a commit.
+    pub changed: bool,
+    /// `pushed`, `unchanged` or `dry-run`.
+    pub operation: &'static str,
+    pub repository: String,
+    pub base: String,
+    pub branch: String,
+    /// The commit pushed (or that would be, or that the branch already has).
+    pub commit: Option<String>,
+    /// The base commit the change was made on.
+    pub parent: String,
+    pub attempts: u32,
+    pub files: Vec<FileSummary>,
+    pub skipped: Vec<SkippedFile>,
+    pub notes: Vec<String>,
+    pub change_request: Option<ChangeRequestSummary>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FileSummary {
+    pub path: String,
+    pub changes: Vec<ValueChange>,
+    /// Unified diff of the file (empty when unchanged).
+    pub diff: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ValueChange {
+    /// The YAML path or rule that found the value.
+    pub path: String,
+    pub document: usize,
+    pub line: usize,
+    pub old: String,
+    pub new: String,
+    pub changed: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SkippedFile {
+    pub path: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ChangeRequestSummary {
+    /// `gitlab` or `github`.
+    pub forge: &'static str,
+    pub number: u64,
+    pub url: String,
+    /// `created`, `updated` or `unchanged`.
+    pub operation: String,
+    pub notes: Vec<String>,
+}
+
+impl Summary {
+    pub fn new(
+        report: &crate::update::Report,
+        url: &str,
+        outcome: Option<&crate::forge::Outcome>,
+    ) -> Summary {
+        use crate::update::Operation;
+        Summary {
+            version: 1,
+            changed: report.operation == Operation::Pushed,
+            operation: match report.operation {
+                Operation::Pushed => "pushed",
+                Operation::Unchanged => "unchanged",
+                Operation::DryRun => "dry-run",
+            },
+            repository: url.to_string(),
+            base: report.base.clone(),
+            branch: report.branch.clone(),
+            commit: report.commit.clone(),
+            parent: report.parent.clone(),
+            attempts: report.attempts,
+            files: report
+                .plan
+                .files
+                .iter()
+                .map(|f| FileSummary {
+                    path: f.path.clone(),
+                    changes: f
+                        .outcomes
+                        .iter()
+                        .map(|o| ValueChange {
+                            path: o.what.clone(),
+                            document: o.document,
+                            line: o.line,
+                            old: o.old.clone(),
+                            new: o.new.clone(),
+                            changed: o.changed,
+                        })
+                        .collect(),
+                    diff: if f.changed() { diff(f) } else { String::new() },
+                })
+                .collect(),
+            skipped: report
+                .plan
+                .skipped
+                .iter()
+                .map(|(path, reason)| SkippedFile {
+                    path: path.clone(),
+                    reason: reason.clone(),
+                })
+                .collect(),
+            notes: report.plan.notes.clone(),
+            change_request: outcome.map(|o| ChangeRequestSummary {
+                forge: match o.kind {
+                    crate::forge::Kind::GitLab => "gitlab",
+                    crate::forge::Kind::GitHub => "github",
+                },
+                number: o.number,
+                url: o.url.clone(),
+                operation: o.operation.to_string(),
+                notes: o.notes.clone(),
+            }),
+        }
+    }
+
+    /// The values handed to later CI steps (GitHub outputs, dotenv).
+    pub fn outputs(&self) -> Vec<(&'static str, String)> {
+        let cr = self.change_request.as_ref();
+        vec![
+            ("changed", self.changed.to_string()),
+            ("operation", self.operation.to_string()),
+            ("commit", self.commit.clone().unwrap_or_default()),
+            ("branch", self.branch.clone()),
+            ("base", self.base.clone()),
+            ("pr-url", cr.map(|c| c.url.clone()).unwrap_or_default()),
+            (
+                "pr-number",
+                cr.map(|c| c.number.to_string()).unwrap_or_default(),
+            ),
+            (
+                "pr-operation",
+                cr.map(|c| c.operation.clone()).unwrap_or_default(),
+            ),
+        ]
+    }
+
+    /// The same values as `TAGBUMP_*` variables for a dotenv report.
+    pub fn dotenv(&self) -> Vec<(String, String)> {
+        self.outputs()
+            .into_iter()
+            .map(|(k, v)| (format!("TAGBUMP_{}", k.to_uppercase().replace('-', "_")), v))
+            .collect()
+    }
+
+    /// A markdown table for the GitHub Actions job summary.
+    pub fn markdown(&self) -> String {
+        let mut md = format!("### tagbump: {} on `{}`\n\n", self.operation, self.branch);
+        md.push_str("| file | path | old | new |\n|---|---|---|---|\n");
+        for f in &self.files {
+            for c in f.changes.iter().filter(|c| c.changed) {
+                md.push_str(&format!(
+                    "| `{}` | `{}` | `{}` | `{}` |\n",
+                    f.path, c.path, c.old, c.new
+                ));
+            }
+        }
+        if let Some(commit) = &self.commit {
+            md.push_str(&format!(
+                "\nCommit `{}` on `{}`",
+                &commit[..commit.len().min(12)],
+                self.branch
+            ));
+        }
+        if let Some(cr) = &self.change_request {
+            md.push_str(&format!(
+                " · [{} {}]({}) {}",
+                cr.forge, cr.number, cr.url, cr.operation
+            ));
+        }
+        md.push('\n');
+        md
+    }
+}

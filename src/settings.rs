@@ -37,7 +37,12 @@ pub fn update_spec(args: &UpdateArgs, env: Env<'_>) -> Result<UpdateSpec> {
         return Err(Failure::new(Kind::Usage, "--in only applies to --image").into());
     }
     let remote = RemoteUrl::parse(&args.repo)?;
-    let (author_name, author_email) = parse_author(&args.author)?;
+    let ci = crate::ci::detect(env);
+    let (author_name, author_email) = match (&args.author, &ci.author) {
+        (Some(text), _) => parse_author(text)?,
+        (None, Some(ci_author)) => ci_author.clone(),
+        (None, None) => ("tagbump".to_string(), "tagbump@localhost".to_string()),
+    };
     let auth = auth(args, &remote, env)?;
     let documents = match (args.all, args.document) {
         (true, _) => Documents::All,
@@ -64,15 +69,8 @@ pub fn update_spec(args: &UpdateArgs, env: Env<'_>) -> Result<UpdateSpec> {
         author_name,
         author_email,
         attempts: args.attempts,
-        source_commit: env("CI_COMMIT_SHA").or_else(|| env("GITHUB_SHA")),
-        pipeline_url: env("CI_PIPELINE_URL").or_else(|| {
-            Some(format!(
-                "{}/{}/actions/runs/{}",
-                env("GITHUB_SERVER_URL")?,
-                env("GITHUB_REPOSITORY")?,
-                env("GITHUB_RUN_ID")?
-            ))
-        }),
+        source_commit: ci.commit_sha.clone(),
+        pipeline_url: ci.pipeline_url.clone(),
     })
 }
 
@@ -463,6 +461,7 @@ mod tests {
         let s = update_spec(
             &a,
             &env_of(&[
+                ("GITHUB_ACTIONS", "true"),
                 ("GITHUB_SHA", "abc"),
                 ("GITHUB_SERVER_URL", "https://github.com"),
                 ("GITHUB_REPOSITORY", "o/r"),
@@ -478,6 +477,23 @@ mod tests {
         assert_eq!(
             s.pipeline_url.as_deref(),
             Some("https://github.com/o/r/actions/runs/42")
+        );
+        // Without --author: the user who started the GitLab pipeline, or tagbump.
+        let a = args(&["--repo", "/x.git"]);
+        let gitlab = env_of(&[
+            ("GITLAB_CI", "true"),
+            ("GITLAB_USER_NAME", "Alice"),
+            ("GITLAB_USER_EMAIL", "a@x"),
+        ]);
+        let s = update_spec(&a, &gitlab).unwrap();
+        assert_eq!(
+            (s.author_name.as_str(), s.author_email.as_str()),
+            ("Alice", "a@x")
+        );
+        let s = update_spec(&a, &env_of(&[])).unwrap();
+        assert_eq!(
+            (s.author_name.as_str(), s.author_email.as_str()),
+            ("tagbump", "tagbump@localhost")
         );
         let a = args(&["--repo", "/x.git", "--author", "nobody"]);
         assert!(update_spec(&a, &env_of(&[])).is_err());

@@ -312,3 +312,137 @@ fn a_dry_run_sends_nothing_to_the_forge() {
         s.forge.requests()
     );
 }
+
+/// Replace what differs between runs (SHAs, ports, temp paths) for snapshots.
+fn normalize(text: &str, s: &Setup) -> String {
+    let mut out = text
+        .replace(&s.forge.url, "http://FORGE")
+        .replace(&s.url, "ssh://REPO");
+    let hex = regex_lite::Regex::new(r"\b[0-9a-f]{40}\b").unwrap();
+    out = hex.replace_all(&out, "<sha>").into_owned();
+    let short = regex_lite::Regex::new(r"`[0-9a-f]{12}`").unwrap();
+    short.replace_all(&out, "`<sha>`").into_owned()
+}
+
+#[test]
+fn json_output_github_outputs_and_dotenv() {
+    let Some(s) = setup("team/outputs") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (out_file, summary_file, dotenv) = (
+        dir.path().join("out"),
+        dir.path().join("summary"),
+        dir.path().join("tagbump.env"),
+    );
+    let api = format!("{}/api/v4", s.forge.url);
+    let env = [
+        ("SSH_PRIVATE_KEY", s.server.key.as_str()),
+        ("SSH_KNOWN_HOSTS", s.server.known_hosts.as_str()),
+        ("GITLAB_TOKEN", TOKEN),
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_OUTPUT", out_file.to_str().unwrap()),
+        ("GITHUB_STEP_SUMMARY", summary_file.to_str().unwrap()),
+    ];
+    let u = update(
+        &[
+            "--repo",
+            &s.url,
+            "--image",
+            "registry.example.com/team/app:1.4.2",
+            "--forge",
+            "gitlab",
+            "--api-url",
+            &api,
+            "--project",
+            "team/app-manifests",
+            "--output",
+            "json",
+            "--dotenv",
+            dotenv.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert_eq!(u.run.code, 0, "{}", u.run.stderr);
+    let json = normalize(&u.run.stdout, &s);
+    let expected = r#"{
+  "version": 1,
+  "changed": true,
+  "operation": "pushed",
+  "repository": "ssh://REPO",
+  "base": "main",
+  "branch": "tagbump/main/team-app",
+  "commit": "<sha>",
+  "parent": "<sha>",
+  "attempts": 1,
+  "files": [
+    {
+      "path": "apps/app/values.yaml",
+      "changes": [
+        {
+          "path": "image.tag",
+          "document": 0,
+          "line": 4,
+          "old": "1.4.1",
+          "new": "1.4.2",
+          "changed": true
+        }
+      ],
+      "diff": "--- a/apps/app/values.yaml\n+++ b/apps/app/values.yaml\n@@ -1,5 +1,5 @@\n # Values for team/app.\n image:\n   repository: registry.example.com/team/app\n-  tag: \"1.4.1\"   # written by CI\n+  tag: \"1.4.2\"   # written by CI\n replicas: 2\n"
+    }
+  ],
+  "skipped": [],
+  "notes": [],
+  "change_request": {
+    "forge": "gitlab",
+    "number": 1,
+    "url": "http://FORGE/team/app-manifests/-/merge_requests/1",
+    "operation": "created",
+    "notes": []
+  }
+}
+"#;
+    assert_eq!(json, expected);
+
+    let outputs = normalize(&std::fs::read_to_string(&out_file).unwrap(), &s);
+    assert_eq!(
+        outputs,
+        "changed=true\noperation=pushed\ncommit=<sha>\nbranch=tagbump/main/team-app\nbase=main\n\
+         pr-url=http://FORGE/team/app-manifests/-/merge_requests/1\npr-number=1\npr-operation=created\n"
+    );
+    let summary = normalize(&std::fs::read_to_string(&summary_file).unwrap(), &s);
+    assert_eq!(
+        summary,
+        "### tagbump: pushed on `tagbump/main/team-app`\n\n| file | path | old | new |\n|---|---|---|---|\n\
+         | `apps/app/values.yaml` | `image.tag` | `1.4.1` | `1.4.2` |\n\nCommit `<sha>` on `tagbump/main/team-app` \
+         · [gitlab 1](http://FORGE/team/app-manifests/-/merge_requests/1) created\n"
+    );
+    let env_file = normalize(&std::fs::read_to_string(&dotenv).unwrap(), &s);
+    assert_eq!(
+        env_file,
+        "TAGBUMP_CHANGED=true\nTAGBUMP_OPERATION=pushed\nTAGBUMP_COMMIT=<sha>\nTAGBUMP_BRANCH=tagbump/main/team-app\n\
+         TAGBUMP_BASE=main\nTAGBUMP_PR_URL=http://FORGE/team/app-manifests/-/merge_requests/1\nTAGBUMP_PR_NUMBER=1\n\
+         TAGBUMP_PR_OPERATION=created\n"
+    );
+
+    // A failure in GitHub Actions is also an ::error:: annotation on stdout.
+    let u = update(
+        &[
+            "--repo",
+            &s.url,
+            "--image",
+            "registry.example.com/team/nope:1",
+            "--forge",
+            "none",
+        ],
+        &env,
+    );
+    assert_eq!(u.run.code, 4, "{}", u.run.stderr);
+    assert!(
+        u.run
+            .stdout
+            .starts_with("::error title=tagbump::no reference to `registry.example.com/team/nope`"),
+        "{}",
+        u.run.stdout
+    );
+}
