@@ -77,6 +77,11 @@ pub struct UpdateArgs {
     #[arg(long = "set", value_name = "FILE:PATH=VALUE", value_parser = crate::update::parse_file_set)]
     pub sets: Vec<crate::update::FileSet>,
 
+    /// Copy the value at FROM_FILE:PATH (as it is on the base) to TO_FILE:PATH, e.g.
+    /// `envs/staging/values.yaml:image.tag=envs/prod/values.yaml:image.tag`. Repeatable.
+    #[arg(long = "promote", value_name = "FROM_FILE:PATH=TO_FILE:PATH", value_parser = crate::update::parse_promotion)]
+    pub promotions: Vec<crate::update::Promotion>,
+
     /// Update every reference to this image (name with tag and/or digest). Repeatable.
     #[arg(long = "image", value_name = "NEWREF", value_parser = parse_new_image)]
     pub images: Vec<ImageRef>,

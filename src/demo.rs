@@ -64,6 +64,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         direct: false,
         dry_run: false,
         sets: Vec::new(),
+        promotions: Vec::new(),
         documents: Documents::One,
         images: vec![ImageRef::parse(IMAGE)?],
         dirs: Vec::new(),

@@ -26,10 +26,10 @@ pub fn process_env(name: &str) -> Option<String> {
 
 /// Resolve `tagbump update`'s arguments.
 pub fn update_spec(args: &UpdateArgs, env: Env<'_>) -> Result<UpdateSpec> {
-    if args.images.is_empty() && args.sets.is_empty() {
+    if args.images.is_empty() && args.sets.is_empty() && args.promotions.is_empty() {
         return Err(Failure::new(
             Kind::Usage,
-            "nothing to update: pass --image NEWREF and/or --set FILE:PATH=VALUE",
+            "nothing to update: pass --image NEWREF, --set FILE:PATH=VALUE or --promote FROM=TO",
         )
         .into());
     }
@@ -57,6 +57,7 @@ pub fn update_spec(args: &UpdateArgs, env: Env<'_>) -> Result<UpdateSpec> {
         direct: args.direct,
         dry_run: args.common.dry_run,
         sets: args.sets.clone(),
+        promotions: args.promotions.clone(),
         documents,
         images: args.images.clone(),
         dirs: args

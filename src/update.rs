@@ -43,6 +43,55 @@ pub fn parse_file_set(text: &str) -> Result<FileSet, String> {
     })
 }
 
+/// One `--promote FROM_FILE:PATH=TO_FILE:PATH`: copy a (tested) value.
+#[derive(Debug, Clone)]
+pub struct Promotion {
+    pub from_file: String,
+    pub from: crate::yaml::Path,
+    pub to_file: String,
+    pub to: crate::yaml::Path,
+}
+
+/// Parse `FROM_FILE:PATH=TO_FILE:PATH`.
+pub fn parse_promotion(text: &str) -> Result<Promotion, String> {
+    let usage = || {
+        format!(
+            "`{text}` is not FROM_FILE:PATH=TO_FILE:PATH; write e.g. \
+             `envs/staging/values.yaml:image.tag=envs/prod/values.yaml:image.tag`"
+        )
+    };
+    let mut depth = 0usize;
+    let split = text.char_indices().find(|&(_, c)| {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        c == '=' && depth == 0
+    });
+    let (from, to) = match split {
+        Some((i, _)) => (&text[..i], &text[i + 1..]),
+        None => return Err(usage()),
+    };
+    let side = |s: &str| -> Result<(String, crate::yaml::Path), String> {
+        let (file, path) = s.split_once(':').ok_or_else(usage)?;
+        if file.is_empty() {
+            return Err(usage());
+        }
+        Ok((
+            file.trim_start_matches("./").to_string(),
+            crate::yaml::Path::parse(path).map_err(|e| e.to_string())?,
+        ))
+    };
+    let ((from_file, from), (to_file, to)) = (side(from)?, side(to)?);
+    Ok(Promotion {
+        from_file,
+        from,
+        to_file,
+        to,
+    })
+}
+
 /// Everything one update needs, resolved from flags and environment.
 #[derive(Debug, Clone)]
 pub struct UpdateSpec {
@@ -56,6 +105,7 @@ pub struct UpdateSpec {
     pub direct: bool,
     pub dry_run: bool,
     pub sets: Vec<FileSet>,
+    pub promotions: Vec<Promotion>,
     pub documents: Documents,
     pub images: Vec<ImageRef>,
     /// Where image scans look (relative to the repo root); empty = everywhere.
@@ -115,18 +165,28 @@ pub fn branch_name(base: &str, spec: &UpdateSpec) -> String {
                 .join("-")
         })
         .collect();
-    if !spec.sets.is_empty() {
+    if !spec.sets.is_empty() || !spec.promotions.is_empty() {
         let mut keys: Vec<String> = spec
             .sets
             .iter()
             .map(|s| format!("{}:{}", s.file, s.assignment.path))
+            .chain(
+                spec.promotions
+                    .iter()
+                    .map(|p| format!("{}:{}<-{}:{}", p.to_file, p.to, p.from_file, p.from)),
+            )
             .collect();
         keys.sort();
-        let stem = spec.sets[0]
-            .file
+        let first_file = spec
+            .sets
+            .first()
+            .map(|s| s.file.as_str())
+            .or(spec.promotions.first().map(|p| p.to_file.as_str()))
+            .unwrap_or("update");
+        let stem = first_file
             .rsplit('/')
             .nth(1)
-            .unwrap_or(spec.sets[0].file.as_str())
+            .unwrap_or(first_file)
             .to_string();
         parts.push(format!(
             "{stem}-{:08x}",
@@ -272,6 +332,18 @@ pub fn plan_on(session: &Session, commit: Oid, spec: &UpdateSpec) -> Result<Plan
             .or_default()
             .push(set.assignment.clone());
     }
+    // Promotions read the value as it is on the base: the tested one, not
+    // one this run may be writing at the same time.
+    for promotion in &spec.promotions {
+        let value = promoted_value(session, commit, promotion)?;
+        by_file
+            .entry(promotion.to_file.as_str())
+            .or_default()
+            .push(Assignment {
+                path: promotion.to.clone(),
+                value,
+            });
+    }
     for (path, assignments) in by_file {
         let text = match layers.text(path) {
             Some(text) => text.clone(),
@@ -293,6 +365,51 @@ pub fn plan_on(session: &Session, commit: Oid, spec: &UpdateSpec) -> Result<Plan
 
     plan.files = layers.into_files();
     Ok(plan)
+}
+
+/// The scalar at a promotion's source, which must be exactly one value.
+fn promoted_value(session: &Session, commit: Oid, p: &Promotion) -> Result<String> {
+    let text = session.read_file(commit, &p.from_file)?.ok_or_else(|| {
+        Failure::new(
+            Kind::NotFound,
+            format!("`{}` does not exist in the repository", p.from_file),
+        )
+        .hint("--promote takes FROM_FILE:PATH=TO_FILE:PATH, files relative to the repository root")
+    })?;
+    let fail = |error| {
+        Failure::from(target::FileError {
+            path: p.from_file.clone(),
+            error,
+        })
+    };
+    let stream = crate::yaml::Stream::parse(&text).map_err(fail)?;
+    let found = stream.resolve(&p.from, None).map_err(fail)?;
+    match found.as_slice() {
+        [one] => match one.node.as_scalar() {
+            Some(scalar) if !scalar.empty => Ok(scalar.value.clone()),
+            _ => Err(Failure::new(
+                Kind::Input,
+                format!(
+                    "{}:{}: `{}` is a {}, not a value to promote",
+                    p.from_file,
+                    one.node.line,
+                    p.from,
+                    one.node.describe()
+                ),
+            )
+            .into()),
+        },
+        many => Err(Failure::new(
+            Kind::Input,
+            format!(
+                "{}: `{}` matches in {} documents; promote from a path that names one value",
+                p.from_file,
+                p.from,
+                many.len()
+            ),
+        )
+        .into()),
+    }
 }
 
 fn describe_dirs(dirs: &[String]) -> String {
@@ -677,6 +794,7 @@ mod tests {
             direct: false,
             dry_run: false,
             sets: vec![],
+            promotions: vec![],
             documents: Documents::One,
             images: vec![],
             dirs: vec![],
@@ -704,6 +822,24 @@ mod tests {
         assert_eq!(branch_name("release/1.x", &s), a);
         assert!(a.starts_with("tagbump/release/1.x/web-"), "{a}");
         assert_eq!(sanitize("a b..c/.d"), "a-b-c/-d");
+    }
+
+    #[test]
+    fn promotions_parse() {
+        let p =
+            parse_promotion("envs/staging/values.yaml:image.tag=envs/prod/values.yaml:image.tag")
+                .unwrap();
+        assert_eq!(
+            (p.from_file.as_str(), p.to_file.as_str()),
+            ("envs/staging/values.yaml", "envs/prod/values.yaml")
+        );
+        let p = parse_promotion("a.yaml:c[name=x].image=b.yaml:c[name=y].image").unwrap();
+        assert_eq!(p.from.to_string(), "c[name=x].image");
+        assert_eq!(p.to.to_string(), "c[name=y].image");
+        assert!(parse_promotion("a.yaml:x")
+            .unwrap_err()
+            .contains("FROM_FILE:PATH=TO_FILE:PATH"));
+        assert!(parse_promotion("a.yaml:x=y").is_err());
     }
 
     #[test]

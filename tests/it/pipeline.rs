@@ -699,3 +699,63 @@ fn secrets_never_leak() {
         runs[5].run.stderr
     );
 }
+
+#[test]
+fn promotion_copies_the_tested_value_in_the_same_commit() {
+    let Some(server) = SshServer::start() else {
+        return;
+    };
+    let staging =
+        "image:\n  repository: registry.example.com/team/app\n  tag: \"2.0.0\" # tested\n";
+    let prod = "image:\n  repository: registry.example.com/team/app\n  tag: 1.9.0 # promoted from staging\n";
+    let (repo, url) = server.repo(
+        "team/promote",
+        &[
+            ("envs/staging/values.yaml", staging),
+            ("envs/prod/values.yaml", prod),
+        ],
+    );
+    let env = ssh_env(&server);
+    let u = update(
+        &[
+            "--repo",
+            &url,
+            "--direct",
+            "--promote",
+            "envs/staging/values.yaml:image.tag=envs/prod/values.yaml:image.tag",
+            "--set",
+            "envs/staging/values.yaml:image.tag=2.1.0",
+        ],
+        &with(&env),
+    );
+    assert_eq!(u.run.code, 0, "{}", u.run.stderr);
+    assert_eq!(repo.count("main"), 2, "one commit for both edits");
+    // Prod gets the value staging had (tested), not the one this run writes.
+    assert_eq!(
+        repo.show("main:envs/prod/values.yaml"),
+        prod.replace("1.9.0", "2.0.0")
+    );
+    assert_eq!(
+        repo.show("main:envs/staging/values.yaml"),
+        staging.replace("2.0.0", "2.1.0")
+    );
+
+    let refs = repo.git(&["for-each-ref"]);
+    let bad = update(
+        &[
+            "--repo",
+            &url,
+            "--direct",
+            "--promote",
+            "envs/staging/values.yaml:image=envs/prod/values.yaml:image.tag",
+        ],
+        &with(&env),
+    );
+    assert_failed(
+        &bad,
+        3,
+        "`image` is a mapping, not a value to promote",
+        &repo,
+        &refs,
+    );
+}
