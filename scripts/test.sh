@@ -2,8 +2,9 @@
 # The whole test suite, exactly as CI runs it: formatting, lints, every test.
 # On a fresh Debian machine with Rust it installs what the tests need: git,
 # OpenSSH's server (real sshd for SSH tests), lighttpd with TLS (real smart-HTTP
-# git server), openssl (test CA), curl, and Node.js + Stoplight Prism (contract
-# tests against GitLab's and GitHub's OpenAPI descriptions). Servers are started by the tests themselves,
+# git server), openssl (test CA), curl, Node.js + Stoplight Prism (contract
+# tests against GitLab's and GitHub's OpenAPI descriptions), and in a Python venv
+# check-jsonschema and gitlab-emulator (CI files). Servers are started by the tests themselves,
 # on 127.0.0.1 only, and stopped when each test ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,18 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 # Installing lighttpd may start its system service on port 80; the tests use
 # their own instances on free ports, so it is left alone.
+
+# check-jsonschema validates action.yml / .gitlab-ci.yml / the component against
+# the published schemas (bundled, offline); gitlab-emulator runs the example job.
+PY=target/tools/py
+if [ ! -x "$PY/bin/gle" ] || [ ! -x "$PY/bin/check-jsonschema" ]; then
+  echo "== installing check-jsonschema and gitlab-emulator (pip) into $PY"
+  python3 -m venv "$PY" 2>/dev/null || {
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
+    rm -rf "$PY"; python3 -m venv "$PY"; }
+  "$PY/bin/pip" install -q --disable-pip-version-check check-jsonschema==0.39.0 gitlab-emulator==16.3.4
+fi
 
 # Stoplight Prism serves the vendors' OpenAPI descriptions for the contract tests.
 PRISM=target/tools/prism/node_modules/.bin/prism

@@ -26,6 +26,15 @@ pub enum Command {
     Set(SetArgs),
     Image(ImageArgs),
     Demo(DemoArgs),
+    Completions(CompletionsArgs),
+    Man,
+}
+
+/// Print a shell completion script, e.g. `tagbump completions bash > /etc/bash_completion.d/tagbump`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// Clone a manifest repo, update it, commit, and push a review branch (or the base).

@@ -26,6 +26,18 @@ pub fn run(cli: cli::Cli) -> Result<()> {
         cli::Command::Set(args) => local::set(&args),
         cli::Command::Image(args) => local::image(&args),
         cli::Command::Demo(args) => demo::run(&args),
+        cli::Command::Completions(args) => {
+            use clap::CommandFactory;
+            let mut command = cli::Cli::command();
+            clap_complete::generate(args.shell, &mut command, "tagbump", &mut std::io::stdout());
+            Ok(())
+        }
+        cli::Command::Man => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(cli::Cli::command())
+                .render(&mut std::io::stdout())
+                .context("cannot write the man page")
+        }
     }
 }
 

@@ -13,12 +13,48 @@ pub fn diff(edit: &FileEdit) -> String {
         .to_string()
 }
 
-/// Print every changed file's diff to `out`.
+/// Print every changed file's diff to `out`, in colour when stdout is a
+/// terminal and NO_COLOR is not set.
 pub fn write_diffs(out: &mut impl Write, plan: &Plan) -> std::io::Result<()> {
+    let colour = use_colour();
     for edit in plan.files.iter().filter(|f| f.changed()) {
-        out.write_all(diff(edit).as_bytes())?;
+        let text = diff(edit);
+        if colour {
+            out.write_all(colourize(&text).as_bytes())?;
+        } else {
+            out.write_all(text.as_bytes())?;
+        }
     }
     out.flush()
+}
+
+fn use_colour() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+}
+
+/// ANSI colours for a unified diff: headers bold, hunks cyan, - red, + green.
+pub fn colourize(diff: &str) -> String {
+    diff.split_inclusive('\n')
+        .map(|line| {
+            let code = if line.starts_with("+++") || line.starts_with("---") {
+                "1"
+            } else if line.starts_with("@@") {
+                "36"
+            } else if line.starts_with('+') {
+                "32"
+            } else if line.starts_with('-') {
+                "31"
+            } else {
+                return line.to_string();
+            };
+            let (body, end) = match line.strip_suffix('\n') {
+                Some(body) => (body, "\n"),
+                None => (line, ""),
+            };
+            format!("\x1b[{code}m{body}\x1b[0m{end}")
+        })
+        .collect()
 }
 
 /// One line per value found, then what was skipped and any notes.
@@ -387,5 +423,17 @@ impl Summary {
         }
         md.push('\n');
         md
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn diffs_are_coloured_line_by_line() {
+        let plain = "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n c\n";
+        assert_eq!(
+            super::colourize(plain),
+            "\x1b[1m--- a/x\x1b[0m\n\x1b[1m+++ b/x\x1b[0m\n\x1b[36m@@ -1 +1 @@\x1b[0m\n\x1b[31m-a\x1b[0m\n\x1b[32m+b\x1b[0m\n c\n"
+        );
     }
 }

@@ -5,6 +5,7 @@ mod contracts;
 mod fake_forge;
 mod fixtures;
 mod forge;
+mod packaging;
 mod pipeline;
 mod servers;
 mod support;
