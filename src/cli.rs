@@ -28,6 +28,8 @@ pub enum Command {
     Demo(DemoArgs),
     Completions(CompletionsArgs),
     Man,
+    /// Print the JSON Schema of the config file (.tagbump.yaml).
+    ConfigSchema,
 }
 
 /// Print a shell completion script, e.g. `tagbump completions bash > /etc/bash_completion.d/tagbump`.
@@ -56,12 +58,21 @@ pub struct CompletionsArgs {
 ///   tagbump update --repo https://github.com/acme/deploy.git --direct \
 ///       --set clusters/prod/app.yaml:spec.values.image.tag=1.4.2
 ///   tagbump update --repo ... --image ghcr.io/acme/app:2.0.0 --dry-run
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 #[command(verbatim_doc_comment)]
 pub struct UpdateArgs {
     /// The manifest repository: ssh://, git@host:path, https:// or a local path.
+    /// Required here, in TAGBUMP_REPO, or as `repo:` in the config file.
     #[arg(long, env = "TAGBUMP_REPO", value_name = "URL")]
-    pub repo: String,
+    pub repo: Option<String>,
+
+    /// Config file. Default: .tagbump.yaml in the working directory, when present.
+    #[arg(long, env = "TAGBUMP_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Use the targets of this environment from the config file.
+    #[arg(long = "env", env = "TAGBUMP_ENV", value_name = "NAME")]
+    pub environment: Option<String>,
 
     /// The branch to start from (and to push to with --direct). Default: the
     /// remote's default branch.
@@ -269,14 +280,9 @@ pub struct UpdateArgs {
     #[arg(long, help_heading = "Merge/pull request")]
     pub auto_merge: bool,
 
-    /// GitHub auto-merge method.
-    #[arg(
-        long,
-        value_enum,
-        default_value = "squash",
-        help_heading = "Merge/pull request"
-    )]
-    pub merge_method: MergeMethod,
+    /// GitHub auto-merge method. Default: squash.
+    #[arg(long, value_enum, help_heading = "Merge/pull request")]
+    pub merge_method: Option<MergeMethod>,
 
     /// Environment variable holding the API token. Default: TAGBUMP_FORGE_TOKEN,
     /// then GITLAB_TOKEN or GITHUB_TOKEN/GH_TOKEN, then the git token's variable.
@@ -393,7 +399,7 @@ pub struct ImageArgs {
     pub common: Common,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct Common {
     /// Print a unified diff of what would change and write nothing.
     #[arg(long, short = 'n')]

@@ -4,6 +4,7 @@
 
 pub mod ci;
 pub mod cli;
+pub mod config;
 pub mod demo;
 pub mod error;
 pub mod forge;
@@ -32,6 +33,10 @@ pub fn run(cli: cli::Cli) -> Result<()> {
             clap_complete::generate(args.shell, &mut command, "tagbump", &mut std::io::stdout());
             Ok(())
         }
+        cli::Command::ConfigSchema => {
+            println!("{}", config::schema());
+            Ok(())
+        }
         cli::Command::Man => {
             use clap::CommandFactory;
             clap_mangen::Man::new(cli::Cli::command())
@@ -45,6 +50,20 @@ pub fn run(cli: cli::Cli) -> Result<()> {
 /// results for later CI steps.
 fn update_command(args: &cli::UpdateArgs) -> Result<()> {
     let env = settings::process_env;
+    let mut args = args.clone();
+    let environment = args.environment.clone();
+    match config::load(args.config.as_deref())? {
+        Some((path, config)) => config::apply(&mut args, &config, &path, environment.as_deref())?,
+        None if args.environment.is_some() => {
+            return Err(
+                error::Failure::new(error::Kind::Usage, "--env needs a config file")
+                    .hint("create .tagbump.yaml with `environments:`, or pass --config")
+                    .into(),
+            )
+        }
+        None => {}
+    }
+    let args = &args;
     let spec = settings::update_spec(args, &env)?;
     let forge_spec = settings::forge_spec(args, &spec, &env)?;
     let report = update::run(&spec)?;

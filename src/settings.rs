@@ -36,7 +36,14 @@ pub fn update_spec(args: &UpdateArgs, env: Env<'_>) -> Result<UpdateSpec> {
     if !args.dirs.is_empty() && args.images.is_empty() {
         return Err(Failure::new(Kind::Usage, "--in only applies to --image").into());
     }
-    let remote = RemoteUrl::parse(&args.repo)?;
+    let Some(repo) = &args.repo else {
+        return Err(
+            Failure::new(Kind::Usage, "no manifest repository: pass --repo URL")
+                .hint("or set TAGBUMP_REPO, or `repo:` in .tagbump.yaml")
+                .into(),
+        );
+    };
+    let remote = RemoteUrl::parse(repo)?;
     let ci = crate::ci::detect(env);
     let (author_name, author_email) = match (&args.author, &ci.author) {
         (Some(text), _) => parse_author(text)?,
@@ -104,7 +111,7 @@ pub fn forge_spec(args: &UpdateArgs, spec: &UpdateSpec, env: Env<'_>) -> Result<
         remove_source_branch: args.remove_source_branch,
         squash: args.squash,
         auto_merge: args.auto_merge,
-        merge_method: match args.merge_method {
+        merge_method: match args.merge_method.unwrap_or(MergeMethod::Squash) {
             MergeMethod::Merge => "MERGE",
             MergeMethod::Squash => "SQUASH",
             MergeMethod::Rebase => "REBASE",

@@ -446,3 +446,87 @@ fn json_output_github_outputs_and_dotenv() {
         u.run.stdout
     );
 }
+
+#[test]
+fn a_config_file_supplies_repo_targets_and_merge_request_defaults() {
+    let Some(s) = setup("team/config") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(
+        work.path().join(".tagbump.yaml"),
+        format!(
+            "# yaml-language-server: $schema=tagbump.schema.json\n\
+             repo: {url}\n\
+             environments:\n  staging:\n    in: [apps/app]\n    labels: [staging]\n  prod:\n    direct: true\n\
+             merge_request:\n  forge: gitlab\n  api_url: {api}\n  project: team/config\n  labels: [gitops]\n",
+            url = s.url,
+            api = format!("{}/api/v4", s.forge.url)
+        ),
+    )
+    .unwrap();
+    let env = [
+        ("SSH_PRIVATE_KEY", s.server.key.as_str()),
+        ("SSH_KNOWN_HOSTS", s.server.known_hosts.as_str()),
+        ("GITLAB_TOKEN", TOKEN),
+    ];
+    let u = crate::pipeline::update_in(
+        work.path(),
+        &[
+            "--image",
+            "registry.example.com/team/app:1.4.2",
+            "--env",
+            "staging",
+        ],
+        &env,
+    );
+    assert_eq!(u.run.code, 0, "{}", u.run.stderr);
+    assert_eq!(s.forge.items()[0]["labels"], json!(["gitops", "staging"]));
+    // A flag wins over the config file.
+    let u = crate::pipeline::update_in(
+        work.path(),
+        &[
+            "--image",
+            "registry.example.com/team/app:1.4.3",
+            "--env",
+            "staging",
+            "--label",
+            "urgent",
+        ],
+        &env,
+    );
+    assert_eq!(u.run.code, 0, "{}", u.run.stderr);
+    assert_eq!(s.forge.items()[0]["labels"], json!(["urgent"]));
+    // An unknown environment is a usage error naming the known ones.
+    let u = crate::pipeline::update_in(
+        work.path(),
+        &[
+            "--image",
+            "registry.example.com/team/app:1.4.3",
+            "--env",
+            "qa",
+        ],
+        &env,
+    );
+    assert_eq!(u.run.code, 2, "{}", u.run.stderr);
+    assert!(
+        u.run
+            .stderr
+            .contains("no environment `qa` (environments: prod, staging)"),
+        "{}",
+        u.run.stderr
+    );
+}
+
+#[test]
+fn the_committed_config_schema_is_current() {
+    let committed = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tagbump.schema.json"),
+    )
+    .unwrap();
+    assert_eq!(
+        committed.trim_end(),
+        tagbump::config::schema().trim_end(),
+        "run `tagbump config-schema > tagbump.schema.json`"
+    );
+}

@@ -33,6 +33,11 @@ pub struct Update {
 }
 
 pub fn update(args: &[&str], env: &[(&str, &str)]) -> Update {
+    update_in(&std::env::temp_dir(), args, env)
+}
+
+/// [`update`], run in `dir` (where a `.tagbump.yaml` may be).
+pub fn update_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Update {
     let tmp = tempfile::tempdir().expect("temp");
     let home = tempfile::tempdir().expect("home");
     let out = Command::new(crate::support::bin())
@@ -42,6 +47,7 @@ pub fn update(args: &[&str], env: &[(&str, &str)]) -> Update {
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", home.path())
         .env("TMPDIR", tmp.path())
+        .current_dir(dir)
         .envs(env.iter().copied())
         .output()
         .expect("run tagbump");

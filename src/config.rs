@@ -1,0 +1,425 @@
+//! The config file: `.tagbump.yaml` in the working directory, or `--config`.
+//!
+//! It holds what stays the same from run to run (the manifest repo, where a
+//! service lives in it, per-environment targets, merge request defaults), so
+//! the CI job only passes what changes: `--image`. It sits between the
+//! `TAGBUMP_*` variables and the CI defaults: flag > variable > config > CI.
+//! Unknown keys are errors that name the key and its line, and
+//! `tagbump config-schema` prints a JSON Schema generated from these types
+//! for editors.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::cli::{ForgeArg, MergeMethod, UpdateArgs};
+use crate::error::{Failure, Kind};
+use crate::update::{parse_file_set, parse_promotion};
+
+pub const DEFAULT_FILE: &str = ".tagbump.yaml";
+
+/// tagbump's config file.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The manifest repository: ssh://, git@host:path, https:// or a local path.
+    pub repo: Option<String>,
+    /// The branch to start from. Default: the remote's default branch.
+    pub base: Option<String>,
+    /// The review branch to push. Default: derived from the targets.
+    pub branch: Option<String>,
+    /// Push straight to the base branch.
+    pub direct: Option<bool>,
+    /// Targets used when no `--env` is given.
+    #[serde(default)]
+    pub targets: Targets,
+    /// Named environments (`--env NAME`), each with its own targets and overrides.
+    #[serde(default)]
+    pub environments: BTreeMap<String, Environment>,
+    #[serde(default)]
+    pub commit: CommitConfig,
+    #[serde(default)]
+    pub merge_request: MergeRequestConfig,
+}
+
+/// What to change.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Targets {
+    /// Where `--image` looks, relative to the repository root.
+    #[serde(default, rename = "in")]
+    pub dirs: Vec<String>,
+    /// Explicit edits.
+    #[serde(default)]
+    pub set: Vec<SetTarget>,
+    /// Copy a tested value from one file/path to another.
+    #[serde(default)]
+    pub promote: Vec<Promote>,
+    /// Also set `appVersion` in the Chart.yaml of charts using the image.
+    pub app_version: Option<bool>,
+}
+
+/// One explicit edit.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetTarget {
+    /// File, relative to the repository root.
+    pub file: String,
+    /// YAML path in it, e.g. `image.tag` or `spec.template.spec.containers[name=app].image`.
+    pub path: String,
+    /// The value. Default: the tag (and/or digest) of `--image`.
+    pub value: Option<String>,
+}
+
+/// One promotion: `FILE:PATH` to `FILE:PATH`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Promote {
+    pub from: String,
+    pub to: String,
+}
+
+/// A named environment.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    pub base: Option<String>,
+    pub branch: Option<String>,
+    pub direct: Option<bool>,
+    #[serde(default, rename = "in")]
+    pub dirs: Vec<String>,
+    #[serde(default)]
+    pub set: Vec<SetTarget>,
+    #[serde(default)]
+    pub promote: Vec<Promote>,
+    pub app_version: Option<bool>,
+    /// Labels added to the merge request for this environment.
+    #[serde(default)]
+    pub labels: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommitConfig {
+    /// Message template (placeholders as for `--message`).
+    pub message: Option<String>,
+    /// `Name <email>`.
+    pub author: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeRequestConfig {
+    /// `gitlab`, `github` or `none`. Default: detected.
+    pub forge: Option<ForgeName>,
+    pub api_url: Option<String>,
+    pub project: Option<String>,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    #[serde(default)]
+    pub assignees: Vec<String>,
+    #[serde(default)]
+    pub reviewers: Vec<String>,
+    pub draft: Option<bool>,
+    pub squash: Option<bool>,
+    pub remove_source_branch: Option<bool>,
+    pub auto_merge: Option<bool>,
+    /// GitHub auto-merge method.
+    pub merge_method: Option<MergeMethodName>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ForgeName {
+    Gitlab,
+    Github,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MergeMethodName {
+    Merge,
+    Squash,
+    Rebase,
+}
+
+/// The JSON Schema of the config file, for editors (`# yaml-language-server: $schema=…`).
+pub fn schema() -> String {
+    let schema = schemars::schema_for!(Config);
+    serde_json::to_string_pretty(&schema).unwrap_or_default()
+}
+
+/// Parse config text; `name` is used in messages.
+pub fn parse(name: &str, text: &str) -> Result<Config> {
+    serde_norway::from_str::<Option<Config>>(text)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| {
+            let place = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
+            let message = e.to_string();
+            // serde_norway appends " at line L column C"; the prefix says it already.
+            let message = match message.find(" at line ") {
+                Some(i) => message[..i].to_string(),
+                None => message,
+            };
+            Failure::new(Kind::Input, format!("{name}{place}: {message}"))
+                .hint("the keys are listed in the README (Config file) and in `tagbump config-schema`")
+                .into()
+        })
+}
+
+/// The config file to use: `--config`, else `.tagbump.yaml` when present.
+pub fn load(explicit: Option<&Path>) -> Result<Option<(PathBuf, Config)>> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let default = PathBuf::from(DEFAULT_FILE);
+            if !default.is_file() {
+                return Ok(None);
+            }
+            default
+        }
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Failure::new(Kind::Io, format!("cannot read {}: {e}", path.display())))?;
+    let config = parse(&path.display().to_string(), &text)?;
+    Ok(Some((path, config)))
+}
+
+/// Fill what flags and `TAGBUMP_*` variables left unset from the config, and
+/// the environment `env_name` within it.
+pub fn apply(
+    args: &mut UpdateArgs,
+    config: &Config,
+    file: &Path,
+    env_name: Option<&str>,
+) -> Result<()> {
+    let environment = match env_name {
+        Some(name) => Some(config.environments.get(name).ok_or_else(|| {
+            let known: Vec<&str> = config.environments.keys().map(String::as_str).collect();
+            Failure::new(
+                Kind::Usage,
+                format!(
+                    "{}: no environment `{name}` (environments: {})",
+                    file.display(),
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            )
+        })?),
+        None => None,
+    };
+    fill(&mut args.repo, &config.repo);
+    fill(
+        &mut args.base,
+        &environment
+            .and_then(|e| e.base.clone())
+            .or_else(|| config.base.clone()),
+    );
+    fill(
+        &mut args.branch,
+        &environment
+            .and_then(|e| e.branch.clone())
+            .or_else(|| config.branch.clone()),
+    );
+    args.direct |= environment
+        .and_then(|e| e.direct)
+        .or(config.direct)
+        .unwrap_or(false);
+    fill(&mut args.message, &config.commit.message);
+    fill(&mut args.author, &config.commit.author);
+
+    let (dirs, sets, promotes, app_version) = match environment {
+        Some(e) => (&e.dirs, &e.set, &e.promote, e.app_version),
+        None => (
+            &config.targets.dirs,
+            &config.targets.set,
+            &config.targets.promote,
+            config.targets.app_version,
+        ),
+    };
+    if args.dirs.is_empty() {
+        args.dirs = dirs.clone();
+    }
+    args.app_version |= app_version.unwrap_or(false);
+    if args.sets.is_empty() {
+        let default_value = args.images.first().map(|i| i.version());
+        for set in sets {
+            let value = match (&set.value, &default_value) {
+                (Some(v), _) => v.clone(),
+                (None, Some(v)) => v.clone(),
+                (None, None) => {
+                    return Err(Failure::new(
+                        Kind::Usage,
+                        format!(
+                            "{}: `set` for {}:{} has no `value`, and no --image gives one",
+                            file.display(),
+                            set.file,
+                            set.path
+                        ),
+                    )
+                    .into())
+                }
+            };
+            let parsed = parse_file_set(&format!("{}:{}={value}", set.file, set.path))
+                .map_err(|e| Failure::new(Kind::Input, format!("{}: {e}", file.display())))?;
+            args.sets.push(parsed);
+        }
+    }
+    if args.promotions.is_empty() {
+        for p in promotes {
+            let parsed = parse_promotion(&format!("{}={}", p.from, p.to))
+                .map_err(|e| Failure::new(Kind::Input, format!("{}: {e}", file.display())))?;
+            args.promotions.push(parsed);
+        }
+    }
+
+    let mr = &config.merge_request;
+    if args.forge.is_none() {
+        args.forge = mr.forge.map(|f| match f {
+            ForgeName::Gitlab => ForgeArg::Gitlab,
+            ForgeName::Github => ForgeArg::Github,
+            ForgeName::None => ForgeArg::None,
+        });
+    }
+    fill(&mut args.api_url, &mr.api_url);
+    fill(&mut args.project, &mr.project);
+    fill(&mut args.title, &mr.title);
+    fill(&mut args.description, &mr.description);
+    if args.labels.is_empty() {
+        args.labels = mr.labels.clone();
+        args.labels
+            .extend(environment.map(|e| e.labels.clone()).unwrap_or_default());
+    }
+    if args.assignees.is_empty() {
+        args.assignees = mr.assignees.clone();
+    }
+    if args.reviewers.is_empty() {
+        args.reviewers = mr.reviewers.clone();
+    }
+    args.draft |= mr.draft.unwrap_or(false);
+    args.squash |= mr.squash.unwrap_or(false);
+    args.remove_source_branch |= mr.remove_source_branch.unwrap_or(false);
+    args.auto_merge |= mr.auto_merge.unwrap_or(false);
+    if args.merge_method.is_none() {
+        args.merge_method = mr.merge_method.map(|m| match m {
+            MergeMethodName::Merge => MergeMethod::Merge,
+            MergeMethodName::Squash => MergeMethod::Squash,
+            MergeMethodName::Rebase => MergeMethod::Rebase,
+        });
+    }
+    Ok(())
+}
+
+fn fill(slot: &mut Option<String>, value: &Option<String>) {
+    if slot.is_none() {
+        slot.clone_from(value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(text: &str) -> String {
+        format!("{:#}", parse(".tagbump.yaml", text).unwrap_err())
+    }
+
+    #[test]
+    fn a_full_config_parses() {
+        let text = "\
+repo: git@gitlab.example.com:team/manifests.git
+base: main
+targets:
+  in: [apps/payments]
+environments:
+  staging:
+    in: [envs/staging]
+    labels: [staging]
+  prod:
+    promote:
+      - from: envs/staging/values.yaml:image.tag
+        to: envs/prod/values.yaml:image.tag
+    set:
+      - file: envs/prod/Chart.yaml
+        path: appVersion
+commit:
+  author: CI Bot <ci@example.com>
+merge_request:
+  labels: [gitops]
+  reviewers: [alice]
+  auto_merge: true
+  merge_method: squash
+  forge: gitlab
+";
+        let c = parse(".tagbump.yaml", text).unwrap();
+        assert_eq!(c.targets.dirs, ["apps/payments"]);
+        assert_eq!(
+            c.environments["prod"].promote[0].to,
+            "envs/prod/values.yaml:image.tag"
+        );
+        assert_eq!(c.merge_request.labels, ["gitops"]);
+    }
+
+    #[test]
+    fn errors_name_the_key_and_line() {
+        assert_eq!(
+            error("repo: x\nmerge_request:\n  labelz: [a]\n"),
+            ".tagbump.yaml:3:3: merge_request: unknown field `labelz`, expected one of `forge`, `api_url`, \
+             `project`, `title`, `description`, `labels`, `assignees`, `reviewers`, `draft`, `squash`, \
+             `remove_source_branch`, `auto_merge`, `merge_method`"
+        );
+        assert_eq!(
+            error("repos: x\n"),
+            ".tagbump.yaml:1:1: unknown field `repos`, expected one of `repo`, `base`, `branch`, `direct`, \
+             `targets`, `environments`, `commit`, `merge_request`"
+        );
+        assert_eq!(
+            error("direct: maybe\n"),
+            ".tagbump.yaml:1:9: direct: invalid type: string \"maybe\", expected a boolean"
+        );
+        assert_eq!(
+            error("merge_request:\n  forge: bitbucket\n"),
+            ".tagbump.yaml:2:10: merge_request.forge: unknown variant `bitbucket`, expected one of `gitlab`, `github`, `none`"
+        );
+        assert_eq!(
+            error("environments:\n  prod:\n    set:\n      - file: a.yaml\n"),
+            ".tagbump.yaml:4:9: environments.prod.set[0]: missing field `path`"
+        );
+    }
+
+    #[test]
+    fn an_empty_file_is_an_empty_config() {
+        assert!(parse(".tagbump.yaml", "").unwrap().repo.is_none());
+        assert!(parse(".tagbump.yaml", "# only comments\n")
+            .unwrap()
+            .repo
+            .is_none());
+    }
+
+    #[test]
+    fn the_schema_names_every_key() {
+        let schema = schema();
+        for key in [
+            "repo",
+            "environments",
+            "merge_request",
+            "auto_merge",
+            "promote",
+            "app_version",
+        ] {
+            assert!(
+                schema.contains(&format!("\"{key}\"")),
+                "{key} missing from the schema"
+            );
+        }
+    }
+}
