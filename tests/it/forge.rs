@@ -453,6 +453,7 @@ fn a_config_file_supplies_repo_targets_and_merge_request_defaults() {
         return;
     };
     let work = tempfile::tempdir().unwrap();
+    let api = format!("{}/api/v4", s.forge.url);
     std::fs::write(
         work.path().join(".tagbump.yaml"),
         format!(
@@ -461,7 +462,6 @@ fn a_config_file_supplies_repo_targets_and_merge_request_defaults() {
              environments:\n  staging:\n    in: [apps/app]\n    labels: [staging]\n  prod:\n    direct: true\n\
              merge_request:\n  forge: gitlab\n  api_url: {api}\n  project: team/config\n  labels: [gitops]\n",
             url = s.url,
-            api = format!("{}/api/v4", s.forge.url)
         ),
     )
     .unwrap();
