@@ -125,14 +125,7 @@ pub fn write_dotenv(path: &PathBuf, pairs: &[(&str, String)]) -> std::io::Result
 mod tests {
     use super::*;
 
-    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        }
-    }
+    use crate::testing::env_of;
 
     /// The variables a GitLab 17 job really has (values from a sample job).
     const GITLAB: &[(&str, &str)] = &[

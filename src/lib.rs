@@ -153,3 +153,18 @@ fn change_request(
     output::write_change_request(&mut std::io::stderr().lock(), &outcome)?;
     Ok(Some(outcome))
 }
+
+#[cfg(test)]
+mod testing {
+    /// An environment made of fixed pairs, for settings and CI detection tests.
+    pub fn env_of(
+        pairs: &'static [(&'static str, &'static str)],
+    ) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+}
