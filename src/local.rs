@@ -150,10 +150,10 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
             .file_type()
             .map_err(|e| io_failure(&path, "cannot read", &e))?;
         if kind.is_dir() {
-            if !name.starts_with('.') {
+            if target::is_scanned_dir(&name) {
                 walk(&path, found)?;
             }
-        } else if name.ends_with(".yaml") || name.ends_with(".yml") {
+        } else if target::is_yaml_name(&name) {
             found.push(path);
         }
     }

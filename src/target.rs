@@ -13,6 +13,17 @@ use crate::yaml::{
     self, edit_for, Documents, Editor, Node, NodeKind, Outcome, Path, Segment, YamlError,
 };
 
+/// Which files an image scan reads in a directory: `*.yaml` and `*.yml`.
+/// The same rule holds on disk (`tagbump image`) and in a git tree (`update`).
+pub fn is_yaml_name(name: &str) -> bool {
+    name.ends_with(".yaml") || name.ends_with(".yml")
+}
+
+/// Whether a scan descends into a directory: hidden ones (`.git`, `.github`) are skipped.
+pub fn is_scanned_dir(name: &str) -> bool {
+    !name.starts_with('.')
+}
+
 /// A file's path (relative, `/`-separated) and text.
 #[derive(Debug, Clone)]
 pub struct SourceFile {

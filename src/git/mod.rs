@@ -476,13 +476,13 @@ impl Session {
         let mut blobs = Vec::new();
         tree.walk(TreeWalkMode::PreOrder, |parent, entry| {
             let name = entry.name().unwrap_or_default();
-            if entry.kind() == Some(ObjectType::Tree) && name.starts_with('.') {
+            if entry.kind() == Some(ObjectType::Tree) && !crate::target::is_scanned_dir(name) {
                 return TreeWalkResult::Skip;
             }
             let mode = entry.filemode();
             let is_blob =
                 mode == i32::from(FileMode::Blob) || mode == i32::from(FileMode::BlobExecutable);
-            if is_blob && (name.ends_with(".yaml") || name.ends_with(".yml")) {
+            if is_blob && crate::target::is_yaml_name(name) {
                 let prefix = if dir.is_empty() {
                     String::new()
                 } else {
