@@ -13,8 +13,8 @@ use octocrab::Octocrab;
 use serde_json::{json, Value};
 
 use super::{
-    api_error, parse_retry_after, send_with_retries, ChangeRequest, Connection, Kind, Operation,
-    Outcome, Response,
+    api_error, retry_after, send_with_retries, ChangeRequest, Connection, Kind, Operation, Outcome,
+    Response,
 };
 use crate::error::{Failure, Kind as ErrorKind};
 
@@ -103,12 +103,7 @@ impl Client {
             };
             let response = result.map_err(|e| e.to_string())?;
             let status = response.status().as_u16();
-            let retry_after = parse_retry_after(
-                response
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok()),
-            );
+            let retry_after = retry_after(response.headers());
             let body = self
                 .octocrab
                 .body_to_string(response)

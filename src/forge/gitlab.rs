@@ -15,8 +15,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::{
-    api_error, parse_retry_after, send_with_retries, ChangeRequest, Connection, Kind, Operation,
-    Outcome, Response, TokenHeader,
+    api_error, retry_after, send_with_retries, ChangeRequest, Connection, Kind, Operation, Outcome,
+    Response, TokenHeader,
 };
 use crate::error::{Failure, Kind as ErrorKind};
 
@@ -117,12 +117,7 @@ impl Client {
                     .await
                     .map_err(|e| e.without_url().to_string())?;
                 let status = response.status().as_u16();
-                let retry_after = parse_retry_after(
-                    response
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok()),
-                );
+                let retry_after = retry_after(response.headers());
                 let body = response
                     .text()
                     .await

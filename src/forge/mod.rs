@@ -269,6 +269,12 @@ pub fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
     value?.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
+/// `Retry-After` from a response's headers (reqwest's and octocrab's are the
+/// same `http` type).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    parse_retry_after(headers.get("retry-after").and_then(|v| v.to_str().ok()))
+}
+
 /// A non-2xx response as an error with the API's message and a hint.
 pub fn api_error(kind: Kind, what: &str, response: &Response) -> anyhow::Error {
     let json = response.json();
