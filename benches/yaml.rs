@@ -1,12 +1,32 @@
 //! Locate + edit on large inputs: a ~10 MB multi-document manifest stream and
-//! a 6,000-line commented Helm values file. `cargo bench --bench yaml`.
+//! a 6,000-line commented Helm values file, and what the guard (the re-parse
+//! and comparison before every write) costs of that. `cargo bench --bench yaml`.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use tagbump::image::ImageRef;
 use tagbump::target::{plan_image, ImageUpdate, SourceFile};
-use tagbump::yaml::{set, Documents, Path};
+use tagbump::yaml::{guard, set, Documents, Editor, Path, Stream};
+
+/// The guard alone, for an edit of `path` to `value` in `src`.
+fn guard_only(
+    c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: String,
+    src: &str,
+    path: &Path,
+    value: &str,
+    documents: Documents,
+) {
+    let mut editor = Editor::new(src).unwrap();
+    editor.set(path, value, documents).unwrap();
+    let splices = editor.splices().to_vec();
+    let new = editor.finish().unwrap();
+    let stream = Stream::parse(src).unwrap();
+    c.bench_function(name, |b| {
+        b.iter(|| guard::check(black_box(&stream), black_box(&new), &splices).unwrap())
+    });
+}
 
 /// ~10 MB of Deployments, each with comments, labels and two containers.
 fn multi_document() -> String {
@@ -54,6 +74,23 @@ fn benches(c: &mut Criterion) {
             })
         },
     );
+    guard_only(
+        &mut group,
+        "guard of that edit".into(),
+        &big,
+        &path,
+        "registry.example.com/team/svc:9.9.9",
+        Documents::Index(docs - 1),
+    );
+    let label = Path::parse("metadata.name").unwrap();
+    guard_only(
+        &mut group,
+        format!("guard of an edit in all {docs} documents"),
+        &big,
+        &label,
+        "renamed",
+        Documents::All,
+    );
     let files = [SourceFile {
         path: "all.yaml".into(),
         text: big.clone(),
@@ -74,6 +111,14 @@ fn benches(c: &mut Criterion) {
     group.bench_function(format!("set in {lines}-line Helm values"), |b| {
         b.iter(|| set(black_box(&values), &tag, "3.0.0", Documents::One).unwrap())
     });
+    guard_only(
+        &mut group,
+        format!("guard of that edit ({lines} lines)"),
+        &values,
+        &tag,
+        "3.0.0",
+        Documents::One,
+    );
     group.finish();
 }
 

@@ -80,7 +80,8 @@ pub struct UpdateArgs {
     pub base: Option<String>,
 
     /// The review branch to push. Default: derived from the targets, e.g.
-    /// `tagbump/main/team-app`, so a re-run updates the same branch.
+    /// `tagbump/main/team-app-d3545c89` (a hash of the whole targets), so a
+    /// re-run updates the same branch and other targets get their own.
     #[arg(
         long,
         env = "TAGBUMP_BRANCH",
@@ -121,6 +122,11 @@ pub struct UpdateArgs {
     /// With --set in a multi-document file, edit only document N (0-based).
     #[arg(long, value_name = "N")]
     pub document: Option<usize>,
+
+    /// Let --set write an empty value. Without it `image.tag=` (typically an
+    /// unset CI variable) is refused.
+    #[arg(long)]
+    pub allow_empty: bool,
 
     /// Commit message template. Placeholders: {image} {name} {old_tag} {new_tag}
     /// {files} {changes} {branch} {base} {source_commit} {pipeline_url}.
@@ -363,6 +369,11 @@ pub struct SetArgs {
     /// In a multi-document file, edit only document N (0-based).
     #[arg(long, value_name = "N")]
     pub document: Option<usize>,
+
+    /// Allow an empty VALUE. Without it `image.tag=` (typically an unset CI
+    /// variable) is refused.
+    #[arg(long)]
+    pub allow_empty: bool,
 
     #[command(flatten)]
     pub common: Common,

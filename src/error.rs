@@ -91,6 +91,11 @@ impl From<FileError> for Failure {
             YamlErrorKind::Ambiguous | YamlErrorKind::NotEditable | YamlErrorKind::BadValue => {
                 (Kind::Input, "nothing was written")
             }
+            YamlErrorKind::Internal => (
+                Kind::Internal,
+                "please report it with this file (or a copy cut down to the failing part) \
+                 and the command line; the file was left as it was",
+            ),
         };
         Failure::new(kind, err.to_string()).hint(hint)
     }

@@ -19,6 +19,11 @@ use crate::yaml::Documents;
 
 pub fn set(args: &SetArgs) -> Result<()> {
     let path = &args.file;
+    if !args.allow_empty {
+        if let Some(a) = args.assignments.iter().find(|a| a.value.is_empty()) {
+            return Err(target::empty_value_refused(&a.path.to_string()).into());
+        }
+    }
     let text = read_text(path)?;
     let file = SourceFile {
         path: display(path),
@@ -31,6 +36,7 @@ pub fn set(args: &SetArgs) -> Result<()> {
     };
     let edit = target::plan_set(&file, &args.assignments, documents).map_err(Failure::from)?;
     let plan = Plan {
+        notes: edit.notes.clone(),
         files: vec![edit],
         ..Plan::default()
     };
@@ -105,18 +111,20 @@ type Collected = (Vec<SourceFile>, Vec<PathBuf>, Vec<(String, String)>);
 
 fn collect(paths: &[PathBuf]) -> Result<Collected> {
     let mut found = Vec::new();
+    let mut unreadable = Vec::new();
     for path in paths {
         let meta = fs::metadata(path).map_err(|e| io_failure(path, "cannot read", &e))?;
         if meta.is_dir() {
-            walk(path, &mut found)?;
-        } else {
+            walk(path, &mut found, &mut unreadable)?;
+        } else if meta.is_file() {
             found.push(path.clone());
+        } else {
+            unreadable.push((display(path), special_file(&meta.file_type())));
         }
     }
     let mut seen = HashSet::new();
     let mut files = Vec::new();
     let mut on_disk = Vec::new();
-    let mut unreadable = Vec::new();
     for path in found {
         let key = fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
         if !seen.insert(key) {
@@ -136,7 +144,23 @@ fn collect(paths: &[PathBuf]) -> Result<Collected> {
     Ok((files, on_disk, unreadable))
 }
 
-fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
+/// Why a directory entry that is not a regular file is skipped: reading a
+/// FIFO would block forever, a device could be anything.
+fn special_file(kind: &fs::FileType) -> String {
+    use std::os::unix::fs::FileTypeExt;
+    let what = if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "a device"
+    } else {
+        "not a file or directory"
+    };
+    format!("not a regular file ({what})")
+}
+
+fn walk(dir: &Path, found: &mut Vec<PathBuf>, skipped: &mut Vec<(String, String)>) -> Result<()> {
     let mut entries: Vec<_> = fs::read_dir(dir)
         .map_err(|e| io_failure(dir, "cannot list", &e))?
         .collect::<std::io::Result<_>>()
@@ -151,16 +175,49 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
             .map_err(|e| io_failure(&path, "cannot read", &e))?;
         if kind.is_dir() {
             if target::is_scanned_dir(&name) {
-                walk(&path, found)?;
+                walk(&path, found, skipped)?;
             }
-        } else if target::is_yaml_name(&name) {
+        } else if !target::is_yaml_name(&name) {
+            continue;
+        } else if kind.is_file() {
             found.push(path);
+        } else if kind.is_symlink() {
+            // Followed to a file; never to a directory (no loops, no escapes).
+            match fs::metadata(&path) {
+                Ok(meta) if meta.is_file() => found.push(path),
+                Ok(meta) if meta.is_dir() => {}
+                Ok(meta) => skipped.push((display(&path), special_file(&meta.file_type()))),
+                Err(e) => {
+                    let why = match e.raw_os_error() {
+                        Some(40) => "a symlink loop".to_string(),
+                        _ if e.kind() == std::io::ErrorKind::NotFound => {
+                            "a dangling symlink (its target does not exist)".to_string()
+                        }
+                        _ => format!("a symlink that cannot be followed ({e})"),
+                    };
+                    skipped.push((display(&path), why));
+                }
+            }
+        } else {
+            skipped.push((display(&path), special_file(&kind)));
         }
     }
     Ok(())
 }
 
 fn read_text(path: &Path) -> Result<String> {
+    let meta = fs::metadata(path).map_err(|e| io_failure(path, "cannot read", &e))?;
+    if !meta.is_file() {
+        return Err(Failure::new(
+            Kind::Io,
+            format!(
+                "cannot read {}: {}",
+                display(path),
+                special_file(&meta.file_type())
+            ),
+        )
+        .into());
+    }
     let bytes = fs::read(path).map_err(|e| io_failure(path, "cannot read", &e))?;
     String::from_utf8(bytes).map_err(|e| {
         Failure::new(

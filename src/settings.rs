@@ -36,6 +36,22 @@ pub fn update_spec(args: &UpdateArgs, env: Env<'_>) -> Result<UpdateSpec> {
     if !args.dirs.is_empty() && args.images.is_empty() {
         return Err(Failure::new(Kind::Usage, "--in only applies to --image").into());
     }
+    if (args.all || args.document.is_some()) && args.sets.is_empty() && args.promotions.is_empty() {
+        return Err(Failure::new(
+            Kind::Usage,
+            "--document and --all only apply to --set and --promote",
+        )
+        .into());
+    }
+    if !args.allow_empty {
+        if let Some(set) = args.sets.iter().find(|s| s.assignment.value.is_empty()) {
+            return Err(crate::target::empty_value_refused(&format!(
+                "{}:{}",
+                set.file, set.assignment.path
+            ))
+            .into());
+        }
+    }
     let Some(repo) = &args.repo else {
         return Err(
             Failure::new(Kind::Usage, "no manifest repository: pass --repo URL")

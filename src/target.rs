@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use crate::image::ImageRef;
 use crate::yaml::{
-    self, edit_for, Documents, Editor, Node, NodeKind, Outcome, Path, Segment, YamlError,
+    self, edit_for, Documents, Editor, Keep, Node, NodeKind, Outcome, Path, Segment, YamlError,
 };
 
 /// Which files an image scan reads in a directory: `*.yaml` and `*.yml`.
@@ -45,6 +45,8 @@ pub struct FileEdit {
     pub old: String,
     pub new: String,
     pub outcomes: Vec<Outcome>,
+    /// Aliases that follow an edited anchor, as notes for the user.
+    pub notes: Vec<String>,
 }
 
 impl FileEdit {
@@ -125,6 +127,18 @@ pub fn parse_assignment(text: &str) -> Result<Assignment, String> {
     ))
 }
 
+/// The refusal of an empty `--set` value without `--allow-empty`.
+pub fn empty_value_refused(what: &str) -> crate::error::Failure {
+    crate::error::Failure::new(
+        crate::error::Kind::Usage,
+        format!("`{what}=` sets an empty value; nothing was changed"),
+    )
+    .hint(
+        "an empty value is usually a CI variable that is not set; \
+         pass --allow-empty if an empty value is what you want",
+    )
+}
+
 /// Apply `assignments` to one file.
 pub fn plan_set(
     file: &SourceFile,
@@ -140,13 +154,29 @@ pub fn plan_set(
         editor.set(&a.path, &a.value, documents).map_err(fail)?;
     }
     let outcomes = editor.outcomes().to_vec();
+    let notes = follower_notes(&file.path, &editor);
     let new = editor.finish().map_err(fail)?;
     Ok(FileEdit {
         path: file.path.clone(),
         old: file.text.clone(),
         new,
         outcomes,
+        notes,
     })
+}
+
+/// One note per alias whose value changes with an edited anchor.
+fn follower_notes(path: &str, editor: &Editor) -> Vec<String> {
+    editor
+        .followers()
+        .into_iter()
+        .map(|(line, name, anchor_line)| {
+            format!(
+                "{path}:{line}: `*{name}` follows the anchor `&{name}` at line {anchor_line}, \
+                 which was updated, so it changes too"
+            )
+        })
+        .collect()
 }
 
 /// What an image scan looks for and writes.
@@ -178,12 +208,14 @@ pub fn plan_image(files: &[SourceFile], update: &ImageUpdate) -> Result<Plan, Fi
             }
         };
         let mut found = Vec::new();
+        let templates = chart_templates(files, &file.path);
         for (index, doc) in editor.stream().documents.iter().enumerate() {
             let mut scan = Scan {
                 src: editor.src(),
                 file: &file.path,
                 document: index,
                 image: &update.image,
+                templates: &templates,
                 found: &mut found,
                 notes: &mut plan.notes,
                 trail: Vec::new(),
@@ -200,12 +232,15 @@ pub fn plan_image(files: &[SourceFile], update: &ImageUpdate) -> Result<Plan, Fi
             editor.push(splice, outcome);
         }
         let outcomes = editor.outcomes().to_vec();
+        let notes = follower_notes(&file.path, &editor);
         let new = editor.finish().map_err(fail)?;
+        plan.notes.extend(notes.iter().cloned());
         plan.files.push(FileEdit {
             path: file.path.clone(),
             old: file.text.clone(),
             new,
             outcomes,
+            notes,
         });
     }
     if update.app_version {
@@ -246,7 +281,10 @@ fn set_app_versions(
             value: tag.clone(),
         };
         match plan_set(file, &[assignment], Documents::One) {
-            Ok(edit) => plan.files.push(edit),
+            Ok(edit) => {
+                plan.notes.extend(edit.notes.iter().cloned());
+                plan.files.push(edit)
+            }
             Err(e) if e.error.kind == yaml::YamlErrorKind::NotFound => plan
                 .notes
                 .push(format!("{chart}: has no `appVersion`; left alone")),
@@ -269,6 +307,101 @@ fn is_kustomization(path: &str, root: &Node) -> bool {
             .is_some_and(|v| v.starts_with("kustomize.config.k8s.io/"))
 }
 
+/// The texts of the templates of the Helm chart `path` belongs to (the
+/// nearest directory above it with a `Chart.yaml`), among the files read.
+fn chart_templates<'a>(files: &'a [SourceFile], path: &str) -> Vec<&'a str> {
+    let mut dir = path;
+    while let Some(cut) = dir.rfind('/') {
+        dir = &dir[..cut];
+        let chart = format!("{dir}/Chart.yaml");
+        if files.iter().any(|f| f.path == chart) {
+            let templates = format!("{dir}/templates/");
+            return files
+                .iter()
+                .filter(|f| f.path.starts_with(&templates))
+                .map(|f| f.text.as_str())
+                .collect();
+        }
+    }
+    if files.iter().any(|f| f.path == "Chart.yaml") {
+        return files
+            .iter()
+            .filter(|f| f.path.starts_with("templates/"))
+            .map(|f| f.text.as_str())
+            .collect();
+    }
+    Vec::new()
+}
+
+/// How a chart's value for a digest is written: `sha256:<hex>` or bare hex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DigestShape {
+    /// `sha256:<hex>`, for templates that write `…@{{ .digest }}`.
+    Full,
+    /// `<hex>`, for templates that write `…@sha256:{{ .sha }}`.
+    Bare,
+}
+
+impl DigestShape {
+    /// The shape of a value already in the file, if it holds one.
+    fn of_value(value: &str) -> Option<DigestShape> {
+        match value {
+            "" | "~" | "null" => None,
+            v if v.contains(':') => Some(DigestShape::Full),
+            _ => Some(DigestShape::Bare),
+        }
+    }
+
+    /// What the templates expect for `.key`: every `{{ … .key … }}` that
+    /// follows `@sha256:` wants bare hex, one that follows `@` the full digest.
+    /// `Err` when they disagree.
+    fn of_templates(templates: &[&str], key: &str) -> Result<Option<DigestShape>, ()> {
+        let mut seen = None;
+        for text in templates {
+            let mut rest = *text;
+            let mut before_len = 0;
+            while let Some(open) = rest.find("{{") {
+                let before = &text[..before_len + open];
+                let Some(close) = rest[open..].find("}}") else {
+                    break;
+                };
+                let inside = &rest[open + 2..open + close];
+                let names_key = inside.match_indices(&format!(".{key}")).any(|(i, m)| {
+                    !inside[i + m.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
+                });
+                let shape = if !names_key {
+                    None
+                } else if before.ends_with("@sha256:") {
+                    Some(DigestShape::Bare)
+                } else if before.ends_with('@') {
+                    Some(DigestShape::Full)
+                } else {
+                    None
+                };
+                if let Some(shape) = shape {
+                    if seen.is_some_and(|s| s != shape) {
+                        return Err(());
+                    }
+                    seen = Some(shape);
+                }
+                before_len += open + close + 2;
+                rest = &rest[open + close + 2..];
+            }
+        }
+        Ok(seen)
+    }
+
+    /// The key's convention: `sha` holds bare hex (kube-prometheus-stack),
+    /// `digest` the full `sha256:<hex>` (Bitnami and most others).
+    fn of_key(key: &str) -> DigestShape {
+        if key == "sha" {
+            DigestShape::Bare
+        } else {
+            DigestShape::Full
+        }
+    }
+}
+
 type Found = (Option<yaml::Splice>, Outcome);
 
 /// One document's walk; `trail` is the path to the current node, for messages.
@@ -277,6 +410,8 @@ struct Scan<'a> {
     file: &'a str,
     document: usize,
     image: &'a ImageRef,
+    /// The chart's templates, when the file is part of a chart in the tree.
+    templates: &'a [&'a str],
     found: &'a mut Vec<Found>,
     notes: &'a mut Vec<String>,
     trail: Vec<Segment>,
@@ -292,6 +427,17 @@ impl Scan<'_> {
                     self.trail.push(Segment::Key(name.to_string()));
                     if name == "image" && value.as_scalar().is_some() {
                         self.image_string(value)?;
+                    } else if let (
+                        "image",
+                        NodeKind::Alias {
+                            scalar: Some(target),
+                            ..
+                        },
+                    ) = (name, &value.kind)
+                    {
+                        // `image: *ref`: the anchor is the one place the value
+                        // lives; it is edited, and every alias of it follows.
+                        self.image_string(target)?;
                     } else {
                         self.node(value)?;
                     }
@@ -324,7 +470,7 @@ impl Scan<'_> {
     }
 
     fn record(&mut self, node: &Node, what: String, value: &str) -> Result<(), YamlError> {
-        let splice = edit_for(self.src, node, value)?;
+        let splice = edit_for(self.src, node, value, Keep::String)?;
         let outcome = Outcome {
             document: self.document,
             line: node.line,
@@ -385,13 +531,20 @@ impl Scan<'_> {
         let node = key.and_then(|k| map.get(k));
         match (&self.image.digest, key, node) {
             (Some(digest), Some(key), Some(node)) => {
-                // Charts that take a bare hex `sha` get it without the algorithm.
-                let old = node.as_str().unwrap_or_default();
-                let value = match digest.split_once(':') {
-                    Some((_, hex)) if !old.is_empty() && !old.contains(':') => hex.to_string(),
+                let what = self.here(Some(key));
+                let Some(shape) = self.digest_shape(node, key) else {
+                    self.notes.push(format!(
+                        "{}:{}: cannot tell whether `{what}` takes `sha256:<hex>` or bare hex \
+                         (the value there and the chart's templates disagree); the digest \
+                         was not written, set it by hand",
+                        self.file, node.line
+                    ));
+                    return Ok(());
+                };
+                let value = match (shape, digest.split_once(':')) {
+                    (DigestShape::Bare, Some((_, hex))) => hex.to_string(),
                     _ => digest.clone(),
                 };
-                let what = self.here(Some(key));
                 self.record(node, what, &value)
             }
             (Some(_), _, _) => {
@@ -419,18 +572,50 @@ impl Scan<'_> {
         }
     }
 
-    /// kustomization `images:` entries, matched by `newName` or `name`.
+    /// Whether the digest at `key` is written with its algorithm or as bare
+    /// hex: the value already there, the chart's templates, and the key's
+    /// convention, in that order; `None` when the first two disagree.
+    fn digest_shape(&self, node: &Node, key: &str) -> Option<DigestShape> {
+        let existing = node.as_str().and_then(DigestShape::of_value);
+        let templates = DigestShape::of_templates(self.templates, key).ok()?;
+        match (existing, templates) {
+            (Some(a), Some(b)) if a != b => None,
+            (Some(shape), _) | (None, Some(shape)) => Some(shape),
+            (None, None) => Some(DigestShape::of_key(key)),
+        }
+    }
+
+    /// kustomization `images:` entries: matched by `newName` when the entry
+    /// has one (that is what it deploys), else by `name`.
     fn kustomize(&mut self, root: &Node) -> Result<(), YamlError> {
         let Some(entries) = root.get("images").and_then(Node::as_sequence) else {
             return Ok(());
         };
         for (i, entry) in entries.iter().enumerate() {
-            let names = ["newName", "name"]
-                .into_iter()
-                .filter_map(|k| entry.get(k).and_then(Node::as_str));
-            let matched = names
-                .filter_map(|n| ImageRef::parse_name(n).ok())
-                .any(|n| n.same_image(self.image));
+            let names_image = |key: &str| {
+                entry
+                    .get(key)
+                    .and_then(Node::as_str)
+                    .and_then(|n| ImageRef::parse_name(n).ok())
+                    .is_some_and(|n| n.same_image(self.image))
+            };
+            let new_name = entry.get("newName").and_then(Node::as_str);
+            let matched = match new_name {
+                Some(deploys) => {
+                    if !names_image("newName") && names_image("name") {
+                        self.notes.push(format!(
+                            "{}:{}: the `images` entry for `{}` deploys `{deploys}` \
+                             (its `newName`), not `{}`; left alone",
+                            self.file,
+                            entry.line,
+                            entry.get("name").and_then(Node::as_str).unwrap_or_default(),
+                            self.image.name()
+                        ));
+                    }
+                    names_image("newName")
+                }
+                None => names_image("name"),
+            };
             if !matched {
                 continue;
             }
@@ -580,27 +765,110 @@ other:
     }
 
     #[test]
-    fn helm_digest_is_written_when_given() {
-        let sha = format!("sha256:{}", "a".repeat(64));
-        let text = "image:\n  repository: ghcr.io/o/app\n  tag: v1\n  sha: \"\"\n";
+    fn helm_digest_follows_the_key_the_value_and_the_templates() {
+        let hex = "a".repeat(64);
+        let new = format!("ghcr.io/o/app:v2@sha256:{hex}");
+        let values = |key: &str, old: &str| {
+            format!("image:\n  repository: ghcr.io/o/app\n  tag: v1\n  {key}: {old}\n")
+        };
+        let written = |key: &str, value: &str| {
+            format!("image:\n  repository: ghcr.io/o/app\n  tag: v2\n  {key}: {value}\n")
+        };
+        // kube-prometheus-stack renders `…@sha256:{{ .sha }}`: bare hex for `sha`.
+        let plan = scan(&[file("values.yaml", &values("sha", "\"\""))], &new);
+        assert_eq!(plan.files[0].new, written("sha", &format!("\"{hex}\"")));
+        // `digest` holds the algorithm too.
+        let plan = scan(&[file("values.yaml", &values("digest", "\"\""))], &new);
+        assert_eq!(
+            plan.files[0].new,
+            written("digest", &format!("\"sha256:{hex}\""))
+        );
+        // A value already there decides the shape.
+        let old = format!("sha256:{}", "1".repeat(64));
+        let plan = scan(&[file("values.yaml", &values("sha", &old))], &new);
+        assert_eq!(plan.files[0].new, written("sha", &format!("sha256:{hex}")));
+        // The chart's templates decide when the value is empty.
+        let chart = |template: &str, key: &str| {
+            vec![
+                file("c/Chart.yaml", "apiVersion: v2\nname: c\nversion: 1.0.0\n"),
+                file("c/values.yaml", &values(key, "\"\"")),
+                file("c/templates/deploy.yaml", template),
+            ]
+        };
         let plan = scan(
-            &[file("values.yaml", text)],
-            &format!("ghcr.io/o/app:v2@{sha}"),
+            &chart(
+                "image: {{ .Values.image.repository }}@{{ .Values.image.sha }}\n",
+                "sha",
+            ),
+            &new,
         );
         assert_eq!(
             plan.files[0].new,
-            format!("image:\n  repository: ghcr.io/o/app\n  tag: v2\n  sha: \"{sha}\"\n")
+            written("sha", &format!("\"sha256:{hex}\""))
         );
-        let text = "image:\n  repository: ghcr.io/o/app\n  tag: v1\n";
         let plan = scan(
-            &[file("values.yaml", text)],
-            &format!("ghcr.io/o/app:v2@{sha}"),
+            &chart("image: x@sha256:{{ .Values.image.digest }}\n", "digest"),
+            &new,
         );
+        assert_eq!(plan.files[0].new, written("digest", &format!("\"{hex}\"")));
+        // When the value and the templates disagree, nothing is written there.
+        let mut files = chart("image: x@sha256:{{ .Values.image.digest }}\n", "digest");
+        files[1].text = values("digest", &old);
+        let plan = scan(&files, &new);
+        assert_eq!(
+            plan.files[0].new,
+            files[1].text.replace("tag: v1", "tag: v2")
+        );
+        assert!(
+            plan.notes.iter().any(|n| n.contains("cannot tell whether")),
+            "{:?}",
+            plan.notes
+        );
+        // No key for the digest: a note, never a new key.
+        let text = "image:\n  repository: ghcr.io/o/app\n  tag: v1\n";
+        let plan = scan(&[file("values.yaml", text)], &new);
         assert!(
             plan.notes[0].contains("has no `digest` key"),
             "{:?}",
             plan.notes
         );
+    }
+
+    #[test]
+    fn an_image_alias_updates_its_anchor_and_says_so() {
+        let text = "\
+x-app: &app ghcr.io/o/app:1.0 # the one place
+spec:
+  containers:
+    - name: a
+      image: *app
+    - name: b
+      image: *app
+";
+        let plan = scan(&[file("deploy.yaml", text)], "ghcr.io/o/app:1.1");
+        assert_eq!(plan.files[0].new, text.replace("app:1.0", "app:1.1"));
+        let notes: Vec<&String> = plan.notes.iter().filter(|n| n.contains("*app")).collect();
+        assert_eq!(notes.len(), 2, "{:?}", plan.notes);
+        assert!(notes[0].starts_with("deploy.yaml:5: `*app` follows the anchor `&app` at line 1"));
+    }
+
+    #[test]
+    fn kustomize_entries_are_matched_by_what_they_deploy() {
+        let text = "\
+images:
+  - name: ghcr.io/o/app
+    newName: ghcr.io/o/fork
+    newTag: \"1.0\"
+";
+        let plan = scan(&[file("kustomization.yaml", text)], "ghcr.io/o/app:2.0");
+        assert!(plan.files.is_empty());
+        assert!(
+            plan.notes[0].contains("deploys `ghcr.io/o/fork` (its `newName`)"),
+            "{:?}",
+            plan.notes
+        );
+        let plan = scan(&[file("kustomization.yaml", text)], "ghcr.io/o/fork:2.0");
+        assert_eq!(plan.files[0].new, text.replace("\"1.0\"", "\"2.0\""));
     }
 
     #[test]

@@ -149,22 +149,72 @@ pub struct Report {
 }
 
 /// The review branch for a set of targets: stable across runs (no values in
-/// it), so a re-run updates the same branch and the same MR/PR.
+/// it), so a re-run updates the same branch and the same MR/PR, and unique
+/// per set of targets: a readable part (the last two components of each
+/// image's name, or the directory of the first file set) and a hash of the
+/// whole targets (every image's full normalized name, every file and path),
+/// so `…/platform/services/api` and `…/billing/services/api` never share one.
 pub fn branch_name(base: &str, spec: &UpdateSpec) -> String {
     let mut parts: Vec<String> = spec
         .images
         .iter()
-        .map(|i| {
-            i.path
-                .rsplit('/')
-                .take(2)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join("-")
-        })
+        .map(|i| last_two(i.path.strip_prefix("library/").unwrap_or(&i.path)))
         .collect();
+    if !spec.sets.is_empty() || !spec.promotions.is_empty() {
+        let first_file = spec
+            .sets
+            .first()
+            .map(|s| s.file.as_str())
+            .or(spec.promotions.first().map(|p| p.to_file.as_str()))
+            .unwrap_or("update");
+        parts.push(
+            first_file
+                .rsplit('/')
+                .nth(1)
+                .unwrap_or(first_file)
+                .to_string(),
+        );
+    }
+    let slug: String = sanitize(&parts.join("-")).chars().take(60).collect();
+    let slug = slug.trim_end_matches(['-', '.', '/']);
+    let slug = if slug.is_empty() { "update" } else { slug };
+    format!(
+        "tagbump/{}/{slug}-{}",
+        sanitize(base),
+        &targets_id(spec)[..8]
+    )
+}
+
+/// A stable id of what a run changes (not the values): the hash behind the
+/// review branch's name, and the `Tagbump-Targets:` trailer of its commits,
+/// so a branch holding another set of targets' change is never overwritten.
+pub fn targets_id(spec: &UpdateSpec) -> String {
+    let mut keys: Vec<String> = spec
+        .images
+        .iter()
+        .map(|i| format!("image {}", i.normalized_name()))
+        .chain(
+            spec.sets
+                .iter()
+                .map(|s| format!("set {}:{}", s.file, s.assignment.path)),
+        )
+        .chain(
+            spec.promotions
+                .iter()
+                .map(|p| format!("promote {}:{}<-{}:{}", p.to_file, p.to, p.from_file, p.from)),
+        )
+        .chain(spec.dirs.iter().map(|d| format!("in {d}")))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    format!("{:016x}", fnv1a(keys.join("\n").as_bytes()))
+}
+
+/// The name tagbump 0.1 gave the review branch (last two path components
+/// only, which let two images share a branch). Checked for so that a merge
+/// request opened under it is not left behind without a word.
+pub fn legacy_branch_name(base: &str, spec: &UpdateSpec) -> String {
+    let mut parts: Vec<String> = spec.images.iter().map(|i| last_two(&i.path)).collect();
     if !spec.sets.is_empty() || !spec.promotions.is_empty() {
         let mut keys: Vec<String> = spec
             .sets
@@ -204,6 +254,15 @@ pub fn branch_name(base: &str, spec: &UpdateSpec) -> String {
         }
     )
 }
+
+fn last_two(path: &str) -> String {
+    let mut parts: Vec<&str> = path.rsplit('/').take(2).collect();
+    parts.reverse();
+    parts.join("-")
+}
+
+/// The trailer naming a commit's targets, see [`targets_id`].
+pub const TARGETS_TRAILER: &str = "Tagbump-Targets:";
 
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf29ce484222325, |h, b| {
@@ -258,6 +317,7 @@ impl Layers {
         self.original
             .into_iter()
             .map(|(path, old)| FileEdit {
+                notes: Vec::new(),
                 new: self.current.remove(&path).unwrap_or_else(|| old.clone()),
                 outcomes: self.outcomes.remove(&path).unwrap_or_default(),
                 path,
@@ -360,6 +420,7 @@ pub fn plan_on(session: &Session, commit: Oid, spec: &UpdateSpec) -> Result<Plan
             text,
         };
         let edit = target::plan_set(&file, &assignments, spec.documents).map_err(Failure::from)?;
+        plan.notes.extend(edit.notes.iter().cloned());
         layers.absorb(edit);
     }
 
@@ -566,7 +627,11 @@ pub fn message(spec: &UpdateSpec, plan: &Plan, base: &str, branch: &str) -> Resu
             text
         }
     };
-    Ok(format!("{}\n\n{TRAILER}\n", body.trim_end()))
+    Ok(format!(
+        "{}\n\n{TARGETS_TRAILER} {}\n{TRAILER}\n",
+        body.trim_end(),
+        targets_id(spec)
+    ))
 }
 
 /// The default merge/pull request description: a table of the changes, and
@@ -646,6 +711,24 @@ pub fn run(spec: &UpdateSpec) -> Result<Report> {
         if !spec.direct && advert.head(&branch).is_some() {
             wanted.push(branch.as_str());
         }
+        let legacy = legacy_branch_name(&base, spec);
+        let legacy_note = (attempt == 1
+            && !spec.direct
+            && spec.branch.is_none()
+            && legacy != branch
+            && advert.head(&branch).is_none()
+            && advert.head(&legacy).is_some())
+        .then(|| {
+            format!(
+                "`{legacy}` on {} is a review branch from an older tagbump for these targets; \
+                 this run uses `{branch}` (names now include a hash of the whole targets). \
+                 Close the merge request from `{legacy}` and delete that branch",
+                session.url()
+            )
+        });
+        if let Some(note) = &legacy_note {
+            eprintln!("note: {note}");
+        }
         session.fetch(&wanted)?;
         // Build on what was fetched, not on what was advertised a moment ago;
         // the push then checks it is still the tip. Under concurrent pushes
@@ -676,7 +759,8 @@ pub fn run(spec: &UpdateSpec) -> Result<Report> {
             continue;
         };
 
-        let plan = plan_on(&session, base_tip, spec)?;
+        let mut plan = plan_on(&session, base_tip, spec)?;
+        plan.notes.extend(legacy_note);
         let mut report = Report {
             operation: Operation::Unchanged,
             base: base.clone(),
@@ -699,6 +783,22 @@ pub fn run(spec: &UpdateSpec) -> Result<Report> {
                     format!("branch `{branch}` on {} has commits tagbump did not make; not overwriting it", session.url()),
                 )
                 .hint("merge or close its merge request and delete the branch, or pass --branch with another name")
+                .into());
+            }
+            let theirs = session.trailer(tip, TARGETS_TRAILER);
+            if theirs.as_deref().is_some_and(|t| t != targets_id(spec)) {
+                return Err(Failure::new(
+                    Kind::Conflict,
+                    format!(
+                        "branch `{branch}` on {} holds tagbump's change for other targets \
+                         ({TARGETS_TRAILER} {}); not overwriting it",
+                        session.url(),
+                        theirs.unwrap_or_default()
+                    ),
+                )
+                .hint(
+                    "pass --branch with another name, or let that change merge (or close it) first",
+                )
                 .into());
             }
             if session.tree_and_parent(tip) == Some((tree, Some(base_tip))) {
@@ -812,9 +912,29 @@ mod tests {
     fn branch_names_are_stable_and_safe() {
         let mut s = spec();
         s.images = vec![ImageRef::parse("registry.example.com/team/app:1.4.2").unwrap()];
-        assert_eq!(branch_name("main", &s), "tagbump/main/team-app");
+        let name = branch_name("main", &s);
+        assert!(name.starts_with("tagbump/main/team-app-"), "{name}");
+        assert_eq!(name.len(), "tagbump/main/team-app-".len() + 8);
+        assert_eq!(legacy_branch_name("main", &s), "tagbump/main/team-app");
         s.images = vec![ImageRef::parse("registry.example.com/team/app:9.9.9").unwrap()];
-        assert_eq!(branch_name("main", &s), "tagbump/main/team-app");
+        assert_eq!(branch_name("main", &s), name);
+        // Issue #8: two images with the same last components, two branches.
+        s.images =
+            vec![ImageRef::parse("registry.gitlab.com/acme/platform/services/api:1").unwrap()];
+        let platform = branch_name("main", &s);
+        s.images =
+            vec![ImageRef::parse("registry.gitlab.com/acme/billing/services/api:1").unwrap()];
+        let billing = branch_name("main", &s);
+        assert_ne!(platform, billing);
+        assert!(
+            platform.starts_with("tagbump/main/services-api-"),
+            "{platform}"
+        );
+        // Docker Hub names are one image however they are spelled.
+        s.images = vec![ImageRef::parse("nginx:1").unwrap()];
+        let short = branch_name("main", &s);
+        s.images = vec![ImageRef::parse("docker.io/library/nginx:2").unwrap()];
+        assert_eq!(branch_name("main", &s), short);
         s.images.clear();
         s.sets = vec![parse_file_set("apps/web/values.yaml:image.tag=1").unwrap()];
         let a = branch_name("release/1.x", &s);

@@ -434,6 +434,15 @@ impl Session {
             return Ok(None);
         }
         let blob = self.repo.find_blob(entry.id())?;
+        if entry.filemode() == i32::from(FileMode::Link) {
+            let to = String::from_utf8_lossy(blob.content()).into_owned();
+            return Err(Failure::new(
+                Kind::Input,
+                format!("`{path}` is a symlink in the repository (to `{to}`)"),
+            )
+            .hint("tagbump edits files, not links: name the file it points to")
+            .into());
+        }
         match String::from_utf8(blob.content().to_vec()) {
             Ok(text) => Ok(Some(text)),
             Err(_) => Err(Failure::new(Kind::Input, format!("{path}: not UTF-8 text")).into()),
@@ -549,6 +558,17 @@ impl Session {
                     .map(|m| m.lines().any(|l| l.trim() == TRAILER))
             })
             .unwrap_or(false)
+    }
+
+    /// The value of the trailer `key` (e.g. `Tagbump-Targets:`) in `commit`'s message.
+    pub fn trailer(&self, commit: Oid, key: &str) -> Option<String> {
+        let commit = self.repo.find_commit(commit).ok()?;
+        let message = commit.message().ok()?;
+        message
+            .lines()
+            .rev()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .map(|v| v.trim().to_string())
     }
 
     /// Tree and first parent of `commit`, when its objects were fetched.

@@ -14,12 +14,65 @@ use regex_lite::Regex;
 
 use super::locate::{Scalar, Style, YamlError, YamlErrorKind};
 
-/// Replace `range` of the source with `text`.
+/// Replace `range` of the source with `text`, which loads as `value` of the
+/// kind `loads`; the guard checks exactly that after the edit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Splice {
     pub range: Range<usize>,
     pub text: String,
+    pub value: String,
+    pub loads: Loads,
 }
+
+/// What a scalar loads as, for the kinds tagbump writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loads {
+    /// A string, in every loader.
+    Str,
+    /// An integer, the same one in every loader (`3`, `-12`).
+    Int,
+    /// A boolean, the same in every loader (`true`, `False`).
+    Bool,
+    /// Anything else or a kind loaders disagree on (`yes`, `010`, `1.10`, null).
+    Other,
+}
+
+impl Loads {
+    /// What the scalar's text loads as.
+    pub fn of(scalar: &Scalar) -> Loads {
+        match (&scalar.tag, scalar.style) {
+            _ if scalar.string_tag() => Loads::Str,
+            (Some(_), _) => Loads::Other,
+            (None, Style::Plain) => Loads::of_plain(&scalar.value, scalar.empty),
+            (None, _) => Loads::Str,
+        }
+    }
+
+    /// What `text` written as an untagged plain scalar loads as.
+    pub fn of_plain(text: &str, empty: bool) -> Loads {
+        if empty {
+            Loads::Other
+        } else if PLAIN_INT.is_match(text) {
+            Loads::Int
+        } else if PLAIN_BOOL.is_match(text) {
+            Loads::Bool
+        } else if !NON_STRING.is_match(text) && !go_resolves(text) {
+            Loads::Str
+        } else {
+            Loads::Other
+        }
+    }
+}
+
+/// Decimal integers every loader reads as the same number: no leading zero
+/// (octal in YAML 1.1 and Go), no `_` (a separator only in YAML 1.1 and Go).
+static PLAIN_INT: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^(?:0|[-+]?[1-9][0-9]{0,17})$").expect("a valid pattern"));
+
+/// Booleans in both YAML 1.1 and 1.2 core.
+static PLAIN_BOOL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:true|True|TRUE|false|False|FALSE)$").expect("a valid pattern")
+});
 
 /// The byte range of `scalar`'s text in `src`, quotes included.
 ///
@@ -127,7 +180,8 @@ fn plain_end(bytes: &[u8], start: usize, flow: bool) -> usize {
 /// where that keeps `value` a string, else double-quoted.
 pub fn render(scalar: &Scalar, value: &str, line: usize) -> Result<String, YamlError> {
     if scalar.empty {
-        // Inserted right after `key:`, so it brings its own separating space.
+        // Inserted right after `key:` (and its properties), so it brings its
+        // own separating space.
         let text = if plain_is_safe(value, scalar.flow, false) {
             value.to_string()
         } else {
@@ -136,7 +190,7 @@ pub fn render(scalar: &Scalar, value: &str, line: usize) -> Result<String, YamlE
         return Ok(format!(" {text}"));
     }
     Ok(match scalar.style {
-        Style::Plain if plain_is_safe(value, scalar.flow, scalar.tagged) => value.to_string(),
+        Style::Plain if plain_is_safe(value, scalar.flow, scalar.string_tag()) => value.to_string(),
         Style::SingleQuoted if single_is_safe(value) => single_quoted(value),
         Style::Literal | Style::Folded => {
             return Err(YamlError::new(
@@ -155,12 +209,12 @@ pub fn render(scalar: &Scalar, value: &str, line: usize) -> Result<String, YamlE
 pub fn already_string(scalar: &Scalar) -> bool {
     !scalar.empty
         && (scalar.style != Style::Plain
-            || plain_is_safe(&scalar.value, scalar.flow, scalar.tagged))
+            || plain_is_safe(&scalar.value, scalar.flow, scalar.string_tag()))
 }
 
 /// Whether `value` written as a plain scalar loads back as the same string,
-/// under both YAML 1.2 (core schema) and YAML 1.1 loaders such as the one
-/// Kubernetes and Helm use. An explicit tag (`!!str`) makes type resolution moot.
+/// under YAML 1.2 (core schema), YAML 1.1 (PyYAML) and go-yaml, the loader
+/// of Helm and kubectl. An explicit `!!str` tag makes type resolution moot.
 pub fn plain_is_safe(value: &str, flow: bool, tagged: bool) -> bool {
     let Some(first) = value.chars().next() else {
         return false;
@@ -193,8 +247,28 @@ pub fn plain_is_safe(value: &str, flow: bool, tagged: bool) -> bool {
     if value.starts_with("---") || value.starts_with("...") {
         return false;
     }
-    tagged || !NON_STRING.is_match(value)
+    tagged || !(NON_STRING.is_match(value) || go_resolves(value))
 }
+
+/// Whether go-yaml (v2 and v3, as in Helm and kubectl) would load the plain
+/// scalar `value` as something other than a string. Beyond the YAML 1.1 and
+/// 1.2 patterns, it resolves a plain scalar that starts with a sign or a digit
+/// by Go's `strconv.ParseInt(s, 0, 64)` after removing every `_`: `0X1F`,
+/// `0B101`, `0O17`, `0o1_7`, `-0o17`, `0x_1F` and `-_1` are integers to it.
+pub fn go_resolves(value: &str) -> bool {
+    if !value.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+') {
+        return false;
+    }
+    let plain: String = value.chars().filter(|&c| c != '_').collect();
+    GO_INT.is_match(&plain)
+}
+
+/// What Go's `strconv.ParseInt(s, 0, 64)` accepts, ignoring the range
+/// (ParseUint and ParseFloat take the out-of-range ones, still not strings).
+static GO_INT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[-+]?(?:0[bB][01]+|0[oO][0-7]+|0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$")
+        .expect("a valid pattern")
+});
 
 /// Plain scalars that YAML 1.2 core or YAML 1.1 (PyYAML's, go-yaml v2's) would
 /// resolve to null, bool, int, float, timestamp, merge or value.
@@ -320,9 +394,42 @@ mod tests {
             "190:20:30.15",
             "<<",
             "=",
+            // go-yaml's strconv.ParseInt(s, 0, 64) after removing `_`
+            "0X1F",
+            "0B101",
+            "0O17",
+            "0o1_7",
+            "-0o17",
+            "0x_1F",
+            "-_1",
+            "+0b1",
         ] {
             assert!(!plain_is_safe(v, false, false), "{v:?} must be quoted");
         }
+    }
+
+    #[test]
+    fn what_plain_text_loads_as() {
+        for (text, loads) in [
+            ("3", Loads::Int),
+            ("-12", Loads::Int),
+            ("0", Loads::Int),
+            ("true", Loads::Bool),
+            ("False", Loads::Bool),
+            ("1.4.2", Loads::Str),
+            ("v3", Loads::Str),
+            // Loaders disagree, or it is neither: not kept as a type.
+            ("010", Loads::Other),
+            ("+3", Loads::Int),
+            ("1_000", Loads::Other),
+            ("yes", Loads::Other),
+            ("1.10", Loads::Other),
+            ("~", Loads::Other),
+            ("0x1F", Loads::Other),
+        ] {
+            assert_eq!(Loads::of_plain(text, false), loads, "{text:?}");
+        }
+        assert_eq!(Loads::of_plain("", true), Loads::Other);
     }
 
     #[test]
@@ -384,6 +491,8 @@ mod tests {
         let s = |a, b, t: &str| Splice {
             range: a..b,
             text: t.into(),
+            value: t.into(),
+            loads: Loads::Str,
         };
         assert_eq!(
             apply(src, vec![s(5, 6, "X"), s(1, 2, "YY")]).unwrap(),

@@ -11,6 +11,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::ops::Range;
+use std::rc::Rc;
 
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
@@ -53,27 +55,59 @@ pub struct Scalar {
     pub start: usize,
     /// Inside a flow collection (`{...}` / `[...]`), where `,[]{}` end a plain scalar.
     pub flow: bool,
-    /// Whether an explicit tag such as `!!str` precedes the value.
-    pub tagged: bool,
-    /// An empty value (`key:` with nothing after it), which loads as null.
-    /// `start` is then where a value is inserted: just after the key's `:`,
-    /// or [`Scalar::NOWHERE`] when there is no such place (a `-` item).
+    /// The explicit tag before the value, resolved (`!!int` is
+    /// `tag:yaml.org,2002:int`, the non-specific `!` is `!`).
+    pub tag: Option<String>,
+    /// An empty value (`key:` with nothing after it, maybe after an anchor or
+    /// a tag), which loads as null (`""` with `!!str`). `start` is then where
+    /// a value is inserted: after the key's `:` and any properties on its
+    /// line, or [`Scalar::NOWHERE`] when there is no such place (a `-` item).
     pub empty: bool,
 }
 
 impl Scalar {
     pub const NOWHERE: usize = usize::MAX;
+
+    /// Whether an explicit tag precedes the value.
+    pub fn tagged(&self) -> bool {
+        self.tag.is_some()
+    }
+
+    /// Whether the tag, if any, keeps the value a string: `!!str` or the
+    /// non-specific `!`. A plain scalar with no tag resolves by its text.
+    pub fn string_tag(&self) -> bool {
+        matches!(self.tag.as_deref(), Some(STR_TAG | "!"))
+    }
+
+    /// The tag as written in most files: `!!int` rather than its long form.
+    pub fn tag_display(&self) -> String {
+        match &self.tag {
+            Some(t) => match t.strip_prefix("tag:yaml.org,2002:") {
+                Some(short) => format!("!!{short}"),
+                None if t.starts_with('!') => t.clone(),
+                None => format!("!<{t}>"),
+            },
+            None => String::new(),
+        }
+    }
 }
+
+/// The resolved `!!str` tag.
+pub const STR_TAG: &str = "tag:yaml.org,2002:str";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeKind {
     Scalar(Scalar),
     Mapping(Vec<(Node, Node)>),
     Sequence(Vec<Node>),
-    /// `*name`; `anchor_line` is where `&name` was defined.
+    /// `*name`; `anchor_line` is where `&name` was defined, `anchor` the
+    /// parser's id for it (see [`Node::anchor`]) and `scalar` the anchored
+    /// node when it is a scalar (an alias of an image string is followed to it).
     Alias {
         name: String,
         anchor_line: usize,
+        anchor: usize,
+        scalar: Option<Rc<Node>>,
     },
 }
 
@@ -82,6 +116,9 @@ pub enum NodeKind {
 pub struct Node {
     pub kind: NodeKind,
     pub line: usize,
+    /// The parser's id of the anchor (`&name`) on this node, 0 for none. Ids
+    /// count anchors in the order they appear in the stream.
+    pub anchor: usize,
 }
 
 impl Node {
@@ -151,6 +188,8 @@ pub enum YamlErrorKind {
     NotEditable,
     /// The new value cannot be written (e.g. it is not valid in any style).
     BadValue,
+    /// The engine's check of its own output failed: a bug, nothing written.
+    Internal,
 }
 
 impl YamlError {
@@ -179,6 +218,11 @@ impl std::error::Error for YamlError {}
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Document {
     pub root: Node,
+    /// The bytes of the source this document was parsed from, from where it
+    /// starts (its `---`, or its first token) to where the next one starts.
+    /// Parsed on its own, this text gives the same document; the guard
+    /// re-parses only the documents an edit touched.
+    pub range: Range<usize>,
 }
 
 /// A parsed stream: its documents, in order.
@@ -201,6 +245,7 @@ struct Miss {
     depth: usize,
     line: usize,
     message: String,
+    kind: YamlErrorKind,
 }
 
 impl Stream {
@@ -247,6 +292,9 @@ impl Stream {
             self.documents.len()
         };
         match best {
+            Some(miss) if miss.kind != YamlErrorKind::NotFound => {
+                Err(YamlError::new(miss.kind, miss.line, miss.message))
+            }
             Some(miss) => {
                 let suffix = if docs > 1 {
                     format!(" (searched {docs} documents)")
@@ -288,6 +336,7 @@ fn resolve_in<'a>(root: &'a Node, path: &Path) -> Result<Option<&'a Node>, Miss>
             depth,
             line,
             message,
+            kind: YamlErrorKind::NotFound,
         };
         node = match segment {
             Segment::Key(key) => {
@@ -299,6 +348,21 @@ fn resolve_in<'a>(root: &'a Node, path: &Path) -> Result<Option<&'a Node>, Miss>
                 };
                 let mut matches = entries.iter().filter(|(k, _)| k.as_str() == Some(key));
                 let Some((first_key, value)) = matches.next() else {
+                    if let Some(merge) = merged_from(entries) {
+                        return Err(Miss {
+                            depth: usize::MAX,
+                            line: node.line,
+                            message: format!(
+                                "`{path}`: {} has no key `{key}` of its own; it may come \
+                                 through the merge key `<<` from {merge}, and tagbump does \
+                                 not edit through merge keys; edit the value under that \
+                                 anchor, or add `{key}` to {} to override it",
+                                here(),
+                                here()
+                            ),
+                            kind: YamlErrorKind::NotEditable,
+                        });
+                    }
                     return Err(miss(
                         node.line,
                         format!(
@@ -313,11 +377,13 @@ fn resolve_in<'a>(root: &'a Node, path: &Path) -> Result<Option<&'a Node>, Miss>
                         depth: usize::MAX,
                         line: dup.line,
                         message: format!(
-                            "key `{key}` appears twice in {} (lines {} and {}); remove one",
+                            "`{path}` is ambiguous: key `{key}` appears twice in {} \
+                             (lines {} and {}); remove one",
                             here(),
                             first_key.line,
                             dup.line
                         ),
+                        kind: YamlErrorKind::Ambiguous,
                     });
                 }
                 value
@@ -374,12 +440,13 @@ fn resolve_in<'a>(root: &'a Node, path: &Path) -> Result<Option<&'a Node>, Miss>
                         depth: usize::MAX,
                         line: other.line,
                         message: format!(
-                            "several items of {} have `{key}: {value}` (lines {} and {}); \
-                             select by index instead",
+                            "`{path}` is ambiguous: several items of {} have `{key}: {value}` \
+                             (lines {} and {}); select by index instead",
                             here(),
                             item.line,
                             other.line
                         ),
+                        kind: YamlErrorKind::Ambiguous,
                     });
                 }
                 item
@@ -387,6 +454,24 @@ fn resolve_in<'a>(root: &'a Node, path: &Path) -> Result<Option<&'a Node>, Miss>
         };
     }
     Ok(Some(node))
+}
+
+/// What a mapping merges in with `<<`, if anything: `*name (anchor at line N)`.
+fn merged_from(entries: &[(Node, Node)]) -> Option<String> {
+    let (_, value) = entries.iter().find(|(k, _)| {
+        k.as_scalar()
+            .is_some_and(|s| s.value == "<<" && s.style == Style::Plain)
+    })?;
+    let describe = |node: &Node| match &node.kind {
+        NodeKind::Alias {
+            name, anchor_line, ..
+        } => format!("*{name} (the anchor `&{name}` at line {anchor_line})"),
+        _ => format!("the mapping at line {}", node.line),
+    };
+    Some(match &value.kind {
+        NodeKind::Sequence(items) => items.iter().map(describe).collect::<Vec<_>>().join(", "),
+        _ => describe(value),
+    })
 }
 
 fn list_hint<'a>(what: &str, names: impl Iterator<Item = &'a str>) -> String {
@@ -476,12 +561,14 @@ enum Open {
     Mapping {
         line: usize,
         flow: bool,
+        anchor: usize,
         entries: Vec<(Node, Node)>,
         key: Option<Node>,
     },
     Sequence {
         line: usize,
         flow: bool,
+        anchor: usize,
         items: Vec<Node>,
     },
 }
@@ -494,11 +581,14 @@ impl Open {
     }
 }
 
+/// What is known about an anchor: its name, line, and the node when it is a scalar.
+type AnchorInfo = (String, usize, Option<Rc<Node>>);
+
 struct Builder<'a> {
     src: &'a str,
     offsets: Offsets<'a>,
-    /// Anchor id -> (name, line) for alias messages.
-    anchors: HashMap<usize, (String, usize)>,
+    /// Anchor id -> what an alias of it needs to know.
+    anchors: HashMap<usize, AnchorInfo>,
 }
 
 impl<'a> Builder<'a> {
@@ -526,6 +616,11 @@ impl<'a> Builder<'a> {
     fn run(mut self) -> Result<Stream, YamlError> {
         let mut parser = Parser::new_from_str(self.src);
         let mut documents = Vec::new();
+        // Where the next document's text starts: the start of the text, then
+        // each DocumentEnd marker (at `...`, or at the next `---`). Not the
+        // DocumentStart marker: for an implicit document it sits after the
+        // first key.
+        let mut start = self.offsets.base;
         let mut stack: Vec<Open> = Vec::new();
         loop {
             let (event, marker) = parser.next_token().map_err(|e| Self::syntax_error(&e))?;
@@ -533,9 +628,11 @@ impl<'a> Builder<'a> {
             let in_flow = stack.last().is_some_and(Open::flow);
             let node = match event {
                 Event::StreamEnd => break,
-                Event::StreamStart | Event::DocumentStart | Event::DocumentEnd | Event::Nothing => {
-                    continue
+                Event::DocumentEnd => {
+                    start = self.offsets.absolute(&marker);
+                    continue;
                 }
+                Event::StreamStart | Event::DocumentStart | Event::Nothing => continue,
                 Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
                     if stack.len() >= MAX_DEPTH {
                         return Err(YamlError::new(
@@ -545,11 +642,13 @@ impl<'a> Builder<'a> {
                         ));
                     }
                     let opener = self.offsets.char_at(&marker);
-                    self.remember_anchor(anchor, line);
+                    let at = self.offsets.absolute(&marker);
+                    self.remember_anchor(anchor, at, None);
                     stack.push(if matches!(event, Event::MappingStart(..)) {
                         Open::Mapping {
                             line,
                             flow: in_flow || opener == Some('{'),
+                            anchor,
                             entries: Vec::new(),
                             key: None,
                         }
@@ -557,28 +656,40 @@ impl<'a> Builder<'a> {
                         Open::Sequence {
                             line,
                             flow: in_flow || opener == Some('['),
+                            anchor,
                             items: Vec::new(),
                         }
                     });
                     continue;
                 }
                 Event::MappingEnd | Event::SequenceEnd => match stack.pop() {
-                    Some(Open::Mapping { line, entries, .. }) => Node {
+                    Some(Open::Mapping {
+                        line,
+                        anchor,
+                        entries,
+                        ..
+                    }) => Node {
                         line: first_line(line, entries_line(&entries)),
                         kind: NodeKind::Mapping(entries),
+                        anchor,
                     },
-                    Some(Open::Sequence { line, items, .. }) => Node {
+                    Some(Open::Sequence {
+                        line,
+                        anchor,
+                        items,
+                        ..
+                    }) => Node {
                         kind: NodeKind::Sequence(items),
                         line,
+                        anchor,
                     },
                     None => continue,
                 },
                 Event::Scalar(value, style, anchor, tag) => {
-                    self.remember_anchor(anchor, line);
                     // A plain scalar cannot be empty text: this is an empty
                     // node, and its marker is the next token's position.
-                    let empty = style == TScalarStyle::Plain && value.is_empty() && tag.is_none();
-                    Node {
+                    let empty = style == TScalarStyle::Plain && value.is_empty();
+                    let node = Node {
                         kind: NodeKind::Scalar(Scalar {
                             value,
                             style: match style {
@@ -594,66 +705,119 @@ impl<'a> Builder<'a> {
                                 self.offsets.absolute(&marker)
                             },
                             flow: in_flow,
-                            tagged: tag.is_some(),
+                            tag: tag.map(|t| format!("{}{}", t.handle, t.suffix)),
                             empty,
                         }),
                         line,
+                        anchor,
+                    };
+                    // An empty value's own place (after its key) is known only
+                    // once it is paired with the key, below.
+                    if let Some(s) = node.as_scalar().filter(|s| !s.empty) {
+                        self.remember_anchor(anchor, s.start, Some(&node));
                     }
+                    node
                 }
                 Event::Alias(id) => {
-                    let (name, anchor_line) = self.anchors.get(&id).cloned().unwrap_or_default();
+                    let (name, anchor_line, scalar) =
+                        self.anchors.get(&id).cloned().unwrap_or_default();
                     Node {
-                        kind: NodeKind::Alias { name, anchor_line },
+                        kind: NodeKind::Alias {
+                            name,
+                            anchor_line,
+                            anchor: id,
+                            scalar,
+                        },
                         line,
+                        anchor: 0,
                     }
                 }
             };
             match stack.last_mut() {
-                None => documents.push(Document { root: node }),
-                Some(Open::Sequence { items, .. }) => items.push(node),
+                None => {
+                    if node.as_scalar().is_some_and(|s| s.empty) {
+                        self.remember_empty_anchor(&node);
+                    }
+                    documents.push(Document {
+                        root: node,
+                        range: start..start,
+                    });
+                }
+                Some(Open::Sequence { items, .. }) => {
+                    if node.as_scalar().is_some_and(|s| s.empty) {
+                        self.remember_empty_anchor(&node);
+                    }
+                    items.push(node)
+                }
                 Some(Open::Mapping { entries, key, .. }) => match key.take() {
                     None => *key = Some(node),
                     Some(k) => {
                         let node = place_empty_value(self.src, self.offsets.base, &k, node);
+                        if node.as_scalar().is_some_and(|s| s.empty) {
+                            self.remember_empty_anchor(&node);
+                        }
                         entries.push((k, node));
                     }
                 },
             }
         }
+        // Each document runs to where the next one starts.
+        let end = self.offsets.base + self.src.len();
+        let mut next = end;
+        for doc in documents.iter_mut().rev() {
+            doc.range.end = next.max(doc.range.start);
+            next = doc.range.start;
+        }
         Ok(Stream { documents })
     }
 
     /// Record where anchor `id` is defined, reading its name from the source
-    /// (the parser keeps only numbers).
-    fn remember_anchor(&mut self, id: usize, line: usize) {
+    /// (the parser keeps only numbers): the nearest `&name` before `at`, the
+    /// absolute offset of the node's marker. Keeps the node when it is a scalar.
+    fn remember_anchor(&mut self, id: usize, at: usize, node: Option<&Node>) {
         if id == 0 {
             return;
         }
-        let Some(&start) = self.offsets.line_starts.get(line.saturating_sub(1)) else {
+        let scalar = node
+            .filter(|n| n.as_scalar().is_some())
+            .cloned()
+            .map(Rc::new);
+        let local = at.saturating_sub(self.offsets.base).min(self.src.len());
+        let before = self.src.get(..local).unwrap_or_default();
+        let (name, line) = match before.rfind('&') {
+            Some(amp) => {
+                let name: String = before[amp + 1..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && !",[]{}".contains(*c))
+                    .collect();
+                let line = self.offsets.line_starts.partition_point(|&s| s <= amp);
+                (name, line)
+            }
+            None => (String::new(), 0),
+        };
+        self.anchors.insert(id, (name, line, scalar));
+    }
+
+    /// [`Builder::remember_anchor`] for an empty scalar, once its place is known.
+    fn remember_empty_anchor(&mut self, node: &Node) {
+        let Some(scalar) = node.as_scalar() else {
             return;
         };
-        let text = &self.src[start..];
-        let text = &text[..text.find(['\n', '\r']).unwrap_or(text.len())];
-        // The last `&name` on the line up to the node is the one; good enough
-        // for a message, and a missing name only shortens the message.
-        let name = text
-            .rsplit('&')
-            .next()
-            .filter(|_| text.contains('&'))
-            .map(|s| {
-                s.split(|c: char| c.is_whitespace() || ",[]{}".contains(c))
-                    .next()
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .unwrap_or_default();
-        self.anchors.insert(id, (name, line));
+        let at = if scalar.start == Scalar::NOWHERE {
+            // Past the end of its line: the anchor is on it or before it.
+            let next = self.offsets.line_starts.get(node.line).copied();
+            self.offsets.base + next.unwrap_or(self.src.len())
+        } else {
+            scalar.start
+        };
+        self.remember_anchor(node.anchor, at, Some(node));
     }
 }
 
-/// Give an empty mapping value an insertion point: just after the `:` that
-/// follows its key, so `tag:` becomes `tag: v1` and `tag: # c` becomes
-/// `tag: v1 # c`.
+/// Give an empty mapping value an insertion point and its own line: after
+/// the `:` that follows its key and after any properties (`&anchor`, `!tag`)
+/// written on that line, so `tag:` becomes `tag: v1`, `tag: # c` becomes
+/// `tag: v1 # c` and `tag: &t # c` becomes `tag: &t v1 # c`.
 fn place_empty_value(src: &str, base: usize, key: &Node, mut value: Node) -> Node {
     let NodeKind::Scalar(scalar) = &mut value.kind else {
         return value;
@@ -676,14 +840,33 @@ fn place_empty_value(src: &str, base: usize, key: &Node, mut value: Node) -> Nod
     let Ok(span) = super::edit::span(src, &local_key, key.line) else {
         return value;
     };
-    let rest = &src.as_bytes()[span.end..];
-    let blanks = rest
-        .iter()
-        .take_while(|b| matches!(b, b' ' | b'\t'))
-        .count();
-    if rest.get(blanks) == Some(&b':') {
-        scalar.start = base + span.end + blanks + 1;
+    let bytes = src.as_bytes();
+    let blanks = |from: usize| {
+        from + bytes[from..]
+            .iter()
+            .take_while(|b| matches!(b, b' ' | b'\t'))
+            .count()
+    };
+    let colon = blanks(span.end);
+    if bytes.get(colon) != Some(&b':') {
+        return value;
     }
+    value.line = key.line;
+    let mut at = colon + 1;
+    // Properties on the key's line: each `&name` or `!tag` up to a blank.
+    loop {
+        let next = blanks(at);
+        if !matches!(bytes.get(next), Some(b'&' | b'!')) {
+            break;
+        }
+        let end = next
+            + bytes[next..]
+                .iter()
+                .take_while(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+                .count();
+        at = end;
+    }
+    scalar.start = base + at;
     value
 }
 
@@ -750,13 +933,17 @@ mod tests {
         let found = stream
             .resolve(&Path::parse("other").unwrap(), None)
             .unwrap();
-        assert_eq!(
-            found[0].node.kind,
-            NodeKind::Alias {
-                name: "tag".into(),
-                anchor_line: 1
-            }
-        );
+        let NodeKind::Alias {
+            name,
+            anchor_line,
+            scalar,
+            ..
+        } = &found[0].node.kind
+        else {
+            panic!("an alias: {:?}", found[0].node)
+        };
+        assert_eq!((name.as_str(), *anchor_line), ("tag", 1));
+        assert_eq!(scalar.as_ref().and_then(|n| n.as_str()), Some("v1"));
     }
 
     #[test]
@@ -807,9 +994,10 @@ mod tests {
         let err = stream
             .resolve(&Path::parse("a").unwrap(), None)
             .unwrap_err();
+        assert_eq!(err.kind, YamlErrorKind::Ambiguous);
         assert_eq!(
             err.to_string(),
-            "line 3: `a` not found: key `a` appears twice in the document root (lines 1 and 3); remove one"
+            "line 3: `a` is ambiguous: key `a` appears twice in the document root (lines 1 and 3); remove one"
         );
     }
 

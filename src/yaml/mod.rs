@@ -8,7 +8,9 @@ pub mod edit;
 pub mod locate;
 pub mod path;
 
-pub use edit::Splice;
+pub mod guard;
+
+pub use edit::{Loads, Splice};
 pub use locate::{Document, Node, NodeKind, Scalar, Stream, Style, YamlError, YamlErrorKind};
 pub use path::{Path, PathError, Segment};
 
@@ -107,7 +109,7 @@ impl<'a> Editor<'a> {
         }
         let mut outcomes = Vec::new();
         for f in found {
-            let splice = edit_for(self.src, f.node, value)?;
+            let splice = edit_for(self.src, f.node, value, Keep::Type)?;
             outcomes.push(Outcome {
                 document: f.document,
                 line: f.node.line,
@@ -129,32 +131,63 @@ impl<'a> Editor<'a> {
         self.outcomes.push(outcome);
     }
 
+    /// The edits recorded so far.
+    pub fn splices(&self) -> &[Splice] {
+        &self.splices
+    }
+
     /// Whether any edit changes the text.
     pub fn changed(&self) -> bool {
         !self.splices.is_empty()
     }
 
-    /// The new text with every edit applied.
+    /// Every alias that follows an edited anchor: (alias line, anchor name,
+    /// anchor line). Their values change with it; callers say so.
+    pub fn followers(&self) -> Vec<(usize, String, usize)> {
+        guard::followers(&self.stream, &self.splices)
+    }
+
+    /// The new text with every edit applied, after checking that it loads as
+    /// the old text with exactly the edited scalars changed (see [`guard`]).
     pub fn finish(self) -> Result<String, YamlError> {
         let src = self.src;
-        edit::apply(src, self.splices).map_err(|range| {
+        let new = edit::apply(src, self.splices.clone()).map_err(|range| {
             let line = src[..range.start].lines().count().max(1);
             YamlError::new(
                 YamlErrorKind::Ambiguous,
                 line,
                 "two different values were asked for the same scalar",
             )
-        })
+        })?;
+        guard::check(&self.stream, &new, &self.splices)?;
+        Ok(new)
     }
 }
 
+/// What an edit keeps of the old scalar beyond its properties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Write a string (image references and tags are strings).
+    String,
+    /// Keep an integer or boolean an integer or boolean when the new value
+    /// is one (`replicas: 2` set to `3`); strings as with [`Keep::String`].
+    Type,
+}
+
 /// The splice that sets `node` to `value`, or `None` when it already holds
-/// that string. Refuses nodes that are not a single-line scalar, saying what
-/// they are.
-pub fn edit_for(src: &str, node: &Node, value: &str) -> Result<Option<Splice>, YamlError> {
+/// that value. Refuses nodes that are not a single-line scalar, and scalars
+/// with an explicit tag other than `!!str`, saying what they are.
+pub fn edit_for(
+    src: &str,
+    node: &Node,
+    value: &str,
+    keep: Keep,
+) -> Result<Option<Splice>, YamlError> {
     let scalar = match &node.kind {
         NodeKind::Scalar(s) => s,
-        NodeKind::Alias { name, anchor_line } => {
+        NodeKind::Alias {
+            name, anchor_line, ..
+        } => {
             return Err(YamlError::new(
                 YamlErrorKind::NotEditable,
                 node.line,
@@ -191,12 +224,58 @@ pub fn edit_for(src: &str, node: &Node, value: &str) -> Result<Option<Splice>, Y
             ))
         }
     };
+    if scalar.tag.is_some() && !scalar.string_tag() {
+        return Err(YamlError::new(
+            YamlErrorKind::NotEditable,
+            node.line,
+            format!(
+                "the value has the explicit tag `{}`, and `{} {value}` would not load \
+                 (or not as that type); remove the tag or change the value by hand",
+                scalar.tag_display(),
+                scalar.tag_display()
+            ),
+        ));
+    }
+    if scalar.empty && scalar.tagged() {
+        return Err(YamlError::new(
+            YamlErrorKind::NotEditable,
+            node.line,
+            format!(
+                "the value is an empty `{}` scalar (a tag with no text after it); \
+                 write a placeholder such as `\"\"` in its place first",
+                scalar.tag_display()
+            ),
+        ));
+    }
     let range = edit::span(src, scalar, node.line)?;
+    let old_loads = Loads::of(scalar);
+    let typed = match keep {
+        Keep::Type if matches!(old_loads, Loads::Int | Loads::Bool) => {
+            Some(Loads::of_plain(value, false)).filter(|&l| l == old_loads)
+        }
+        _ => None,
+    };
+    if let Some(loads) = typed {
+        if scalar.value == value && scalar.style == Style::Plain {
+            return Ok(None);
+        }
+        return Ok(Some(Splice {
+            range,
+            text: value.to_string(),
+            value: value.to_string(),
+            loads,
+        }));
+    }
     if scalar.value == value && edit::already_string(scalar) {
         return Ok(None);
     }
     let text = edit::render(scalar, value, node.line)?;
-    Ok(Some(Splice { range, text }))
+    Ok(Some(Splice {
+        range,
+        text,
+        value: value.to_string(),
+        loads: Loads::Str,
+    }))
 }
 
 /// Set one path in `src`: the whole engine in one call.

@@ -1,8 +1,10 @@
 //! Property tests: over generated documents and over the fixtures, setting
-//! any string leaf to any tag-like value changes only that scalar's bytes,
-//! and the result loads (with yaml-rust2's own loader, not this engine's
-//! tree) as the old document with just that leaf replaced by the new string.
-//! Plus: no input, however mangled, makes the engine panic.
+//! any leaf to any tag-like value changes only that scalar's bytes, and the
+//! result loads (with yaml-rust2's own loader, not this engine's tree) as the
+//! old document with just that leaf replaced by the new value, and every alias
+//! of it too. Leaves come with anchors, `!!str` tags, aliases, empty values,
+//! and integers and booleans (which stay integers and booleans when the new
+//! value is one). Plus: no input, however mangled, makes the engine panic.
 
 use proptest::prelude::*;
 use yaml_rust2::{Yaml, YamlLoader};
@@ -17,6 +19,9 @@ enum Gen {
     Seq(Vec<Gen>),
     Flow(Vec<(String, Leaf)>),
     Leaf(Leaf),
+    /// `*aN` for the N-th anchor defined so far in the document (modulo
+    /// their number), or a plain `x` when there is none yet.
+    Alias(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -24,6 +29,14 @@ struct Leaf {
     value: String,
     style: Style,
     comment: Option<String>,
+    /// `&aN` before the value (block context only).
+    anchor: bool,
+    /// `!!str` before the value.
+    tag: bool,
+    /// No value at all (`key:`, `key: &aN`): loads as null.
+    empty: bool,
+    /// Written plain as is: an integer or a boolean.
+    raw: bool,
 }
 
 fn leaf() -> impl Strategy<Value = Leaf> {
@@ -42,16 +55,44 @@ fn leaf() -> impl Strategy<Value = Leaf> {
         Just(Style::DoubleQuoted)
     ];
     let comment = proptest::option::of("[ a-z#:é\t]{0,10}");
-    (value, style, comment).prop_map(|(value, style, comment)| Leaf {
+    let raw = prop_oneof![
+        "[1-9][0-9]{0,3}",
+        Just("0".to_string()),
+        Just("true".to_string()),
+        Just("False".to_string())
+    ];
+    // 0..6: an ordinary string, 6: raw, 7: empty.
+    let kind = 0..8u8;
+    (
         value,
         style,
         comment,
-    })
+        any::<bool>(),
+        any::<bool>(),
+        kind,
+        raw,
+    )
+        .prop_map(
+            |(value, style, comment, anchor, tag, kind, raw_value)| Leaf {
+                value: match kind {
+                    6 => raw_value,
+                    7 => String::new(),
+                    _ => value,
+                },
+                style,
+                comment,
+                anchor,
+                tag: tag && kind < 6,
+                empty: kind == 7,
+                raw: kind == 6,
+            },
+        )
 }
 
 fn gen() -> impl Strategy<Value = Gen> {
     let base = prop_oneof![
         4 => leaf().prop_map(Gen::Leaf),
+        1 => (0..4usize).prop_map(Gen::Alias),
         1 => prop::collection::vec(("[a-z]{1,4}", leaf()), 1..4).prop_map(|entries| Gen::Flow(dedup(entries))),
     ];
     base.prop_recursive(4, 32, 5, |inner| {
@@ -72,20 +113,28 @@ fn dedup<T>(entries: Vec<(String, T)>) -> Vec<(String, T)> {
 }
 
 /// How a leaf is written in its style; plain falls back to double quotes when
-/// the value would not stay a plain string.
+/// the value would not stay a plain string. Properties are not included.
 fn scalar_text(leaf: &Leaf, flow: bool) -> String {
     match leaf.style {
+        _ if leaf.raw => leaf.value.clone(),
         Style::Plain if edit::plain_is_safe(&leaf.value, flow, false) => leaf.value.clone(),
         Style::SingleQuoted => format!("'{}'", leaf.value.replace('\'', "''")),
         _ => edit::double_quoted(&leaf.value),
     }
 }
 
+/// A generated leaf: its path, its value, and the paths of its aliases.
+type GenLeaf = (Vec<Segment>, String, Vec<Vec<Segment>>);
+
 struct Render {
     out: String,
     nl: &'static str,
-    /// Every leaf: its path and value.
-    leaves: Vec<(Vec<Segment>, String)>,
+    /// Every leaf of the current document.
+    leaves: Vec<GenLeaf>,
+    /// Anchors defined so far in the current document: (name, leaf index).
+    anchors: Vec<(String, usize)>,
+    /// Anchors defined so far in the stream, for unique names.
+    anchor_count: usize,
 }
 
 impl Render {
@@ -101,22 +150,55 @@ impl Render {
     fn value(&mut self, node: &Gen, indent: usize, path: &mut Vec<Segment>) {
         match node {
             Gen::Leaf(leaf) => {
-                self.out.push(' ');
-                self.out.push_str(&scalar_text(leaf, false));
+                if leaf.anchor {
+                    let name = format!("a{}", self.anchor_count);
+                    self.anchor_count += 1;
+                    self.out.push_str(&format!(" &{name}"));
+                    self.anchors.push((name, self.leaves.len()));
+                }
+                if leaf.tag {
+                    self.out.push_str(" !!str");
+                }
+                if !leaf.empty {
+                    self.out.push(' ');
+                    self.out.push_str(&scalar_text(leaf, false));
+                }
                 self.comment(leaf);
                 self.out.push_str(self.nl);
-                self.leaves.push((path.clone(), leaf.value.clone()));
+                self.leaves
+                    .push((path.clone(), leaf.value.clone(), Vec::new()));
+            }
+            Gen::Alias(n) => {
+                match self.anchors.get(n % self.anchors.len().max(1)).cloned() {
+                    Some((name, leaf)) => {
+                        self.out.push_str(&format!(" *{name}"));
+                        self.leaves[leaf].2.push(path.clone());
+                    }
+                    None => {
+                        self.out.push_str(" x");
+                        self.leaves.push((path.clone(), "x".into(), Vec::new()));
+                    }
+                }
+                self.out.push_str(self.nl);
             }
             Gen::Flow(entries) => {
                 let parts: Vec<String> = entries
                     .iter()
-                    .map(|(k, leaf)| format!("{k}: {}", scalar_text(leaf, true)))
+                    .map(|(k, leaf)| {
+                        let text = scalar_text(leaf, true);
+                        match (leaf.tag, leaf.empty) {
+                            (_, true) => format!("{k}:"),
+                            (true, false) => format!("{k}: !!str {text}"),
+                            (false, false) => format!("{k}: {text}"),
+                        }
+                    })
                     .collect();
                 self.out.push_str(&format!(" {{{}}}", parts.join(", ")));
                 self.out.push_str(self.nl);
                 for (k, leaf) in entries {
                     path.push(Segment::Key(k.clone()));
-                    self.leaves.push((path.clone(), leaf.value.clone()));
+                    self.leaves
+                        .push((path.clone(), leaf.value.clone(), Vec::new()));
                     path.pop();
                 }
             }
@@ -153,12 +235,20 @@ impl Render {
                             self.out.push_str(self.nl);
                             self.block(item, indent + 2, path);
                         }
+                        // An empty `-` item has no place to write a value in
+                        // (refused with a message); generate a value there.
+                        Gen::Leaf(leaf) if leaf.empty => {
+                            let mut leaf = leaf.clone();
+                            leaf.empty = false;
+                            leaf.value = "x".into();
+                            self.value(&Gen::Leaf(leaf), indent, path)
+                        }
                         _ => self.value(item, indent, path),
                     }
                     path.pop();
                 }
             }
-            Gen::Flow(_) | Gen::Leaf(_) => {
+            Gen::Flow(_) | Gen::Leaf(_) | Gen::Alias(_) => {
                 let mut root = String::from("root");
                 if let Gen::Leaf(_) = node {
                     root.push('_');
@@ -173,12 +263,14 @@ impl Render {
 }
 
 /// Documents rendered as one stream; returns the text and each leaf's
-/// (document, path, value).
-fn render(docs: &[Gen], crlf: bool, bom: bool) -> (String, Vec<(usize, Path, String)>) {
+/// (document, path, aliases).
+fn render(docs: &[Gen], crlf: bool, bom: bool) -> (String, Vec<(usize, Path, Vec<Path>)>) {
     let mut r = Render {
         out: String::new(),
         nl: if crlf { "\r\n" } else { "\n" },
         leaves: Vec::new(),
+        anchors: Vec::new(),
+        anchor_count: 0,
     };
     if bom {
         r.out.push('\u{feff}');
@@ -190,9 +282,11 @@ fn render(docs: &[Gen], crlf: bool, bom: bool) -> (String, Vec<(usize, Path, Str
             r.out.push_str(&format!("---{}", r.nl));
         }
         r.leaves.clear();
+        r.anchors.clear();
         r.block(doc, 0, &mut Vec::new());
-        for (path, value) in r.leaves.drain(..) {
-            all.push((d, Path::from_segments(path), value));
+        for (path, _value, aliases) in r.leaves.drain(..) {
+            let aliases = aliases.into_iter().map(Path::from_segments).collect();
+            all.push((d, Path::from_segments(path), aliases));
         }
     }
     (r.out, all)
@@ -227,8 +321,18 @@ fn at<'a>(doc: &'a mut Yaml, path: &Path) -> &'a mut Yaml {
     node
 }
 
-/// The property itself, for one document and one leaf.
-fn check_leaf(src: &str, document: usize, path: &Path, value: &str) {
+/// What the leaf loads as after it is set to `value`: an integer or boolean
+/// stays one when `value` is one (the engine keeps the type), else a string.
+fn expected(old: &Yaml, value: &str) -> Yaml {
+    match (old, Loads::of_plain(value, false)) {
+        (Yaml::Integer(_), Loads::Int) => Yaml::Integer(value.parse().expect("an integer")),
+        (Yaml::Boolean(_), Loads::Bool) => Yaml::Boolean(value.eq_ignore_ascii_case("true")),
+        _ => Yaml::String(value.to_string()),
+    }
+}
+
+/// The property itself, for one document and one leaf with these aliases.
+fn check_leaf(src: &str, document: usize, path: &Path, aliases: &[Path], value: &str) {
     let out = set(src, path, value, Documents::Index(document))
         .unwrap_or_else(|e| panic!("setting {path} in document {document}: {e}\n{src}"));
 
@@ -256,7 +360,10 @@ fn check_leaf(src: &str, document: usize, path: &Path, value: &str) {
     // 2. The result loads as the old document with only that leaf replaced.
     let body = |s: &str| s.strip_prefix('\u{feff}').unwrap_or(s).to_string();
     let mut want = YamlLoader::load_from_str(&body(src)).expect("source loads");
-    *at(&mut want[document], path) = Yaml::String(value.to_string());
+    let new = expected(at(&mut want[document], path), value);
+    for p in std::iter::once(path).chain(aliases) {
+        *at(&mut want[document], p) = new.clone();
+    }
     let got = YamlLoader::load_from_str(&body(&out)).unwrap_or_else(|e| panic!("{e}\n{out}"));
     assert_eq!(got, want, "\n--- src\n{src}\n--- out\n{out}");
 }
@@ -272,8 +379,8 @@ proptest! {
         values in prop::collection::vec(tag_like(), 8),
     ) {
         let (src, leaves) = render(&docs, crlf, bom);
-        for (i, (document, path, _old)) in leaves.iter().enumerate() {
-            check_leaf(&src, *document, path, &values[i % values.len()]);
+        for (i, (document, path, aliases)) in leaves.iter().enumerate() {
+            check_leaf(&src, *document, path, aliases, &values[i % values.len()]);
         }
     }
 
@@ -289,10 +396,16 @@ proptest! {
             let Ok(stream) = Stream::parse(&src) else { continue };
             let mut i = 0;
             for (document, doc) in stream.documents.iter().enumerate() {
-                for path in string_leaves(&doc.root) {
+                for (path, aliases) in string_leaves(&doc.root) {
                     i += 1;
                     let value = &values[i % values.len()];
-                    std::panic::catch_unwind(|| check_leaf(&src, document, &path, value))
+                    // Fixtures of refusals (duplicate keys, `!!int`) are refused here too.
+                    if let Err(e) = set(&src, &path, value, Documents::Index(document)) {
+                        if matches!(e.kind, YamlErrorKind::Ambiguous | YamlErrorKind::NotEditable) {
+                            continue;
+                        }
+                    }
+                    std::panic::catch_unwind(|| check_leaf(&src, document, &path, &aliases, value))
                         .unwrap_or_else(|_| panic!("fixture {name}, {path} = {value:?}"));
                 }
             }
@@ -356,15 +469,22 @@ fn fixture_texts() -> Vec<(String, String)> {
 }
 
 /// Paths of every plain or quoted scalar leaf that is a value (not a key),
-/// under mappings and sequences, skipping duplicate keys.
-fn string_leaves(root: &Node) -> Vec<Path> {
-    fn walk(node: &Node, path: &mut Vec<Segment>, out: &mut Vec<Path>) {
+/// under mappings and sequences, skipping duplicate keys and anchored
+/// collections (their aliases copy them whole: a merge key's `<<: *d`); each
+/// with the paths of the aliases of its anchor, which follow it.
+fn string_leaves(root: &Node) -> Vec<(Path, Vec<Path>)> {
+    // (path, anchor id of a leaf, or of the anchor an alias names)
+    fn walk(node: &Node, path: &mut Vec<Segment>, out: &mut Vec<(Vec<Segment>, usize, bool)>) {
         match &node.kind {
             NodeKind::Scalar(s)
                 if !matches!(s.style, Style::Literal | Style::Folded) && !path.is_empty() =>
             {
-                out.push(Path::from_segments(path.clone()));
+                out.push((path.clone(), node.anchor, false));
             }
+            NodeKind::Alias { anchor, .. } if !path.is_empty() => {
+                out.push((path.clone(), *anchor, true));
+            }
+            NodeKind::Mapping(_) | NodeKind::Sequence(_) if node.anchor != 0 => {}
             NodeKind::Mapping(entries) => {
                 let mut seen = std::collections::HashSet::new();
                 for (k, v) in entries {
@@ -391,7 +511,18 @@ fn string_leaves(root: &Node) -> Vec<Path> {
             _ => {}
         }
     }
-    let mut out = Vec::new();
-    walk(root, &mut Vec::new(), &mut out);
-    out
+    let mut found = Vec::new();
+    walk(root, &mut Vec::new(), &mut found);
+    found
+        .iter()
+        .filter(|(_, _, alias)| !alias)
+        .map(|(path, anchor, _)| {
+            let aliases = found
+                .iter()
+                .filter(|(_, a, alias)| *alias && *anchor != 0 && a == anchor)
+                .map(|(p, _, _)| Path::from_segments(p.clone()))
+                .collect();
+            (Path::from_segments(path.clone()), aliases)
+        })
+        .collect()
 }

@@ -383,3 +383,94 @@ fn empty_values_get_a_value_after_the_colon() {
         "{err}"
     );
 }
+
+// Issue #8, case 1: properties before an empty value stay in front of it.
+#[test]
+fn an_anchored_empty_value_gets_the_value_after_its_anchor() {
+    let src = "image:\n  tag: &apptag   # filled by CI\nsidecar:\n  tag: *apptag\n";
+    assert_eq!(
+        set_one(src, "image.tag", "1.4.2"),
+        "image:\n  tag: &apptag 1.4.2   # filled by CI\nsidecar:\n  tag: *apptag\n"
+    );
+    assert_eq!(set_one("a: &x\n", "a", "v1"), "a: &x v1\n");
+    assert_eq!(set_one("e: {f: &y }\n", "e.f", "v1"), "e: {f: &y v1 }\n");
+}
+
+// Issue #8, case 5: a typed scalar cannot take a string.
+#[test]
+fn explicitly_typed_scalars_are_refused() {
+    for (src, tag) in [
+        ("a: 1\nb: !!int 5\n", "!!int"),
+        ("a: 1\nb: !!binary aGk=\n", "!!binary"),
+        ("a: 1\nb: !custom x\n", "!custom"),
+    ] {
+        let err = set_err(src, "b", "1.4.2", Documents::One);
+        assert_eq!(err.kind, YamlErrorKind::NotEditable, "{err}");
+        assert_eq!(err.line, 2, "{err}");
+        assert!(
+            err.message.contains(&format!("explicit tag `{tag}`")),
+            "{err}"
+        );
+    }
+    // `!!str` and the non-specific `!` keep the value a string.
+    assert_eq!(set_one("b: !!str 5\n", "b", "1.10"), "b: !!str 1.10\n");
+    assert_eq!(set_one("b: ! 5\n", "b", "6"), "b: ! 6\n");
+    // A tag with nothing after it is refused on its own line, for that reason.
+    let err = set_err("a: 1\nd: !!str\ne: 2\n", "d", "v", Documents::One);
+    assert_eq!((err.kind, err.line), (YamlErrorKind::NotEditable, 2));
+    assert!(err.message.contains("empty `!!str` scalar"), "{err}");
+}
+
+// Issue #8, item 5: an integer stays an integer, a boolean a boolean.
+#[test]
+fn integers_and_booleans_keep_their_type() {
+    assert_eq!(
+        set_one("spec:\n  replicas: 2 # scale\n", "spec.replicas", "3"),
+        "spec:\n  replicas: 3 # scale\n"
+    );
+    assert_eq!(set_one("on: true\n", "on", "false"), "on: false\n");
+    // A value of another kind is written as a string, as before.
+    assert_eq!(set_one("n: 2\n", "n", "v3"), "n: v3\n");
+    assert_eq!(set_one("n: 2\n", "n", "010"), "n: \"010\"\n");
+    assert_eq!(set_one("b: true\n", "b", "yes"), "b: \"yes\"\n");
+    // A float is not kept: `tag: 1.10` is the classic string-as-float trap.
+    assert_eq!(set_one("tag: 1.1\n", "tag", "1.2"), "tag: \"1.2\"\n");
+    // Quoted numbers are strings and stay strings.
+    assert_eq!(set_one("n: \"2\"\n", "n", "3"), "n: \"3\"\n");
+    // Already the same integer: nothing to do.
+    assert_eq!(set_one("n: 3\n", "n", "3"), "n: 3\n");
+}
+
+#[test]
+fn an_empty_value_is_reported_on_its_own_line() {
+    let stream = Stream::parse("a:\nb: 1\n").unwrap();
+    let found = stream.resolve(&Path::parse("a").unwrap(), None).unwrap();
+    assert_eq!(found[0].node.line, 1);
+}
+
+#[test]
+fn ambiguous_paths_are_ambiguous_not_missing() {
+    let err = set_err("a: 1\na: 2\n", "a", "v", Documents::One);
+    assert_eq!(err.kind, YamlErrorKind::Ambiguous, "{err}");
+    let err = set_err(
+        "c:\n- name: x\n  v: 1\n- name: x\n  v: 2\n",
+        "c[name=x].v",
+        "v",
+        Documents::One,
+    );
+    assert_eq!(err.kind, YamlErrorKind::Ambiguous, "{err}");
+    assert_eq!(err.line, 4, "{err}");
+}
+
+#[test]
+fn a_path_through_a_merge_key_names_the_anchor() {
+    let src = "base: &defaults\n  tag: v1\napp:\n  <<: *defaults\n  name: app\n";
+    let err = set_err(src, "app.tag", "v2", Documents::One);
+    assert_eq!(err.kind, YamlErrorKind::NotEditable, "{err}");
+    assert!(
+        err.message.contains(
+            "through the merge key `<<` from *defaults (the anchor `&defaults` at line 1)"
+        ),
+        "{err}"
+    );
+}

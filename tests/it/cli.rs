@@ -56,6 +56,18 @@ fn usage_errors_exit_2_and_write_nothing() {
             "image.tag=1",
         ],
         &["set", "values.yaml"],
+        // An empty value (an unset CI variable) needs --allow-empty.
+        &["set", "values.yaml", "image.tag="],
+        // --document without --set, like --in without --image.
+        &[
+            "update",
+            "--repo",
+            "/nonexistent",
+            "--image",
+            "a/b:1",
+            "--document",
+            "1",
+        ],
     ] {
         let run = t.run(args);
         assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
@@ -212,4 +224,59 @@ fn the_readme_example_runs_and_writes_nothing() {
     let after =
         std::fs::read_to_string(root.join("examples/manifests/charts/app/values.yaml")).unwrap();
     assert_eq!(before, after);
+}
+
+#[test]
+fn an_empty_value_is_written_only_when_allowed() {
+    let t = Test::new().write("values.yaml", VALUES);
+    let run = t.run(&["set", "values.yaml", "image.tag="]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("`image.tag=` sets an empty value")
+            && run.stderr.contains("--allow-empty"),
+        "{}",
+        run.stderr
+    );
+    let run = t.run(&["set", "--allow-empty", "values.yaml", "image.tag="]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(t.read("values.yaml"), VALUES.replace("\"1.0\"", "\"\""));
+}
+
+// Issue #8: special files under a scanned directory are skipped and
+// reported, never fatal and never a hang (reading a FIFO blocks forever).
+#[test]
+fn special_files_under_a_scanned_directory_are_skipped() {
+    let t = Test::new().write("apps/values.yaml", VALUES);
+    let dir = t.path("apps");
+    std::os::unix::fs::symlink("missing.yaml", dir.join("dangling.yaml")).unwrap();
+    std::os::unix::fs::symlink("loop-b.yaml", dir.join("loop-a.yaml")).unwrap();
+    std::os::unix::fs::symlink("loop-a.yaml", dir.join("loop-b.yaml")).unwrap();
+    let fifo = dir.join("pipe.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let run = t.run(&["image", "ghcr.io/acme/app:2.0", "apps"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(t.read("apps/values.yaml").contains("tag: \"2.0\" # CI"));
+    for (name, why) in [
+        ("apps/dangling.yaml", "a dangling symlink"),
+        ("apps/loop-a.yaml", "a symlink loop"),
+        ("apps/pipe.yaml", "not a regular file (a FIFO)"),
+    ] {
+        assert!(
+            run.stderr.contains(&format!("skipped {name}: {why}")),
+            "{name}: {}",
+            run.stderr
+        );
+    }
+    // Named directly, a FIFO is an error, not a hang.
+    let run = t.run(&["set", "apps/pipe.yaml", "image.tag=1"]);
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("not a regular file (a FIFO)"),
+        "{}",
+        run.stderr
+    );
 }

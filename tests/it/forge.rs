@@ -96,7 +96,7 @@ fn gitlab_merge_request_is_created_then_updated_then_left_alone() {
     assert_eq!(items.len(), 1);
     let mr = &items[0];
     assert_eq!(mr["title"], "Update team/app to 1.4.2");
-    assert_eq!(mr["source_branch"], "tagbump/main/team-app");
+    assert_eq!(mr["source_branch"], "tagbump/main/team-app-d3545c89");
     assert_eq!(mr["target_branch"], "main");
     assert_eq!(mr["labels"], json!(["gitops", "bump"]));
     assert_eq!(mr["assignees"].as_array().unwrap().len(), 1);
@@ -192,7 +192,7 @@ fn github_pull_request_lifecycle_and_a_refused_auto_merge() {
         first.run.stderr
     );
     let pr = &s.forge.items()[0];
-    assert_eq!(pr["head"]["ref"], "tagbump/main/team-app");
+    assert_eq!(pr["head"]["ref"], "tagbump/main/team-app-d3545c89");
     assert_eq!(pr["labels"], json!([{"name": "gitops"}]));
     assert_eq!(pr["requested_reviewers"], json!([{"login": "bob"}]));
     let create = s
@@ -299,7 +299,7 @@ fn a_dry_run_sends_nothing_to_the_forge() {
         "GITLAB_TOKEN",
     );
     assert_eq!(u.run.code, 0, "{}", u.run.stderr);
-    assert!(u.run.stderr.contains("dry run: would open or update the merge request from `tagbump/main/team-app` into `main`"), "{}", u.run.stderr);
+    assert!(u.run.stderr.contains("dry run: would open or update the merge request from `tagbump/main/team-app-d3545c89` into `main`"), "{}", u.run.stderr);
     assert!(
         u.run.stderr.contains("title: Update team/app to 1.4.2"),
         "{}",
@@ -371,7 +371,7 @@ fn json_output_github_outputs_and_dotenv() {
   "operation": "pushed",
   "repository": "ssh://REPO",
   "base": "main",
-  "branch": "tagbump/main/team-app",
+  "branch": "tagbump/main/team-app-d3545c89",
   "commit": "<sha>",
   "parent": "<sha>",
   "attempts": 1,
@@ -407,20 +407,20 @@ fn json_output_github_outputs_and_dotenv() {
     let outputs = normalize(&std::fs::read_to_string(&out_file).unwrap(), &s);
     assert_eq!(
         outputs,
-        "changed=true\noperation=pushed\ncommit=<sha>\nbranch=tagbump/main/team-app\nbase=main\n\
+        "changed=true\noperation=pushed\ncommit=<sha>\nbranch=tagbump/main/team-app-d3545c89\nbase=main\n\
          pr-url=http://FORGE/team/app-manifests/-/merge_requests/1\npr-number=1\npr-operation=created\n"
     );
     let summary = normalize(&std::fs::read_to_string(&summary_file).unwrap(), &s);
     assert_eq!(
         summary,
-        "### tagbump: pushed on `tagbump/main/team-app`\n\n| file | path | old | new |\n|---|---|---|---|\n\
-         | `apps/app/values.yaml` | `image.tag` | `1.4.1` | `1.4.2` |\n\nCommit `<sha>` on `tagbump/main/team-app` \
+        "### tagbump: pushed on `tagbump/main/team-app-d3545c89`\n\n| file | path | old | new |\n|---|---|---|---|\n\
+         | `apps/app/values.yaml` | `image.tag` | `1.4.1` | `1.4.2` |\n\nCommit `<sha>` on `tagbump/main/team-app-d3545c89` \
          · [gitlab 1](http://FORGE/team/app-manifests/-/merge_requests/1) created\n"
     );
     let env_file = normalize(&std::fs::read_to_string(&dotenv).unwrap(), &s);
     assert_eq!(
         env_file,
-        "TAGBUMP_CHANGED=true\nTAGBUMP_OPERATION=pushed\nTAGBUMP_COMMIT=<sha>\nTAGBUMP_BRANCH=tagbump/main/team-app\n\
+        "TAGBUMP_CHANGED=true\nTAGBUMP_OPERATION=pushed\nTAGBUMP_COMMIT=<sha>\nTAGBUMP_BRANCH=tagbump/main/team-app-d3545c89\n\
          TAGBUMP_BASE=main\nTAGBUMP_PR_URL=http://FORGE/team/app-manifests/-/merge_requests/1\nTAGBUMP_PR_NUMBER=1\n\
          TAGBUMP_PR_OPERATION=created\n"
     );

@@ -142,7 +142,7 @@ fn the_example_gitlab_job_updates_the_manifest_repo_and_opens_an_mr() {
         "the token leaked:\n{log}"
     );
     assert!(
-        repo.show("tagbump/main/team-app:apps/app/values.yaml")
+        repo.show("tagbump/main/team-app-d3545c89:apps/app/values.yaml")
             .contains("tag: \"1.4.2\""),
         "{log}"
     );

@@ -144,7 +144,7 @@ fn ssh_review_branch_lifecycle() {
     let (repo, url) = server.repo("team/review", &files());
     let env = ssh_env(&server);
     let main_before = repo.git(&["rev-parse", "main"]);
-    let branch = "tagbump/main/team-app";
+    let branch = "tagbump/main/team-app-d3545c89";
 
     let first = update(
         &[
@@ -249,6 +249,151 @@ fn ssh_review_branch_lifecycle() {
         &blocked,
         8,
         "has commits tagbump did not make; not overwriting it",
+        &repo,
+        &refs,
+    );
+}
+
+// Issue #8: `…/platform/services/api` and `…/billing/services/api` shared
+// `tagbump/main/services-api`, and the second run overwrote the first's change.
+#[test]
+fn images_with_the_same_last_components_get_their_own_branches() {
+    let Some(server) = SshServer::start() else {
+        return;
+    };
+    let values = |group: &str| {
+        format!(
+            "image:\n  repository: registry.gitlab.com/acme/{group}/services/api\n  tag: \"1.0.0\"\n"
+        )
+    };
+    let (platform_values, billing_values) = (values("platform"), values("billing"));
+    let (repo, url) = server.repo(
+        "team/collide",
+        &[
+            ("platform/values.yaml", platform_values.as_str()),
+            ("billing/values.yaml", billing_values.as_str()),
+        ],
+    );
+    let env = ssh_env(&server);
+    let run = |image: &str, extra: &[&str]| {
+        let mut args = vec!["--repo", &url, "--image", image, "--output", "json"];
+        args.extend_from_slice(extra);
+        update(&args, &with(&env))
+    };
+    let branch_of = |u: &Update| {
+        let report: serde_json::Value =
+            serde_json::from_str(&u.run.stdout).unwrap_or_else(|e| panic!("{e}: {}", u.run.stdout));
+        report["branch"].as_str().expect("a branch").to_string()
+    };
+
+    let platform = run("registry.gitlab.com/acme/platform/services/api:1.1.0", &[]);
+    assert_eq!(platform.run.code, 0, "{}", platform.run.stderr);
+    let billing = run("registry.gitlab.com/acme/billing/services/api:2.0.0", &[]);
+    assert_eq!(billing.run.code, 0, "{}", billing.run.stderr);
+    let (a, b) = (branch_of(&platform), branch_of(&billing));
+    assert_ne!(a, b, "two images, two branches");
+    assert!(a.starts_with("tagbump/main/services-api-"), "{a}");
+    // Both changes are kept, each on its own branch.
+    assert!(repo
+        .show(&format!("{a}:platform/values.yaml"))
+        .contains("tag: \"1.1.0\""));
+    assert!(repo
+        .show(&format!("{b}:billing/values.yaml"))
+        .contains("tag: \"2.0.0\""));
+    assert!(repo
+        .show(&format!("{b}:platform/values.yaml"))
+        .contains("tag: \"1.0.0\""));
+
+    // Forced onto one name, the second set of targets is refused, not
+    // written over the first one's pending change.
+    let refs = repo.git(&["for-each-ref"]);
+    let shared = run(
+        "registry.gitlab.com/acme/billing/services/api:2.0.1",
+        &["--branch", &a],
+    );
+    assert_failed(
+        &shared,
+        8,
+        "holds tagbump's change for other targets",
+        &repo,
+        &refs,
+    );
+}
+
+// A review branch named by tagbump 0.1 (`tagbump/main/team-app`) is not
+// orphaned without a word: the run says which branch it uses now.
+#[test]
+fn a_review_branch_under_the_old_name_gets_a_note() {
+    let Some(server) = SshServer::start() else {
+        return;
+    };
+    let (repo, url) = server.repo("team/legacy", &files());
+    repo.git(&["branch", "tagbump/main/team-app", "main"]);
+    let u = update(
+        &[
+            "--repo",
+            &url,
+            "--image",
+            "registry.example.com/team/app:1.4.2",
+        ],
+        &with(&ssh_env(&server)),
+    );
+    assert_eq!(u.run.code, 0, "{}", u.run.stderr);
+    assert!(
+        u.run
+            .stderr
+            .contains("note: `tagbump/main/team-app` on ssh://")
+            && u.run
+                .stderr
+                .contains("this run uses `tagbump/main/team-app-d3545c89`"),
+        "{}",
+        u.run.stderr
+    );
+}
+
+// Issue #8: `--set` on a path that is a symlink in the repository would
+// write the new text into the link; it names the link and its target instead.
+#[test]
+fn a_set_on_a_symlink_in_the_repository_says_so() {
+    let Some(server) = SshServer::start() else {
+        return;
+    };
+    let (repo, url) = server.repo("team/links", &files());
+    let work = tempfile::tempdir().unwrap();
+    crate::servers::run(
+        Command::new("git")
+            .args(["clone", "-q"])
+            .arg(&repo.path)
+            .arg(work.path()),
+    );
+    std::os::unix::fs::symlink("app/values.yaml", work.path().join("apps/current.yaml")).unwrap();
+    let git = |args: &[&str]| {
+        crate::servers::run(
+            Command::new("git")
+                .arg("-C")
+                .arg(work.path())
+                .args(["-c", "user.name=h", "-c", "user.email=h@x"])
+                .args(args),
+        )
+    };
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "link"]);
+    git(&["push", "-q", "origin", "main"]);
+    let refs = repo.git(&["for-each-ref"]);
+    let u = update(
+        &[
+            "--repo",
+            &url,
+            "--set",
+            "apps/current.yaml:image.tag=2.0.0",
+            "--direct",
+        ],
+        &with(&ssh_env(&server)),
+    );
+    assert_failed(
+        &u,
+        3,
+        "`apps/current.yaml` is a symlink in the repository (to `app/values.yaml`)",
         &repo,
         &refs,
     );
