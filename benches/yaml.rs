@@ -24,7 +24,7 @@ fn guard_only(
     let new = editor.finish().unwrap();
     let stream = Stream::parse(src).unwrap();
     c.bench_function(name, |b| {
-        b.iter(|| guard::check(black_box(&stream), black_box(&new), &splices).unwrap())
+        b.iter(|| guard::check(src, black_box(&stream), black_box(&new), &splices).unwrap())
     });
 }
 

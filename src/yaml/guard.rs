@@ -9,10 +9,15 @@
 //! The engine's own rules should make a mismatch impossible; this check turns
 //! any bug in them into a refusal instead of a broken manifest.
 //!
-//! Cost: only the documents an edit touched are parsed again, each from its
-//! own bytes; a multi-document file is not re-read in full for a one-line
-//! change. When a document cannot be parsed on its own (it uses a `%TAG`
-//! directive or an alias into another document), the whole text is parsed.
+//! Cost: only what an edit touched is parsed again. In a document whose root
+//! is a block mapping with its keys at the start of their lines (values
+//! files, manifests), that is the top-level entries holding the edits, each
+//! run of them parsed on its own: a parser at a line-start key of the root
+//! mapping is always in the same state, so the entry loads alone as it does
+//! in place. Otherwise, and whenever an entry does not parse alone (an alias
+//! of an anchor in another entry), the whole document is parsed from its own
+//! bytes; and when a document cannot stand alone (a `%TAG` directive, an alias
+//! into another document), the whole text.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -20,9 +25,14 @@ use std::ops::Range;
 use super::edit::{Loads, Splice};
 use super::locate::{Node, NodeKind, Scalar, Stream, Style, YamlError, YamlErrorKind};
 
-/// Check `new_src`, made from the source `old` was parsed from by applying
+/// Check `new_src`, made from `old_src` (parsed as `old`) by applying
 /// `splices`. The error names the line (in the old text) where they differ.
-pub fn check(old: &Stream, new_src: &str, splices: &[Splice]) -> Result<(), YamlError> {
+pub fn check(
+    old_src: &str,
+    old: &Stream,
+    new_src: &str,
+    splices: &[Splice],
+) -> Result<(), YamlError> {
     let mut splices = splices.to_vec();
     splices.sort_by_key(|s| (s.range.start, s.range.end));
     splices.dedup();
@@ -30,12 +40,15 @@ pub fn check(old: &Stream, new_src: &str, splices: &[Splice]) -> Result<(), Yaml
         return Ok(());
     }
     let docs = &old.documents;
+    let shifts = Shifts::new(&splices);
     let mut touched: Vec<(usize, Vec<&Splice>)> = Vec::new();
     for splice in &splices {
         let at = splice.range.start;
         let last = docs.len().saturating_sub(1);
-        let Some(i) = docs.iter().enumerate().position(|(i, d)| {
-            d.range.start <= at && (at < d.range.end || (i == last && at == d.range.end))
+        let i = docs.partition_point(|d| d.range.start <= at).checked_sub(1);
+        let Some(i) = i.filter(|&i| {
+            let d = &docs[i];
+            at < d.range.end || (i == last && at == d.range.end)
         }) else {
             return Err(refused(0, "an edit lies outside every document".into()));
         };
@@ -48,13 +61,16 @@ pub fn check(old: &Stream, new_src: &str, splices: &[Splice]) -> Result<(), Yaml
     let mut full: Option<Stream> = None;
     for (i, edits) in touched {
         let old_doc = &docs[i];
-        let range = shifted(&old_doc.range, &splices, i + 1 == docs.len());
+        if entries_check_out(old_src, old, i, new_src, &edits, &shifts) {
+            continue;
+        }
+        let range = shifts.range(&old_doc.range, i + 1 == docs.len());
         let alone = new_src
             .get(range)
             .and_then(|text| Stream::parse(text).ok())
             .filter(|s| s.documents.len() == 1);
-        let new_root = match &alone {
-            Some(stream) => &stream.documents[0].root,
+        let (new, new_root) = match &alone {
+            Some(stream) => (stream, &stream.documents[0].root),
             None => {
                 if full.is_none() {
                     let stream = Stream::parse(new_src).map_err(|e| {
@@ -75,14 +91,11 @@ pub fn check(old: &Stream, new_src: &str, splices: &[Splice]) -> Result<(), Yaml
                     }
                     full = Some(stream);
                 }
-                &full.as_ref().expect("parsed just above").documents[i].root
+                let stream = full.as_ref().expect("parsed just above");
+                (stream, &stream.documents[i].root)
             }
         };
-        let mut compare = Compare {
-            edits: edits.iter().map(|s| (s.range.start, *s)).collect(),
-            seen: 0,
-            anchors: HashMap::new(),
-        };
+        let mut compare = Compare::new(old, new, &edits);
         compare
             .node(&old_doc.root, new_root)
             .map_err(|(line, why)| refused(line, why))?;
@@ -100,20 +113,118 @@ pub fn check(old: &Stream, new_src: &str, splices: &[Splice]) -> Result<(), Yaml
     Ok(())
 }
 
-/// Where `range` of the old text is in the new one. An insertion exactly at
-/// a document's start belongs to that document, so it moves only its end;
-/// one at the very end of the text belongs to the last document.
-fn shifted(range: &Range<usize>, splices: &[Splice], last: bool) -> Range<usize> {
-    let shift = |pos: usize, inclusive: bool| {
-        splices
-            .iter()
-            .filter(|s| s.range.start < pos || (inclusive && s.range.start == pos))
-            .fold(pos as isize, |at, s| {
-                at + s.text.len() as isize - s.range.len() as isize
-            })
-            .max(0) as usize
+/// The fast path: when document `i`'s root is a block mapping whose keys
+/// start their lines, parse only the run of top-level entries that holds the
+/// edits, on its own, and compare it. `false` means "not shown this way":
+/// the caller then checks the whole document, and reports any mismatch.
+fn entries_check_out(
+    old_src: &str,
+    old: &Stream,
+    i: usize,
+    new_src: &str,
+    edits: &[&Splice],
+    shifts: &Shifts,
+) -> bool {
+    let doc = &old.documents[i];
+    let Some(entries) = doc.root.as_mapping() else {
+        return false;
     };
-    shift(range.start, false)..shift(range.end, last)
+    let bytes = old_src.as_bytes();
+    let starts: Option<Vec<usize>> = entries
+        .iter()
+        .map(|(k, _)| {
+            let s = k.as_scalar()?;
+            let at_line_start = s.start == doc.range.start
+                || (s.start > 0 && matches!(bytes.get(s.start - 1), Some(b'\n' | b'\r')));
+            (s.start != Scalar::NOWHERE
+                && !s.empty
+                && at_line_start
+                && matches!(
+                    s.style,
+                    Style::Plain | Style::SingleQuoted | Style::DoubleQuoted
+                ))
+            .then_some(s.start)
+        })
+        .collect();
+    let Some(starts) = starts else {
+        return false;
+    };
+    // The entry each edit is in: the last whose key starts at or before it.
+    let entry_of = |at: usize| starts.partition_point(|&s| s <= at).checked_sub(1);
+    let (Some(first), Some(last)) = (
+        edits.first().and_then(|e| entry_of(e.range.start)),
+        edits.last().and_then(|e| entry_of(e.range.start)),
+    ) else {
+        return false;
+    };
+    let end = starts.get(last + 1).copied().unwrap_or(doc.range.end);
+    let is_last_doc = i + 1 == old.documents.len() && end == doc.range.end;
+    let range = shifts.range(&(starts[first]..end), is_last_doc);
+    let Some(text) = new_src.get(range) else {
+        return false;
+    };
+    // A document marker would end the document in place but not alone.
+    let marker = |line: &str| {
+        (line.starts_with("---") || line.starts_with("..."))
+            && line[3..].starts_with([' ', '\t', '\r']) | line[3..].is_empty()
+    };
+    if text.split('\n').any(marker) {
+        return false;
+    }
+    let Ok(new) = Stream::parse(text) else {
+        return false;
+    };
+    let [new_doc] = new.documents.as_slice() else {
+        return false;
+    };
+    let Some(new_entries) = new_doc.root.as_mapping() else {
+        return false;
+    };
+    if new_doc.root.anchor != 0 || new_entries.len() != last - first + 1 {
+        return false;
+    }
+    let mut compare = Compare::new(old, &new, edits);
+    let same = entries[first..=last]
+        .iter()
+        .zip(new_entries)
+        .all(|((ka, va), (kb, vb))| compare.node(ka, kb).is_ok() && compare.node(va, vb).is_ok());
+    same && compare.seen == compare.edits.len()
+}
+
+/// Where positions of the old text are in the new one: the splices' starts,
+/// sorted, and the running sum of how much each moved the text after it.
+struct Shifts {
+    starts: Vec<usize>,
+    /// `moved[n]`: the change in length made by the first `n` splices.
+    moved: Vec<isize>,
+}
+
+impl Shifts {
+    fn new(sorted: &[Splice]) -> Shifts {
+        let mut moved = vec![0isize];
+        for s in sorted {
+            let last = moved[moved.len() - 1];
+            moved.push(last + s.text.len() as isize - s.range.len() as isize);
+        }
+        Shifts {
+            starts: sorted.iter().map(|s| s.range.start).collect(),
+            moved,
+        }
+    }
+
+    fn at(&self, pos: usize, inclusive: bool) -> usize {
+        let n = self
+            .starts
+            .partition_point(|&s| s < pos || (inclusive && s == pos));
+        (pos as isize + self.moved[n]).max(0) as usize
+    }
+
+    /// Where `range` of the old text is in the new one. An insertion exactly
+    /// at a range's start belongs to that range, so it moves only its end;
+    /// one at the very end of the text belongs to the last range.
+    fn range(&self, range: &Range<usize>, last: bool) -> Range<usize> {
+        self.at(range.start, false)..self.at(range.end, last)
+    }
 }
 
 fn refused(line: usize, why: String) -> YamlError {
@@ -134,17 +245,32 @@ struct Compare<'a> {
     seen: usize,
     /// Old anchor id -> new anchor id, as they are met in document order.
     anchors: HashMap<usize, usize>,
+    old_names: &'a HashMap<usize, String>,
+    new_names: &'a HashMap<usize, String>,
 }
 
 type Mismatch = (usize, String);
 
-impl Compare<'_> {
+impl<'a> Compare<'a> {
+    fn new(old: &'a Stream, new: &'a Stream, edits: &[&'a Splice]) -> Compare<'a> {
+        Compare {
+            edits: edits.iter().map(|s| (s.range.start, *s)).collect(),
+            seen: 0,
+            anchors: HashMap::new(),
+            old_names: &old.anchors,
+            new_names: &new.anchors,
+        }
+    }
+
     fn node(&mut self, old: &Node, new: &Node) -> Result<(), Mismatch> {
         let differ = |what: String| Err((old.line, what));
         if (old.anchor == 0) != (new.anchor == 0) {
             return differ("an anchor was added or lost".into());
         }
         if old.anchor != 0 {
+            if self.old_names.get(&old.anchor) != self.new_names.get(&new.anchor) {
+                return differ("an anchor was renamed".into());
+            }
             self.anchors.insert(old.anchor, new.anchor);
         }
         match (&old.kind, &new.kind) {
@@ -289,7 +415,7 @@ mod tests {
     fn run(src: &str, splices: Vec<Splice>) -> Result<(), YamlError> {
         let stream = Stream::parse(src).unwrap();
         let new = apply(src, splices.clone()).unwrap();
-        check(&stream, &new, &splices)
+        check(src, &stream, &new, &splices)
     }
 
     #[test]
@@ -345,6 +471,28 @@ mod tests {
         // An edit that adds a document is caught by the full parse.
         let err = run(src, vec![splice(src, "v1", "v2\n---\nd: 1", "v2")]).unwrap_err();
         assert!(err.message.contains("documents instead of"), "{err}");
+    }
+
+    #[test]
+    fn an_entry_that_would_end_the_document_in_place_is_refused() {
+        // Alone, `a: z\n...\n` is one entry; in place, `...` ends the
+        // document and `b` moves to a second one.
+        let src = "a: x\nb: y\n";
+        let err = run(src, vec![splice(src, "x", "z\n...", "z")]).unwrap_err();
+        assert_eq!(err.kind, YamlErrorKind::Internal, "{err}");
+    }
+
+    #[test]
+    fn a_splice_over_an_anchor_is_refused() {
+        let src = "a: &x v1\nb: *x\n";
+        let at = src.find("&x").unwrap();
+        let rename = Splice {
+            range: at..at + 5,
+            text: "&y v2".into(),
+            value: "v2".into(),
+            loads: Loads::Str,
+        };
+        assert!(run(src, vec![rename]).is_err());
     }
 
     #[test]

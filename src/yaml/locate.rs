@@ -229,6 +229,8 @@ pub struct Document {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stream {
     pub documents: Vec<Document>,
+    /// The name of each anchor, by the parser's id ([`Node::anchor`]).
+    pub anchors: HashMap<usize, String>,
 }
 
 /// A node found by a path: the document it is in and the path as written.
@@ -768,7 +770,12 @@ impl<'a> Builder<'a> {
             doc.range.end = next.max(doc.range.start);
             next = doc.range.start;
         }
-        Ok(Stream { documents })
+        let anchors = self
+            .anchors
+            .into_iter()
+            .map(|(id, (name, _, _))| (id, name))
+            .collect();
+        Ok(Stream { documents, anchors })
     }
 
     /// Record where anchor `id` is defined, reading its name from the source

@@ -159,7 +159,7 @@ impl<'a> Editor<'a> {
                 "two different values were asked for the same scalar",
             )
         })?;
-        guard::check(&self.stream, &new, &self.splices)?;
+        guard::check(src, &self.stream, &new, &self.splices)?;
         Ok(new)
     }
 }
