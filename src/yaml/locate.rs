@@ -257,7 +257,48 @@ impl Stream {
             Some(rest) => (src.len() - rest.len(), rest),
             None => (0, src),
         };
-        Builder::new(body, bom).run()
+        let error = match Builder::new(body, bom, None).run() {
+            Ok(stream) => return Ok(stream),
+            Err(failed) => failed,
+        };
+        // Flow collections whose later lines are indented no deeper than the
+        // key they belong to (`podAnnotations: {` ... `}` at column 0) are
+        // valid to libyaml, go-yaml and PyYAML, but yaml-rust2 refuses them.
+        // Inside a flow collection a line break is only a separator, so the
+        // text is parsed again with the offending breaks (and comments on
+        // those lines) turned into spaces: same length, every byte offset the
+        // same, every scalar's value the same. Lines are counted on the text
+        // as written. Anything else, or no progress, reports the first error.
+        let Failed {
+            error,
+            mut flow_open,
+            mut at,
+        } = error;
+        if !error.message.ends_with("invalid indentation") {
+            return Err(error);
+        }
+        let lines = Offsets::new(body, bom).line_starts;
+        let mut text = body.as_bytes().to_vec();
+        for _ in 0..MAX_FLOW_JOINS {
+            let Some(open) = flow_open else { break };
+            if !join_flow_lines(&mut text, open, at) {
+                break;
+            }
+            let Ok(joined) = std::str::from_utf8(&text) else {
+                break;
+            };
+            match Builder::new(joined, bom, Some(&lines)).run() {
+                Ok(stream) => return Ok(stream),
+                Err(next)
+                    if next.error.message.ends_with("invalid indentation") && next.at > at =>
+                {
+                    flow_open = next.flow_open;
+                    at = next.at;
+                }
+                Err(_) => break,
+            }
+        }
+        Err(error)
     }
 
     /// Every node `path` names, across all documents (or only document `only`).
@@ -490,6 +531,59 @@ fn list_hint<'a>(what: &str, names: impl Iterator<Item = &'a str>) -> String {
     format!(" ({what}: {}{more})", shown.join(", "))
 }
 
+/// How many times a parse is retried with flow lines joined (see [`Stream::parse`]).
+const MAX_FLOW_JOINS: usize = 64;
+
+/// Why a parse failed: the error, the flow collection open there (its
+/// opener's offset in the parsed text) and the error's offset.
+struct Failed {
+    error: YamlError,
+    flow_open: Option<usize>,
+    at: usize,
+}
+
+/// Turn the line breaks between a flow collection's opener at `from` and the
+/// token at `to` into spaces, and the comments ending those lines too, leaving
+/// quoted scalars alone. Every byte keeps its offset. Returns whether anything
+/// changed.
+fn join_flow_lines(text: &mut [u8], from: usize, to: usize) -> bool {
+    let to = to.min(text.len());
+    let mut changed = false;
+    let mut i = from;
+    while i < to {
+        match text[i] {
+            b'"' | b'\'' => {
+                // Skip the quoted scalar: a break inside it folds differently.
+                let quote = text[i];
+                i += 1;
+                while i < text.len() {
+                    match text[i] {
+                        b'\\' if quote == b'"' => i += 2,
+                        b'\'' if quote == b'\'' && text.get(i + 1) == Some(&b'\'') => i += 2,
+                        c if c == quote => break,
+                        _ => i += 1,
+                    }
+                }
+                i += 1;
+            }
+            b'#' if i == 0 || matches!(text[i - 1], b' ' | b'\t' | b'\n' | b'\r') => {
+                while i < text.len() && !matches!(text[i], b'\n' | b'\r') {
+                    text[i] = b' ';
+                    i += 1;
+                }
+                changed = true;
+            }
+            b'\n' | b'\r' => {
+                text[i] = b' ';
+                changed = true;
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    changed
+}
+
 /// Maps parser markers (line, character column) to byte offsets.
 struct Offsets<'a> {
     src: &'a str,
@@ -563,6 +657,8 @@ enum Open {
     Mapping {
         line: usize,
         flow: bool,
+        /// Where its start marker is, in the parsed text.
+        at: usize,
         anchor: usize,
         entries: Vec<(Node, Node)>,
         key: Option<Node>,
@@ -570,6 +666,7 @@ enum Open {
     Sequence {
         line: usize,
         flow: bool,
+        at: usize,
         anchor: usize,
         items: Vec<Node>,
     },
@@ -589,15 +686,18 @@ type AnchorInfo = (String, usize, Option<Rc<Node>>);
 struct Builder<'a> {
     src: &'a str,
     offsets: Offsets<'a>,
+    /// Line starts of the text as written, when `src` has flow lines joined.
+    written_lines: Option<&'a [usize]>,
     /// Anchor id -> what an alias of it needs to know.
     anchors: HashMap<usize, AnchorInfo>,
 }
 
 impl<'a> Builder<'a> {
-    fn new(src: &'a str, base: usize) -> Builder<'a> {
+    fn new(src: &'a str, base: usize, written_lines: Option<&'a [usize]>) -> Builder<'a> {
         Builder {
             src,
             offsets: Offsets::new(src, base),
+            written_lines,
             anchors: HashMap::new(),
         }
     }
@@ -615,7 +715,24 @@ impl<'a> Builder<'a> {
         )
     }
 
-    fn run(mut self) -> Result<Stream, YamlError> {
+    /// The 1-based line, in the text as written, of a byte offset in `src`.
+    fn line_at(&self, local: usize) -> usize {
+        let starts = self.written_lines.unwrap_or(&self.offsets.line_starts);
+        starts.partition_point(|&s| s <= local).max(1)
+    }
+
+    /// The 1-based line of a marker, in the text as written.
+    fn line_of(&mut self, marker: &Marker) -> usize {
+        match self.written_lines {
+            None => marker.line(),
+            Some(_) => {
+                let local = self.offsets.local(marker);
+                self.line_at(local)
+            }
+        }
+    }
+
+    fn run(mut self) -> Result<Stream, Failed> {
         let mut parser = Parser::new_from_str(self.src);
         let mut documents = Vec::new();
         // Where the next document's text starts: the start of the text, then
@@ -625,8 +742,25 @@ impl<'a> Builder<'a> {
         let mut start = self.offsets.base;
         let mut stack: Vec<Open> = Vec::new();
         loop {
-            let (event, marker) = parser.next_token().map_err(|e| Self::syntax_error(&e))?;
-            let line = marker.line();
+            let (event, marker) = match parser.next_token() {
+                Ok(next) => next,
+                Err(e) => {
+                    // The outermost open flow collection: every line in it
+                    // is flow context.
+                    let flow_open = stack.iter().find_map(|open| match open {
+                        Open::Mapping { flow: true, at, .. }
+                        | Open::Sequence { flow: true, at, .. } => Some(*at),
+                        _ => None,
+                    });
+                    let at = self.offsets.local(e.marker());
+                    return Err(Failed {
+                        error: Self::syntax_error(&e),
+                        flow_open,
+                        at,
+                    });
+                }
+            };
+            let line = self.line_of(&marker);
             let in_flow = stack.last().is_some_and(Open::flow);
             let node = match event {
                 Event::StreamEnd => break,
@@ -637,19 +771,25 @@ impl<'a> Builder<'a> {
                 Event::StreamStart | Event::DocumentStart | Event::Nothing => continue,
                 Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
                     if stack.len() >= MAX_DEPTH {
-                        return Err(YamlError::new(
-                            YamlErrorKind::Syntax,
-                            line,
-                            format!("nesting deeper than {MAX_DEPTH} levels"),
-                        ));
+                        return Err(Failed {
+                            error: YamlError::new(
+                                YamlErrorKind::Syntax,
+                                line,
+                                format!("nesting deeper than {MAX_DEPTH} levels"),
+                            ),
+                            flow_open: None,
+                            at: 0,
+                        });
                     }
                     let opener = self.offsets.char_at(&marker);
                     let at = self.offsets.absolute(&marker);
                     self.remember_anchor(anchor, at, None);
+                    let local = at - self.offsets.base;
                     stack.push(if matches!(event, Event::MappingStart(..)) {
                         Open::Mapping {
                             line,
                             flow: in_flow || opener == Some('{'),
+                            at: local,
                             anchor,
                             entries: Vec::new(),
                             key: None,
@@ -658,6 +798,7 @@ impl<'a> Builder<'a> {
                         Open::Sequence {
                             line,
                             flow: in_flow || opener == Some('['),
+                            at: local,
                             anchor,
                             items: Vec::new(),
                         }
@@ -797,7 +938,7 @@ impl<'a> Builder<'a> {
                     .chars()
                     .take_while(|c| !c.is_whitespace() && !",[]{}".contains(*c))
                     .collect();
-                let line = self.offsets.line_starts.partition_point(|&s| s <= amp);
+                let line = self.line_at(amp);
                 (name, line)
             }
             None => (String::new(), 0),
@@ -812,7 +953,8 @@ impl<'a> Builder<'a> {
         };
         let at = if scalar.start == Scalar::NOWHERE {
             // Past the end of its line: the anchor is on it or before it.
-            let next = self.offsets.line_starts.get(node.line).copied();
+            let starts = self.written_lines.unwrap_or(&self.offsets.line_starts);
+            let next = starts.get(node.line).copied();
             self.offsets.base + next.unwrap_or(self.src.len())
         } else {
             scalar.start

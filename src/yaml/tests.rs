@@ -474,3 +474,41 @@ fn a_path_through_a_merge_key_names_the_anchor() {
         "{err}"
     );
 }
+
+// Issue #8: files Helm, kubectl and PyYAML load, with flow collections whose
+// later lines sit at (or left of) their key's indentation, are edited too.
+#[test]
+fn flow_collections_closed_at_the_parent_indentation() {
+    let src = "\
+podAnnotations: {
+}
+tolerations: [
+{key: a, value: x}, # first
+{key: b, value: y}
+]
+image:
+  tag: v1
+";
+    assert_eq!(
+        set_one(src, "image.tag", "v2"),
+        src.replace("tag: v1", "tag: v2")
+    );
+    // A value inside such a collection: right bytes, right line.
+    assert_eq!(
+        set_one(src, "tolerations[1].value", "z"),
+        src.replace("value: y", "value: z")
+    );
+    let stream = Stream::parse(src).unwrap();
+    let found = stream
+        .resolve(&Path::parse("tolerations[1].value").unwrap(), None)
+        .unwrap();
+    assert_eq!(found[0].node.line, 5);
+    // What is broken for every loader still fails, with the first error.
+    let err = set_err(
+        "a: [\n1, 2\nimage:\n  tag: v1\n",
+        "image.tag",
+        "v2",
+        Documents::One,
+    );
+    assert_eq!((err.kind, err.line), (YamlErrorKind::Syntax, 2), "{err}");
+}
