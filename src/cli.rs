@@ -147,9 +147,15 @@ pub struct UpdateArgs {
     #[arg(long, env = "TAGBUMP_DOTENV", value_name = "FILE")]
     pub dotenv: Option<PathBuf>,
 
-    /// How many times to try the push when others push first.
+    /// How many times to try: when others push first, or the server or the
+    /// network fails in a way that may pass (a shed connection, a 503).
     #[arg(long, env = "TAGBUMP_ATTEMPTS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub attempts: u32,
+
+    /// The most the whole run may take, in seconds, retries included; a
+    /// server that never answers fails after it instead of hanging the job.
+    #[arg(long, env = "TAGBUMP_TIMEOUT", value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub timeout: u64,
 
     /// Environment variable holding the SSH private key itself (or, as GitLab
     /// file variables do, the path to it).

@@ -73,6 +73,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         author_name: "tagbump demo".into(),
         author_email: "demo@tagbump.invalid".into(),
         attempts: 3,
+        timeout: std::time::Duration::from_secs(60),
         source_commit: None,
         pipeline_url: None,
     };

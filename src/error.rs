@@ -28,6 +28,8 @@ pub enum Kind {
     /// Someone else's work is in the way: a branch with human commits, or
     /// a base branch that kept moving through every retry.
     Conflict,
+    /// The server declined the push by policy: a hook, a protected branch.
+    Declined,
 }
 
 impl Kind {
@@ -42,6 +44,7 @@ impl Kind {
             Kind::Auth => 6,
             Kind::Remote => 7,
             Kind::Conflict => 8,
+            Kind::Declined => 9,
         }
     }
 }
@@ -52,6 +55,8 @@ pub struct Failure {
     pub kind: Kind,
     pub message: String,
     pub hint: Option<String>,
+    /// A fault that may pass: a retry can succeed (a shed connection, a 503).
+    pub transient: bool,
 }
 
 impl Failure {
@@ -60,7 +65,14 @@ impl Failure {
             kind,
             message: message.into(),
             hint: None,
+            transient: false,
         }
+    }
+
+    /// Mark the failure as one a retry may get past.
+    pub fn transient(mut self) -> Failure {
+        self.transient = true;
+        self
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Failure {
@@ -108,6 +120,11 @@ fn failure(err: &anyhow::Error) -> Option<&Failure> {
 /// The kind of an error chain.
 pub fn kind(err: &anyhow::Error) -> Kind {
     failure(err).map_or(Kind::Internal, |f| f.kind)
+}
+
+/// Whether a retry may get past the error.
+pub fn is_transient(err: &anyhow::Error) -> bool {
+    failure(err).is_some_and(|f| f.transient)
 }
 
 /// The hint of an error chain, if it has one.

@@ -10,6 +10,7 @@ pub mod error;
 pub mod forge;
 pub mod git;
 pub mod image;
+pub mod interrupt;
 pub mod local;
 pub mod output;
 pub mod secret;
@@ -66,7 +67,16 @@ fn update_command(args: &cli::UpdateArgs) -> Result<()> {
     let args = &args;
     let spec = settings::update_spec(args, &env)?;
     let forge_spec = settings::forge_spec(args, &spec, &env)?;
+    // Every git connection gets a connect timeout and an idle timeout
+    // (libgit2 applies them to HTTP; SSH has only the --timeout watchdog).
+    // SAFETY: set once, before any network operation, from the main thread.
+    unsafe {
+        let _ = git2::opts::set_server_connect_timeout_in_milliseconds(15_000);
+        let _ = git2::opts::set_server_timeout_in_milliseconds(60_000);
+    }
+    interrupt::install(spec.timeout);
     let report = update::run(&spec)?;
+    interrupt::stage("opening or updating the merge request".into());
     let json = args.output == cli::OutputFormat::Json;
     {
         // With --output json the diffs travel inside the JSON, not beside it.

@@ -60,6 +60,35 @@ pub fn update_spec(args: &UpdateArgs, env: Env<'_>) -> Result<UpdateSpec> {
         );
     };
     let remote = RemoteUrl::parse(repo)?;
+    if remote.scheme == Scheme::Local {
+        let path = remote.url.strip_prefix("file://").unwrap_or(&remote.url);
+        if !std::path::Path::new(path).exists() {
+            return Err(Failure::new(
+                Kind::NotFound,
+                format!("no such repository: `{path}` does not exist here"),
+            )
+            .hint(
+                "a --repo without `scheme://` or `host:` is a local path; for a server use \
+                 ssh://…, git@host:group/repo.git or https://…",
+            )
+            .into());
+        }
+    }
+    for (flag, name) in [("--base", &args.base), ("--branch", &args.branch)] {
+        if let Some(name) = name {
+            if !git2::Reference::is_valid_name(&format!("refs/heads/{name}")) {
+                return Err(Failure::new(
+                    Kind::Usage,
+                    format!("{flag} `{name}` is not a valid branch name"),
+                )
+                .hint(
+                    "branch names follow `git check-ref-format`: no `..`, spaces, `~^:?*[\\`, \
+                     no leading `-` or trailing `/`, `.lock` or `.`",
+                )
+                .into());
+            }
+        }
+    }
     let ci = crate::ci::detect(env);
     let (author_name, author_email) = match (&args.author, &ci.author) {
         (Some(text), _) => parse_author(text)?,
@@ -86,13 +115,17 @@ pub fn update_spec(args: &UpdateArgs, env: Env<'_>) -> Result<UpdateSpec> {
         dirs: args
             .dirs
             .iter()
-            .map(|d| d.trim_matches('/').trim_start_matches("./").to_string())
-            .collect(),
+            .map(|d| {
+                crate::update::repo_path(d)
+                    .map_err(|e| Failure::new(Kind::Usage, format!("--in {e}")))
+            })
+            .collect::<Result<_, _>>()?,
         app_version: args.app_version,
         message: args.message.clone(),
         author_name,
         author_email,
         attempts: args.attempts,
+        timeout: std::time::Duration::from_secs(args.timeout),
         source_commit: ci.commit_sha.clone(),
         pipeline_url: ci.pipeline_url.clone(),
     })
@@ -310,13 +343,19 @@ fn auth(args: &UpdateArgs, remote: &RemoteUrl, env: Env<'_>) -> Result<Auth> {
         }
         _ => "oauth2".into(),
     };
+    // Both add trust, as with git: OpenSSL's default paths (the system store,
+    // or SSL_CERT_FILE) are loaded when libgit2 starts, and GIT_SSL_CAINFO is
+    // loaded on top of them, not instead.
+    auth.trust = vec!["the system store".to_string()];
+    if let Some(file) = env("SSL_CERT_FILE") {
+        auth.trust = vec![format!("SSL_CERT_FILE={file}")];
+    }
     if let Some(ca) = env("GIT_SSL_CAINFO") {
-        if env("SSL_CERT_FILE").is_none() {
-            // SAFETY: called before any network operation, from the main thread.
-            unsafe { git2::opts::set_ssl_cert_file(&ca) }.map_err(|e| {
-                Failure::new(Kind::Usage, format!("GIT_SSL_CAINFO={ca}: {}", e.message()))
-            })?;
-        }
+        // SAFETY: called before any network operation, from the main thread.
+        unsafe { git2::opts::set_ssl_cert_file(&ca) }.map_err(|e| {
+            Failure::new(Kind::Usage, format!("GIT_SSL_CAINFO={ca}: {}", e.message()))
+        })?;
+        auth.trust.push(format!("GIT_SSL_CAINFO={ca}"));
     }
     Ok(auth)
 }
@@ -474,7 +513,12 @@ mod tests {
 
     #[test]
     fn authors_and_ci_links() {
-        let a = args(&["--repo", "/x.git", "--author", "CI Bot <ci@example.com>"]);
+        let a = args(&[
+            "--repo",
+            "https://example.com/x.git",
+            "--author",
+            "CI Bot <ci@example.com>",
+        ]);
         let s = update_spec(
             &a,
             &env_of(&[
@@ -496,7 +540,7 @@ mod tests {
             Some("https://github.com/o/r/actions/runs/42")
         );
         // Without --author: the user who started the GitLab pipeline, or tagbump.
-        let a = args(&["--repo", "/x.git"]);
+        let a = args(&["--repo", "https://example.com/x.git"]);
         let gitlab = env_of(&[
             ("GITLAB_CI", "true"),
             ("GITLAB_USER_NAME", "Alice"),
@@ -512,7 +556,7 @@ mod tests {
             (s.author_name.as_str(), s.author_email.as_str()),
             ("tagbump", "tagbump@localhost")
         );
-        let a = args(&["--repo", "/x.git", "--author", "nobody"]);
+        let a = args(&["--repo", "https://example.com/x.git", "--author", "nobody"]);
         assert!(update_spec(&a, &env_of(&[])).is_err());
     }
 }

@@ -9,7 +9,7 @@
 use std::collections::hash_map::RandomState;
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use git2::{Oid, Signature};
@@ -38,9 +38,29 @@ pub fn parse_file_set(text: &str) -> Result<FileSet, String> {
         return Err(format!("`{text}` names no file before `:`"));
     }
     Ok(FileSet {
-        file: file.trim_start_matches("./").to_string(),
+        file: repo_path(file)?,
         assignment: target::parse_assignment(rest)?,
     })
+}
+
+/// A path inside the repository as git names it: `/apps/x`, `./apps/x` and
+/// `apps//x` all become `apps/x`. A `..` component is refused: nothing
+/// outside the repository can be named, and inside it there is one spelling.
+pub fn repo_path(text: &str) -> Result<String, String> {
+    let mut parts = Vec::new();
+    for part in text.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                return Err(format!(
+                    "`{text}` goes up with `..`; paths are relative to the repository root, \
+                     e.g. `apps/app/values.yaml`"
+                ))
+            }
+            p => parts.push(p),
+        }
+    }
+    Ok(parts.join("/"))
 }
 
 /// One `--promote FROM_FILE:PATH=TO_FILE:PATH`: copy a (tested) value.
@@ -79,7 +99,7 @@ pub fn parse_promotion(text: &str) -> Result<Promotion, String> {
             return Err(usage());
         }
         Ok((
-            file.trim_start_matches("./").to_string(),
+            repo_path(file)?,
             crate::yaml::Path::parse(path).map_err(|e| e.to_string())?,
         ))
     };
@@ -116,6 +136,8 @@ pub struct UpdateSpec {
     pub author_name: String,
     pub author_email: String,
     pub attempts: u32,
+    /// The wall-clock cap on the whole run (`--timeout`).
+    pub timeout: Duration,
     /// Links for the commit message, from CI.
     pub source_commit: Option<String>,
     pub pipeline_url: Option<String>,
@@ -680,7 +702,21 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(base * (500 + random) / 1000)
 }
 
-/// Run the update.
+/// What one attempt came to.
+enum Attempt {
+    Done(Report),
+    /// Try again from a fresh clone. `contention`: another push came first
+    /// (the base moved), not a fault of the server or the network.
+    Again {
+        why: String,
+        contention: bool,
+    },
+}
+
+/// Run the update: attempts from a fresh clone each, retried with backoff
+/// on contention and on transient faults, within `--attempts` and
+/// `--timeout`; permanent failures (auth, host key, not found, a declined
+/// push) end it at once.
 pub fn run(spec: &UpdateSpec) -> Result<Report> {
     let author = Signature::now(&spec.author_name, &spec.author_email).map_err(|e| {
         Failure::new(
@@ -693,157 +729,205 @@ pub fn run(spec: &UpdateSpec) -> Result<Report> {
             ),
         )
     })?;
+    let started = Instant::now();
     let mut attempt = 0;
     loop {
         attempt += 1;
-        // A fresh depth-1 clone per attempt: nothing from a failed attempt can
-        // leak into the next, and a shallow clone of the new tip costs about
-        // what an incremental fetch into the old one would.
-        let session = Session::open(spec.remote.clone(), spec.auth.clone())?;
-        let advert = session.discover()?;
-        let base = resolve_base(spec, &advert, session.url())?;
+        let (why, contention) = match attempt_once(spec, attempt, &author) {
+            Ok(Attempt::Done(report)) => return Ok(report),
+            Ok(Attempt::Again { why, contention }) => (why, contention),
+            Err(e) if crate::error::is_transient(&e) => {
+                (crate::secret::scrub(&format!("{e:#}")), false)
+            }
+            Err(e) => return Err(e),
+        };
+        let mut delay = backoff(attempt);
+        let busy = ["http status code: 429", "http status code: 503"];
+        if attempt < spec.attempts && busy.iter().any(|b| why.contains(b)) {
+            if let Some(asked) = crate::git::http_retry_after(&spec.remote, &spec.auth) {
+                eprintln!("the server asks to retry after {} s", asked.as_secs());
+                delay = delay.max(asked.min(Duration::from_secs(60)));
+            }
+        }
+        if attempt >= spec.attempts || started.elapsed() + delay >= spec.timeout {
+            return Err(gave_up(
+                attempt,
+                started.elapsed(),
+                &spec.remote.url,
+                why,
+                contention,
+            ));
+        }
+        eprintln!(
+            "attempt {attempt} of {} failed: {why}; trying again in {:.1} s",
+            spec.attempts,
+            delay.as_secs_f64()
+        );
+        std::thread::sleep(delay);
+    }
+}
+
+/// One attempt: clone the tips, plan, commit, push.
+fn attempt_once(spec: &UpdateSpec, attempt: u32, author: &Signature<'_>) -> Result<Attempt> {
+    // A fresh depth-1 clone per attempt: nothing from a failed attempt can
+    // leak into the next, and a shallow clone of the new tip costs about
+    // what an incremental fetch into the old one would.
+    let session = Session::open(spec.remote.clone(), spec.auth.clone())?;
+    crate::interrupt::stage(format!("connecting to {}", session.url()));
+    let mut chosen = None;
+    let advert = session.discover_and_fetch(|advert| {
+        let base = resolve_base(spec, advert, session.url())?;
         let branch = match (spec.direct, &spec.branch) {
             (true, _) => base.clone(),
             (false, Some(b)) => b.clone(),
             (false, None) => branch_name(&base, spec),
         };
-        let mut wanted = vec![base.as_str()];
+        let mut wanted = vec![base.clone()];
         if !spec.direct && advert.head(&branch).is_some() {
-            wanted.push(branch.as_str());
+            wanted.push(branch.clone());
         }
-        let legacy = legacy_branch_name(&base, spec);
-        let legacy_note = (attempt == 1
-            && !spec.direct
-            && spec.branch.is_none()
-            && legacy != branch
-            && advert.head(&branch).is_none()
-            && advert.head(&legacy).is_some())
-        .then(|| {
-            format!(
-                "`{legacy}` on {} is a review branch from an older tagbump for these targets; \
-                 this run uses `{branch}` (names now include a hash of the whole targets). \
-                 Close the merge request from `{legacy}` and delete that branch",
-                session.url()
-            )
+        crate::interrupt::stage(format!("fetching `{base}` from {}", session.url()));
+        chosen = Some((base, branch));
+        Ok(wanted)
+    })?;
+    let (base, branch) = chosen.expect("set by the fetch");
+    let legacy = legacy_branch_name(&base, spec);
+    let legacy_note = (attempt == 1
+        && !spec.direct
+        && spec.branch.is_none()
+        && legacy != branch
+        && advert.head(&branch).is_none()
+        && advert.head(&legacy).is_some())
+    .then(|| {
+        format!(
+            "`{legacy}` on {} is a review branch from an older tagbump for these targets; \
+             this run uses `{branch}` (names now include a hash of the whole targets). \
+             Close the merge request from `{legacy}` and delete that branch",
+            session.url()
+        )
+    });
+    if let Some(note) = &legacy_note {
+        eprintln!("note: {note}");
+    }
+    // The tips are the advertised ones, fetched on the same connection.
+    let base_tip = session.fetched(&base).filter(|&c| session.has_commit(c));
+    let branch_tip = if spec.direct {
+        base_tip
+    } else {
+        session.fetched(&branch)
+    };
+    let Some(base_tip) = base_tip else {
+        return Ok(Attempt::Again {
+            why: format!("`{base}` was not fetched whole"),
+            contention: true,
         });
-        if let Some(note) = &legacy_note {
-            eprintln!("note: {note}");
-        }
-        session.fetch(&wanted)?;
-        // Build on what was fetched, not on what was advertised a moment ago;
-        // the push then checks it is still the tip. Under concurrent pushes
-        // libgit2 can also point the fetched ref at a newer tip than the pack
-        // it downloaded holds: the branch moved mid-fetch, so try again.
-        let tips = session.fetched(&base).and_then(|base_tip| {
-            let branch_tip = if spec.direct {
-                Some(base_tip)
-            } else {
-                session.fetched(&branch)
-            };
-            let complete = [Some(base_tip), branch_tip]
-                .into_iter()
-                .flatten()
-                .all(|c| session.has_commit(c));
-            complete.then_some((base_tip, branch_tip))
-        });
-        let Some((base_tip, branch_tip)) = tips else {
-            if attempt >= spec.attempts {
-                return Err(gave_up(
-                    attempt,
-                    session.url(),
-                    format!("`{base}` kept moving while fetching"),
-                ));
-            }
-            eprintln!("`{base}` moved while fetching; retrying");
-            std::thread::sleep(backoff(attempt));
-            continue;
-        };
+    };
 
-        let mut plan = plan_on(&session, base_tip, spec)?;
-        plan.notes.extend(legacy_note);
-        let mut report = Report {
-            operation: Operation::Unchanged,
-            base: base.clone(),
-            branch: branch.clone(),
-            branch_existed: branch_tip.is_some(),
-            parent: base_tip.to_string(),
-            commit: None,
-            plan,
-            attempts: attempt,
-            message: String::new(),
-        };
-        if !report.plan.changed() {
-            return Ok(report);
+    let mut plan = plan_on(&session, base_tip, spec)?;
+    plan.notes.extend(legacy_note);
+    let mut report = Report {
+        operation: Operation::Unchanged,
+        base: base.clone(),
+        branch: branch.clone(),
+        branch_existed: branch_tip.is_some(),
+        parent: base_tip.to_string(),
+        commit: None,
+        plan,
+        attempts: attempt,
+        message: String::new(),
+    };
+    if !report.plan.changed() {
+        return Ok(Attempt::Done(report));
+    }
+    let tree = session.build_tree(base_tip, &report.plan.files)?;
+    if let (false, Some(tip)) = (spec.direct, branch_tip) {
+        if !session.is_ours(tip) {
+            return Err(Failure::new(
+                Kind::Conflict,
+                format!("branch `{branch}` on {} has commits tagbump did not make; not overwriting it", session.url()),
+            )
+            .hint("merge or close its merge request and delete the branch, or pass --branch with another name")
+            .into());
         }
-        let tree = session.build_tree(base_tip, &report.plan.files)?;
-        if let (false, Some(tip)) = (spec.direct, branch_tip) {
-            if !session.is_ours(tip) {
-                return Err(Failure::new(
-                    Kind::Conflict,
-                    format!("branch `{branch}` on {} has commits tagbump did not make; not overwriting it", session.url()),
-                )
-                .hint("merge or close its merge request and delete the branch, or pass --branch with another name")
-                .into());
+        let theirs = session.trailer(tip, TARGETS_TRAILER);
+        if theirs.as_deref().is_some_and(|t| t != targets_id(spec)) {
+            return Err(Failure::new(
+                Kind::Conflict,
+                format!(
+                    "branch `{branch}` on {} holds tagbump's change for other targets \
+                     ({TARGETS_TRAILER} {}); not overwriting it",
+                    session.url(),
+                    theirs.unwrap_or_default()
+                ),
+            )
+            .hint("pass --branch with another name, or let that change merge (or close it) first")
+            .into());
+        }
+        if session.tree_and_parent(tip) == Some((tree, Some(base_tip))) {
+            report.commit = Some(tip.to_string());
+            return Ok(Attempt::Done(report));
+        }
+    }
+    report.message = message(spec, &report.plan, &base, &branch)?;
+    let commit = session.commit(base_tip, tree, &report.message, author)?;
+    report.commit = Some(commit.to_string());
+    if spec.dry_run {
+        report.operation = Operation::DryRun;
+        return Ok(Attempt::Done(report));
+    }
+    crate::interrupt::stage(format!("pushing `{branch}` to {}", session.url()));
+    crate::interrupt::pushing(&commit.to_string(), &branch);
+    let pushed = session.push(commit, &branch, branch_tip, !spec.direct);
+    crate::interrupt::pushed(matches!(pushed, Ok(Pushed::Done)));
+    match pushed? {
+        Pushed::Done => {
+            report.operation = Operation::Pushed;
+            Ok(Attempt::Done(report))
+        }
+        Pushed::Rejected(why) if crate::git::declined(&why) => {
+            let said = session.remote_lines();
+            let mut message = format!("{} declined the push to `{branch}`: {why}", session.url());
+            for line in &said {
+                message.push_str(&format!("\n  remote: {line}"));
             }
-            let theirs = session.trailer(tip, TARGETS_TRAILER);
-            if theirs.as_deref().is_some_and(|t| t != targets_id(spec)) {
-                return Err(Failure::new(
-                    Kind::Conflict,
-                    format!(
-                        "branch `{branch}` on {} holds tagbump's change for other targets \
-                         ({TARGETS_TRAILER} {}); not overwriting it",
-                        session.url(),
-                        theirs.unwrap_or_default()
-                    ),
-                )
+            Err(Failure::new(Kind::Declined, message)
                 .hint(
-                    "pass --branch with another name, or let that change merge (or close it) first",
+                    "a server hook or branch protection refused it; retrying would not help. \
+                     Push to a review branch (drop --direct), or ask for push rights on the branch",
                 )
-                .into());
-            }
-            if session.tree_and_parent(tip) == Some((tree, Some(base_tip))) {
-                report.commit = Some(tip.to_string());
-                return Ok(report);
-            }
+                .into())
         }
-        report.message = message(spec, &report.plan, &base, &branch)?;
-        let commit = session.commit(base_tip, tree, &report.message, &author)?;
-        report.commit = Some(commit.to_string());
-        if spec.dry_run {
-            report.operation = Operation::DryRun;
-            return Ok(report);
-        }
-        match session.push(commit, &branch, branch_tip, !spec.direct)? {
-            Pushed::Done => {
-                report.operation = Operation::Pushed;
-                return Ok(report);
-            }
-            outcome if attempt < spec.attempts => {
-                if let Pushed::Rejected(why) = &outcome {
-                    eprintln!("push rejected ({why}); retrying from the new tip");
-                } else {
-                    eprintln!("`{branch}` moved while pushing; retrying from the new tip");
-                }
-                std::thread::sleep(backoff(attempt));
-            }
-            outcome => {
-                let why = match outcome {
-                    Pushed::Rejected(why) => format!("the server rejected the push: {why}"),
-                    _ => format!("`{branch}` kept moving"),
-                };
-                return Err(gave_up(attempt, session.url(), why));
-            }
-        }
+        Pushed::Rejected(why) => Ok(Attempt::Again {
+            why: format!("the push was rejected ({why})"),
+            contention: true,
+        }),
+        Pushed::Stale => Ok(Attempt::Again {
+            why: format!("`{branch}` moved while pushing"),
+            contention: true,
+        }),
     }
 }
 
-fn gave_up(attempts: u32, url: &str, why: String) -> anyhow::Error {
-    Failure::new(
-        Kind::Conflict,
-        format!("gave up after {attempts} attempt(s) to push to {url}: {why}"),
-    )
-    .hint("raise --attempts, or check the branch's protection rules")
-    .into()
+fn gave_up(
+    attempts: u32,
+    took: Duration,
+    url: &str,
+    why: String,
+    contention: bool,
+) -> anyhow::Error {
+    let message = format!(
+        "gave up after {attempts} attempt(s) in {:.1} s to push to {url}; the last one: {why}",
+        took.as_secs_f64()
+    );
+    if contention {
+        Failure::new(Kind::Conflict, message)
+            .hint("others kept pushing first; raise --attempts or --timeout")
+            .into()
+    } else {
+        Failure::new(Kind::Remote, message)
+            .hint("the server or the network kept failing; check that the server is up and not overloaded, or raise --attempts or --timeout")
+            .into()
+    }
 }
 
 fn resolve_base(spec: &UpdateSpec, advert: &Advert, url: &str) -> Result<String> {
@@ -903,6 +987,7 @@ mod tests {
             author_name: "t".into(),
             author_email: "t@x".into(),
             attempts: 3,
+            timeout: Duration::from_secs(60),
             source_commit: None,
             pipeline_url: None,
         }
@@ -942,6 +1027,27 @@ mod tests {
         assert_eq!(branch_name("release/1.x", &s), a);
         assert!(a.starts_with("tagbump/release/1.x/web-"), "{a}");
         assert_eq!(sanitize("a b..c/.d"), "a-b-c/-d");
+    }
+
+    #[test]
+    fn repository_paths_have_one_spelling() {
+        assert_eq!(
+            repo_path("/apps/app/values.yaml").unwrap(),
+            "apps/app/values.yaml"
+        );
+        assert_eq!(
+            repo_path("./apps//app/./v.yaml").unwrap(),
+            "apps/app/v.yaml"
+        );
+        assert_eq!(repo_path("/").unwrap(), "");
+        assert!(repo_path("../../etc")
+            .unwrap_err()
+            .contains("goes up with `..`"));
+        assert!(repo_path("apps/../x").is_err());
+        assert_eq!(
+            parse_file_set("/apps/a.yaml:image.tag=1").unwrap().file,
+            "apps/a.yaml"
+        );
     }
 
     #[test]

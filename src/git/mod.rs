@@ -46,6 +46,8 @@ pub struct Auth {
     /// HTTPS token, sent as the password of `http_user`.
     pub token: Option<Secret>,
     pub http_user: String,
+    /// The CA sources TLS trusts, for messages: `SSL_CERT_FILE=…`, `GIT_SSL_CAINFO=…`.
+    pub trust: Vec<String>,
 }
 
 /// The transport a URL uses.
@@ -104,6 +106,17 @@ impl RemoteUrl {
                 user,
                 embedded_secret,
             })
+        } else if let Some((userinfo, host_path)) = scp_with_password(text) {
+            // `oauth2:TOKEN@host:path`: remember the secret first, so no
+            // message can show it, then refuse: SSH does not take passwords.
+            if let Some((_, secret)) = userinfo.split_once(':') {
+                let _ = Secret::new(secret);
+            }
+            let user = userinfo.split(':').next().unwrap_or_default();
+            Err(usage(&format!(
+                "`{user}:***@{host_path}` holds a password or token, and an scp-like address \
+                 is SSH, which uses keys"
+            )))
         } else if let Some((user_host, _path)) = scp_like(text) {
             let (user, host) = match user_host.split_once('@') {
                 Some((u, h)) => (Some(u.to_string()), h.to_string()),
@@ -156,6 +169,13 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// `user:secret@host:path`: an scp-like address with a password in it.
+fn scp_with_password(text: &str) -> Option<(&str, &str)> {
+    let (userinfo, rest) = text.split_once('@')?;
+    (userinfo.contains(':') && !userinfo.contains('/') && rest.contains(':'))
+        .then_some((userinfo, rest))
+}
+
 /// `[user@]host:path` (scp-like SSH), but not a Windows drive or a local path.
 fn scp_like(text: &str) -> Option<(&str, &str)> {
     let (head, path) = text.split_once(':')?;
@@ -196,6 +216,8 @@ pub enum Pushed {
 struct Seen {
     host_key: Option<Box<hostkey::Refused>>,
     auth: Option<String>,
+    /// What the server said on the sideband (`remote: …` lines), scrubbed.
+    remote_lines: Vec<String>,
 }
 
 /// A bare repository in a temporary directory, bound to one remote.
@@ -214,6 +236,7 @@ impl Session {
             .prefix("tagbump-")
             .tempdir()
             .context("cannot create a temporary directory")?;
+        crate::interrupt::register_dir(dir.path().to_path_buf());
         let repo = Repository::init_bare(dir.path()).context("cannot create a bare repository")?;
         Ok(Session {
             repo,
@@ -308,6 +331,25 @@ impl Session {
                 }
             }
         });
+        callbacks.sideband_progress(move |data| {
+            let text = String::from_utf8_lossy(data);
+            let mut seen = self.seen.borrow_mut();
+            for line in text.split(['\n', '\r']).map(str::trim) {
+                // Progress counters are noise; what a hook says is not.
+                let progress = [
+                    "Counting objects",
+                    "Compressing objects",
+                    "Enumerating objects",
+                    "Total ",
+                ]
+                .iter()
+                .any(|p| line.starts_with(p));
+                if !line.is_empty() && !progress && seen.remote_lines.len() < 50 {
+                    seen.remote_lines.push(scrub(line));
+                }
+            }
+            true
+        });
         if let Some(rejected) = rejected {
             callbacks.push_update_reference(move |name, status| {
                 if let Some(why) = status {
@@ -358,23 +400,51 @@ impl Session {
             .into();
         }
         if err.code() == ErrorCode::Certificate || err.class() == ErrorClass::Ssl {
+            let trusted = if self.auth.trust.is_empty() {
+                "the system store".to_string()
+            } else {
+                self.auth.trust.join(" and ")
+            };
             return Failure::new(Kind::Auth, format!("cannot {doing} {url}: TLS: {message}"))
-                .hint("for a private CA, set SSL_CERT_FILE or GIT_SSL_CAINFO to its PEM bundle")
+                .hint(format!(
+                    "trusted: {trusted}; for a private CA, put its PEM certificate in \
+                     GIT_SSL_CAINFO (it adds to the others)"
+                ))
                 .into();
         }
-        Failure::new(Kind::Remote, format!("cannot {doing} {url}: {message}"))
+        let failure = Failure::new(Kind::Remote, format!("cannot {doing} {url}: {message}"));
+        if transient(&message) {
+            return failure
+                .hint("the server or the network failed for now; it was retried as long as --attempts and --timeout allowed")
+                .transient()
+                .into();
+        }
+        failure
             .hint("check the URL, and that the server is reachable from here (HTTPS_PROXY/NO_PROXY are honoured)")
             .into()
     }
 
-    /// Connect and read the branch list and default branch.
-    pub fn discover(&self) -> Result<Advert> {
+    /// What the server said on the sideband during the last connection.
+    pub fn remote_lines(&self) -> Vec<String> {
+        self.seen.borrow().remote_lines.clone()
+    }
+
+    /// One connection for discovery and fetch: read the branch list and the
+    /// default branch, let `choose` name the branches to fetch, and fetch them
+    /// (depth 1 except over the local transport) on the same connection. The
+    /// fetched tips are exactly the advertised ones (`fetched` returns them).
+    /// One SSH handshake instead of two is faster, and kinder to a server
+    /// that sheds connections (`MaxStartups`).
+    pub fn discover_and_fetch(
+        &self,
+        choose: impl FnOnce(&Advert) -> Result<Vec<String>>,
+    ) -> Result<Advert> {
         self.seen.replace(Seen::default());
         let mut remote = self
             .repo
             .remote_anonymous(&self.remote.url)
             .map_err(|e| self.failure(e, "read"))?;
-        let connection = remote
+        let mut connection = remote
             .connect_auth(
                 Direction::Fetch,
                 Some(self.callbacks(None)),
@@ -395,13 +465,8 @@ impl Session {
                 .ok()
                 .map(|s| s.trim_start_matches("refs/heads/").to_string())
         });
-        Ok(advert)
-    }
-
-    /// Fetch `branches` (depth 1 except over the local transport).
-    pub fn fetch(&self, branches: &[&str]) -> Result<()> {
-        self.seen.replace(Seen::default());
-        let specs: Vec<String> = branches
+        let wanted = choose(&advert)?;
+        let specs: Vec<String> = wanted
             .iter()
             .map(|b| format!("+refs/heads/{b}:refs/remotes/origin/{b}"))
             .collect();
@@ -413,13 +478,23 @@ impl Session {
         if self.remote.scheme != Scheme::Local {
             options.depth(1);
         }
-        let mut remote = self
-            .repo
-            .remote_anonymous(&self.remote.url)
+        connection
+            .remote()
+            .download(&specs, Some(&mut options))
             .map_err(|e| self.failure(e, "fetch from"))?;
-        remote
-            .fetch(&specs, Some(&mut options), None)
-            .map_err(|e| self.failure(e, "fetch from"))
+        drop(options);
+        drop(connection);
+        for branch in &wanted {
+            if let Some(oid) = advert.head(branch).filter(|&oid| self.has_commit(oid)) {
+                self.repo.reference(
+                    &format!("refs/remotes/origin/{branch}"),
+                    oid,
+                    true,
+                    "tagbump: fetched",
+                )?;
+            }
+        }
+        Ok(advert)
     }
 
     /// The text of `path` at `commit`; `None` when there is no such file.
@@ -662,6 +737,119 @@ impl Session {
     }
 }
 
+/// Whether a transport error (not an authentication or host-key one, which
+/// are told apart before) may pass on a retry: a connection shed before the
+/// SSH handshake (sshd's `MaxStartups`), refused, reset or timed out, a
+/// transfer cut short, a temporary DNS failure, an HTTP 408/429/5xx. A
+/// missing repository, a refused permission, a bad URL or an unknown host
+/// name will not pass, nor will anything not known to.
+pub fn transient(message: &str) -> bool {
+    let m = message.to_lowercase();
+    const PERMANENT: &[&str] = &[
+        "http status code: 401",
+        "http status code: 403",
+        "http status code: 404",
+        "not found",
+        "does not appear to be a git repository",
+        "permission denied",
+        "unsupported url",
+        "malformed",
+        "name or service not known",
+        "no address associated",
+        "could not resolve host",
+        "authenticat",
+        "hostkey",
+        "certificate",
+    ];
+    const TRANSIENT: &[&str] = &[
+        "failed getting banner",
+        "failed to start ssh session",
+        "unable to exchange encryption keys",
+        "failed to open ssh channel",
+        "ssh could not read data",
+        "ssh could not write data",
+        "ssh could not execute request",
+        "connection refused",
+        "connection reset",
+        "connection aborted",
+        "connection closed",
+        "timed out",
+        "timeout",
+        "broken pipe",
+        "early eof",
+        "unexpected eof",
+        "hung up",
+        "temporary failure in name resolution",
+        "http status code: 408",
+        "http status code: 429",
+        "http status code: 500",
+        "http status code: 502",
+        "http status code: 503",
+        "http status code: 504",
+        "failed to connect",
+        "could not connect",
+        "failed to send",
+        "failed to receive",
+        "error sending request",
+        "error receiving",
+        "short read",
+    ];
+    !PERMANENT.iter().any(|p| m.contains(p)) && TRANSIENT.iter().any(|p| m.contains(p))
+}
+
+/// What a smart-HTTP server that answered 429 or 503 asks for in
+/// `Retry-After`. libgit2 does not hand response headers on, so the first
+/// request of a fetch (`info/refs`) is made once more, with the same
+/// credentials, to read it. `None` for other transports, or when the server
+/// does not say (or now answers something else).
+pub fn http_retry_after(remote: &RemoteUrl, auth: &Auth) -> Option<std::time::Duration> {
+    if !matches!(remote.scheme, Scheme::Http | Scheme::Https) {
+        return None;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    let _inside = runtime.enter();
+    let client = crate::forge::gitlab::http_client(std::time::Duration::from_secs(10)).ok()?;
+    let url = format!(
+        "{}/info/refs?service=git-upload-pack",
+        remote.url.trim_end_matches('/')
+    );
+    let mut request = client.get(url);
+    if let Some(token) = auth.token.as_ref().or(remote.embedded_secret.as_ref()) {
+        request = request.basic_auth(&auth.http_user, Some(token.expose()));
+    }
+    let response = runtime.block_on(request.send()).ok()?;
+    if !matches!(response.status().as_u16(), 429 | 503) {
+        return None;
+    }
+    crate::forge::retry_after(response.headers())
+}
+
+/// Whether a push the server refused was declined by its policy (a hook, a
+/// protected branch) rather than lost to a concurrent update.
+pub fn declined(status: &str) -> bool {
+    let s = status.to_lowercase();
+    [
+        "hook declined",
+        "protected",
+        "not allowed",
+        "denied",
+        "declined",
+        "forbidden",
+    ]
+    .iter()
+    .any(|p| s.contains(p))
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // The directory itself goes with `dir`, dropped after this.
+        crate::interrupt::unregister_dir(self.dir.path());
+    }
+}
+
 fn auth_hint(scheme: Scheme) -> &'static str {
     match scheme {
         Scheme::Ssh => {
@@ -687,6 +875,32 @@ mod tests {
         assert_eq!(r.user.as_deref(), Some("oauth2"));
         assert_eq!(r.embedded_secret.unwrap().expose(), "glpat-s3cr3t/x");
         assert_eq!(r.scheme, Scheme::Https);
+    }
+
+    #[test]
+    fn transport_errors_are_told_apart() {
+        for m in [
+            "failed to start SSH session: Failed getting banner",
+            "failed to connect to 127.0.0.1: Connection refused",
+            "unexpected http status code: 503",
+            "SSH could not read data: Timed out waiting on socket",
+            "early EOF",
+            "failed to resolve address for h: Temporary failure in name resolution",
+        ] {
+            assert!(transient(m), "{m}");
+        }
+        for m in [
+            "unexpected http status code: 404",
+            "unexpected http status code: 401",
+            "failed to resolve address for nope.invalid: Name or service not known",
+            "unsupported URL protocol",
+            "remote rejected authentication: Failure",
+            "some new message nobody has seen",
+        ] {
+            assert!(!transient(m), "{m}");
+        }
+        assert!(declined("refs/heads/main: pre-receive hook declined"));
+        assert!(!declined("refs/heads/main: failed to update ref"));
     }
 
     #[test]
@@ -716,6 +930,18 @@ mod tests {
             Scheme::Local
         );
         assert!(RemoteUrl::parse("ftp://x/y").is_err());
+        // A token in an scp-like address is refused without being shown.
+        let err =
+            RemoteUrl::parse("oauth2:glpat-SCPLIKE123456@gitlab.example.com:g/r.git").unwrap_err();
+        assert!(
+            !err.message.contains("glpat-SCPLIKE123456"),
+            "{}",
+            err.message
+        );
+        assert!(err
+            .message
+            .contains("oauth2:***@gitlab.example.com:g/r.git"));
+        assert_eq!(crate::secret::scrub("x glpat-SCPLIKE123456 y"), "x *** y");
         assert!(RemoteUrl::parse("").is_err());
     }
 }

@@ -3,6 +3,7 @@
 mod cli;
 mod contracts;
 mod fake_forge;
+mod faults;
 mod fixtures;
 mod forge;
 mod packaging;

@@ -65,19 +65,19 @@ pub fn update_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> 
     }
 }
 
-fn ssh_env(server: &SshServer) -> Vec<(&'static str, String)> {
+pub fn ssh_env(server: &SshServer) -> Vec<(&'static str, String)> {
     vec![
         ("SSH_PRIVATE_KEY", server.key.clone()),
         ("SSH_KNOWN_HOSTS", server.known_hosts.clone()),
     ]
 }
 
-fn with<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+pub fn with<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     env.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
 /// The failure contract: the given exit code, nothing pushed, no temp files.
-fn assert_failed(u: &Update, code: i32, needle: &str, repo: &Repo, before: &str) {
+pub fn assert_failed(u: &Update, code: i32, needle: &str, repo: &Repo, before: &str) {
     assert_eq!(u.run.code, code, "stderr: {}", u.run.stderr);
     assert!(
         u.run.stderr.contains(needle),
@@ -707,7 +707,7 @@ fn concurrent_direct_pushes_all_land_with_linear_history() {
     }
     let retried = results
         .iter()
-        .filter(|u| u.run.stderr.contains("retrying from the new tip"))
+        .filter(|u| u.run.stderr.contains("trying again"))
         .count();
     eprintln!("contention: {retried} of {SERVICES} runs retried at least once");
 }
@@ -720,6 +720,9 @@ fn https_with_a_token_and_a_private_ca() {
     };
     let (repo, http, https) = server.repo("team/https", &files());
     let ca = server.ca.to_string_lossy().into_owned();
+    // A CA bundle that does not hold the test CA, as SSL_CERT_FILE is in many CI images.
+    let other = tempfile::NamedTempFile::new().unwrap();
+    let other_bundle = other.path().to_string_lossy().into_owned();
     let refs = repo.git(&["for-each-ref"]);
     let args = |url: &str| {
         vec![
@@ -733,9 +736,27 @@ fn https_with_a_token_and_a_private_ca() {
     let a = args(&https);
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
 
-    // No CA: the TLS failure says what to set.
+    // No CA: the TLS failure says what was trusted and what to set.
     let u = update(&a, &[("GITLAB_TOKEN", token)]);
-    assert_failed(&u, 6, "SSL_CERT_FILE or GIT_SSL_CAINFO", &repo, &refs);
+    assert_failed(
+        &u,
+        6,
+        "trusted: the system store; for a private CA, put its PEM certificate in GIT_SSL_CAINFO",
+        &repo,
+        &refs,
+    );
+    // SSL_CERT_FILE set to something else (as in many CI images) names it.
+    let u = update(
+        &a,
+        &[("GITLAB_TOKEN", token), ("SSL_CERT_FILE", &other_bundle)],
+    );
+    assert_failed(
+        &u,
+        6,
+        &format!("trusted: SSL_CERT_FILE={other_bundle}"),
+        &repo,
+        &refs,
+    );
     // Wrong token.
     let u = update(
         &a,
@@ -752,6 +773,20 @@ fn https_with_a_token_and_a_private_ca() {
     let u = update(&a, &[("GITHUB_TOKEN", token), ("SSL_CERT_FILE", &ca)]);
     assert_eq!(u.run.code, 0, "{}", u.run.stderr);
     assert_eq!(repo.count("main"), 2);
+    // Issue #9: GIT_SSL_CAINFO adds trust even when SSL_CERT_FILE is set, as
+    // with git (it was ignored then).
+    let mut c = a.clone();
+    c[3] = "registry.example.com/team/app:1.4.2-1";
+    let u = update(
+        &c,
+        &[
+            ("GITHUB_TOKEN", token),
+            ("SSL_CERT_FILE", &other_bundle),
+            ("GIT_SSL_CAINFO", &ca),
+        ],
+    );
+    assert_eq!(u.run.code, 0, "{}", u.run.stderr);
+    assert_eq!(repo.count("main"), 3);
 
     // Plain HTTP with a GitLab CI job token.
     let b = args(&http);
@@ -759,7 +794,7 @@ fn https_with_a_token_and_a_private_ca() {
     b[3] = "registry.example.com/team/app:1.4.3";
     let u = update(&b, &[("CI_JOB_TOKEN", token)]);
     assert_eq!(u.run.code, 0, "{}", u.run.stderr);
-    assert_eq!(repo.count("main"), 3);
+    assert_eq!(repo.count("main"), 4);
     assert!(!u.run.stderr.contains(token));
 }
 

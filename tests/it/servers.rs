@@ -169,6 +169,13 @@ pub struct SshServer {
 
 impl SshServer {
     pub fn start() -> Option<SshServer> {
+        SshServer::start_with("64")
+    }
+
+    /// A server with sshd's `MaxStartups` set to `max_startups` (`start:rate:full`):
+    /// `2:100:2` drops every unauthenticated connection beyond two, before the
+    /// banner, as a busy stock server does under a burst of pipelines.
+    pub fn start_with(max_startups: &str) -> Option<SshServer> {
         if !available(
             "ssh tests",
             &["/usr/sbin/sshd", "ssh-keygen", "git", "git-shell"],
@@ -216,7 +223,7 @@ impl SshServer {
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_ed25519\nPidFile {d}/sshd.pid\n\
                  AuthorizedKeysFile {d}/authorized_keys\nAllowUsers {user}\nPubkeyAuthentication yes\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
-                 PermitRootLogin prohibit-password\nMaxStartups 64\nLogLevel VERBOSE\n",
+                 PermitRootLogin prohibit-password\nMaxStartups {max_startups}\nLogLevel VERBOSE\n",
                 d = d.display()
             ),
         )
