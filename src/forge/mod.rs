@@ -245,9 +245,9 @@ where
         let wait = match &result {
             Ok(r) => r
                 .retry_after
-                .unwrap_or(backoff(attempt))
+                .unwrap_or(http_backoff(attempt))
                 .min(Duration::from_secs(60)),
-            Err(_) => backoff(attempt),
+            Err(_) => http_backoff(attempt),
         };
         let why = match &result {
             Ok(r) => format!("HTTP {}", r.status),
@@ -259,7 +259,7 @@ where
     }
 }
 
-fn backoff(attempt: u32) -> Duration {
+fn http_backoff(attempt: u32) -> Duration {
     Duration::from_millis(500 << attempt.min(6))
 }
 

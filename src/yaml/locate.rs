@@ -678,6 +678,32 @@ impl Open {
             Open::Mapping { flow, .. } | Open::Sequence { flow, .. } => *flow,
         }
     }
+
+    /// The collection is complete: its node.
+    fn close(self) -> Node {
+        match self {
+            Open::Mapping {
+                line,
+                anchor,
+                entries,
+                ..
+            } => Node {
+                line: first_line(line, entries_line(&entries)),
+                kind: NodeKind::Mapping(entries),
+                anchor,
+            },
+            Open::Sequence {
+                line,
+                anchor,
+                items,
+                ..
+            } => Node {
+                kind: NodeKind::Sequence(items),
+                line,
+                anchor,
+            },
+        }
+    }
 }
 
 /// What is known about an anchor: its name, line, and the node when it is a scalar.
@@ -742,24 +768,7 @@ impl<'a> Builder<'a> {
         let mut start = self.offsets.base;
         let mut stack: Vec<Open> = Vec::new();
         loop {
-            let (event, marker) = match parser.next_token() {
-                Ok(next) => next,
-                Err(e) => {
-                    // The outermost open flow collection: every line in it
-                    // is flow context.
-                    let flow_open = stack.iter().find_map(|open| match open {
-                        Open::Mapping { flow: true, at, .. }
-                        | Open::Sequence { flow: true, at, .. } => Some(*at),
-                        _ => None,
-                    });
-                    let at = self.offsets.local(e.marker());
-                    return Err(Failed {
-                        error: Self::syntax_error(&e),
-                        flow_open,
-                        at,
-                    });
-                }
-            };
+            let (event, marker) = parser.next_token().map_err(|e| self.failed(&e, &stack))?;
             let line = self.line_of(&marker);
             let in_flow = stack.last().is_some_and(Open::flow);
             let node = match event {
@@ -770,96 +779,18 @@ impl<'a> Builder<'a> {
                 }
                 Event::StreamStart | Event::DocumentStart | Event::Nothing => continue,
                 Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
-                    if stack.len() >= MAX_DEPTH {
-                        return Err(Failed {
-                            error: YamlError::new(
-                                YamlErrorKind::Syntax,
-                                line,
-                                format!("nesting deeper than {MAX_DEPTH} levels"),
-                            ),
-                            flow_open: None,
-                            at: 0,
-                        });
-                    }
-                    let opener = self.offsets.char_at(&marker);
-                    let at = self.offsets.absolute(&marker);
-                    self.remember_anchor(anchor, at, None);
-                    let local = at - self.offsets.base;
-                    stack.push(if matches!(event, Event::MappingStart(..)) {
-                        Open::Mapping {
-                            line,
-                            flow: in_flow || opener == Some('{'),
-                            at: local,
-                            anchor,
-                            entries: Vec::new(),
-                            key: None,
-                        }
-                    } else {
-                        Open::Sequence {
-                            line,
-                            flow: in_flow || opener == Some('['),
-                            at: local,
-                            anchor,
-                            items: Vec::new(),
-                        }
-                    });
+                    let mapping = matches!(event, Event::MappingStart(..));
+                    let open = self.open(mapping, anchor, &marker, line, in_flow, stack.len())?;
+                    stack.push(open);
                     continue;
                 }
                 Event::MappingEnd | Event::SequenceEnd => match stack.pop() {
-                    Some(Open::Mapping {
-                        line,
-                        anchor,
-                        entries,
-                        ..
-                    }) => Node {
-                        line: first_line(line, entries_line(&entries)),
-                        kind: NodeKind::Mapping(entries),
-                        anchor,
-                    },
-                    Some(Open::Sequence {
-                        line,
-                        anchor,
-                        items,
-                        ..
-                    }) => Node {
-                        kind: NodeKind::Sequence(items),
-                        line,
-                        anchor,
-                    },
+                    Some(open) => open.close(),
                     None => continue,
                 },
                 Event::Scalar(value, style, anchor, tag) => {
-                    // A plain scalar cannot be empty text: this is an empty
-                    // node, and its marker is the next token's position.
-                    let empty = style == TScalarStyle::Plain && value.is_empty();
-                    let node = Node {
-                        kind: NodeKind::Scalar(Scalar {
-                            value,
-                            style: match style {
-                                TScalarStyle::SingleQuoted => Style::SingleQuoted,
-                                TScalarStyle::DoubleQuoted => Style::DoubleQuoted,
-                                TScalarStyle::Literal => Style::Literal,
-                                TScalarStyle::Folded => Style::Folded,
-                                _ => Style::Plain,
-                            },
-                            start: if empty {
-                                Scalar::NOWHERE
-                            } else {
-                                self.offsets.absolute(&marker)
-                            },
-                            flow: in_flow,
-                            tag: tag.map(|t| format!("{}{}", t.handle, t.suffix)),
-                            empty,
-                        }),
-                        line,
-                        anchor,
-                    };
-                    // An empty value's own place (after its key) is known only
-                    // once it is paired with the key, below.
-                    if let Some(s) = node.as_scalar().filter(|s| !s.empty) {
-                        self.remember_anchor(anchor, s.start, Some(&node));
-                    }
-                    node
+                    let tag = tag.map(|t| format!("{}{}", t.handle, t.suffix));
+                    self.scalar((value, style, anchor, tag), &marker, line, in_flow)
                 }
                 Event::Alias(id) => {
                     let (name, anchor_line, scalar) =
@@ -878,35 +809,17 @@ impl<'a> Builder<'a> {
             };
             match stack.last_mut() {
                 None => {
-                    if node.as_scalar().is_some_and(|s| s.empty) {
-                        self.remember_empty_anchor(&node);
-                    }
+                    self.remember_empty_anchor(&node);
                     documents.push(Document {
                         root: node,
                         range: start..start,
                     });
                 }
-                Some(Open::Sequence { items, .. }) => {
-                    if node.as_scalar().is_some_and(|s| s.empty) {
-                        self.remember_empty_anchor(&node);
-                    }
-                    items.push(node)
-                }
-                Some(Open::Mapping { entries, key, .. }) => match key.take() {
-                    None => *key = Some(node),
-                    Some(k) => {
-                        let node = place_empty_value(self.src, self.offsets.base, &k, node);
-                        if node.as_scalar().is_some_and(|s| s.empty) {
-                            self.remember_empty_anchor(&node);
-                        }
-                        entries.push((k, node));
-                    }
-                },
+                Some(open) => self.add(open, node),
             }
         }
         // Each document runs to where the next one starts.
-        let end = self.offsets.base + self.src.len();
-        let mut next = end;
+        let mut next = self.offsets.base + self.src.len();
         for doc in documents.iter_mut().rev() {
             doc.range.end = next.max(doc.range.start);
             next = doc.range.start;
@@ -917,6 +830,128 @@ impl<'a> Builder<'a> {
             .map(|(id, (name, _, _))| (id, name))
             .collect();
         Ok(Stream { documents, anchors })
+    }
+
+    /// The parse failed: say where, and which flow collection was open then
+    /// (the outermost: every line in it is flow context).
+    fn failed(&mut self, e: &yaml_rust2::ScanError, stack: &[Open]) -> Failed {
+        let flow_open = stack.iter().find_map(|open| match open {
+            Open::Mapping { flow: true, at, .. } | Open::Sequence { flow: true, at, .. } => {
+                Some(*at)
+            }
+            _ => None,
+        });
+        Failed {
+            error: Self::syntax_error(e),
+            flow_open,
+            at: self.offsets.local(e.marker()),
+        }
+    }
+
+    /// A mapping or sequence starts.
+    fn open(
+        &mut self,
+        mapping: bool,
+        anchor: usize,
+        marker: &Marker,
+        line: usize,
+        in_flow: bool,
+        depth: usize,
+    ) -> Result<Open, Failed> {
+        if depth >= MAX_DEPTH {
+            return Err(Failed {
+                error: YamlError::new(
+                    YamlErrorKind::Syntax,
+                    line,
+                    format!("nesting deeper than {MAX_DEPTH} levels"),
+                ),
+                flow_open: None,
+                at: 0,
+            });
+        }
+        let opener = self.offsets.char_at(marker);
+        let at = self.offsets.absolute(marker);
+        self.remember_anchor(anchor, at, None);
+        let local = at - self.offsets.base;
+        Ok(if mapping {
+            Open::Mapping {
+                line,
+                flow: in_flow || opener == Some('{'),
+                at: local,
+                anchor,
+                entries: Vec::new(),
+                key: None,
+            }
+        } else {
+            Open::Sequence {
+                line,
+                flow: in_flow || opener == Some('['),
+                at: local,
+                anchor,
+                items: Vec::new(),
+            }
+        })
+    }
+
+    /// A scalar event (its value, style, anchor and resolved tag) as a node.
+    fn scalar(
+        &mut self,
+        (value, style, anchor, tag): (String, TScalarStyle, usize, Option<String>),
+        marker: &Marker,
+        line: usize,
+        flow: bool,
+    ) -> Node {
+        // A plain scalar cannot be empty text: this is an empty node, and
+        // its marker is the next token's position.
+        let empty = style == TScalarStyle::Plain && value.is_empty();
+        let start = if empty {
+            Scalar::NOWHERE
+        } else {
+            self.offsets.absolute(marker)
+        };
+        let style = match style {
+            TScalarStyle::SingleQuoted => Style::SingleQuoted,
+            TScalarStyle::DoubleQuoted => Style::DoubleQuoted,
+            TScalarStyle::Literal => Style::Literal,
+            TScalarStyle::Folded => Style::Folded,
+            _ => Style::Plain,
+        };
+        let node = Node {
+            kind: NodeKind::Scalar(Scalar {
+                value,
+                style,
+                start,
+                flow,
+                tag,
+                empty,
+            }),
+            line,
+            anchor,
+        };
+        // An empty value's own place (after its key) is known only once it
+        // is paired with the key, in `add`.
+        if !empty {
+            self.remember_anchor(anchor, start, Some(&node));
+        }
+        node
+    }
+
+    /// Put a finished node into the collection that holds it.
+    fn add(&mut self, open: &mut Open, node: Node) {
+        match open {
+            Open::Sequence { items, .. } => {
+                self.remember_empty_anchor(&node);
+                items.push(node)
+            }
+            Open::Mapping { entries, key, .. } => match key.take() {
+                None => *key = Some(node),
+                Some(k) => {
+                    let node = place_empty_value(self.src, self.offsets.base, &k, node);
+                    self.remember_empty_anchor(&node);
+                    entries.push((k, node));
+                }
+            },
+        }
     }
 
     /// Record where anchor `id` is defined, reading its name from the source
@@ -946,9 +981,10 @@ impl<'a> Builder<'a> {
         self.anchors.insert(id, (name, line, scalar));
     }
 
-    /// [`Builder::remember_anchor`] for an empty scalar, once its place is known.
+    /// [`Builder::remember_anchor`] for an empty scalar, once its place is
+    /// known; other nodes were remembered when they were made.
     fn remember_empty_anchor(&mut self, node: &Node) {
-        let Some(scalar) = node.as_scalar() else {
+        let Some(scalar) = node.as_scalar().filter(|s| s.empty) else {
             return;
         };
         let at = if scalar.start == Scalar::NOWHERE {

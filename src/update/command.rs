@@ -1,0 +1,78 @@
+//! The `update` subcommand from end to end: resolve the settings (flags,
+//! config file, environment), arm the signal handlers and the wall-clock cap,
+//! run the attempts, then the merge/pull request, then write the results for
+//! later CI steps (JSON, `GITHUB_OUTPUT`, step summary, dotenv).
+
+use anyhow::{Context, Result};
+
+use super::change_request;
+use crate::{ci, cli, config, error, interrupt, output, settings, update};
+
+/// `tagbump update`: the push, then the merge/pull request, then the
+/// results for later CI steps.
+pub fn run(args: &cli::UpdateArgs) -> Result<()> {
+    let env = settings::process_env;
+    let mut args = args.clone();
+    let environment = args.environment.clone();
+    match config::load(args.config.as_deref())? {
+        Some((path, config)) => config::apply(&mut args, &config, &path, environment.as_deref())?,
+        None if args.environment.is_some() => {
+            return Err(
+                error::Failure::new(error::Kind::Usage, "--env needs a config file")
+                    .hint("create .tagbump.yaml with `environments:`, or pass --config")
+                    .into(),
+            )
+        }
+        None => {}
+    }
+    let args = &args;
+    let spec = settings::update_spec(args, &env)?;
+    let forge_spec = settings::forge_spec(args, &spec, &env)?;
+    // Every git connection gets a connect timeout and an idle timeout
+    // (libgit2 applies them to HTTP; SSH has only the --timeout watchdog).
+    // SAFETY: set once, before any network operation, from the main thread.
+    unsafe {
+        let _ = git2::opts::set_server_connect_timeout_in_milliseconds(15_000);
+        let _ = git2::opts::set_server_timeout_in_milliseconds(60_000);
+    }
+    interrupt::install(spec.timeout);
+    let report = update::run(&spec)?;
+    interrupt::stage("opening or updating the merge request".into());
+    let json = args.output == cli::OutputFormat::Json;
+    {
+        // With --output json the diffs travel inside the JSON, not beside it.
+        let mut stdout = std::io::stdout().lock();
+        let mut sink = std::io::sink();
+        let out: &mut dyn std::io::Write = if json { &mut sink } else { &mut stdout };
+        output::write_update(
+            &mut &mut *out,
+            &mut std::io::stderr().lock(),
+            &report,
+            &spec.remote.url,
+        )
+        .context("cannot write the result")?;
+    }
+    let outcome = change_request::open_or_update(&spec, &forge_spec, &report)?;
+    let summary = output::Summary::new(&report, &spec.remote.url, outcome.as_ref());
+    if json {
+        let text = serde_json::to_string_pretty(&summary).context("cannot encode the result")?;
+        println!("{text}");
+    }
+    let ci = ci::detect(&env);
+    if let Some(path) = &ci.github_output {
+        ci::write_github_output(path, &summary.outputs())
+            .with_context(|| format!("cannot write GITHUB_OUTPUT ({})", path.display()))?;
+    }
+    if let Some(path) = &ci.github_step_summary {
+        ci::write_step_summary(path, &summary.markdown())
+            .with_context(|| format!("cannot write GITHUB_STEP_SUMMARY ({})", path.display()))?;
+    }
+    if let Some(path) = &args.dotenv {
+        let pairs = summary.dotenv();
+        let pairs: Vec<(&str, String)> =
+            pairs.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        ci::write_dotenv(path, &pairs)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}

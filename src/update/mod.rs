@@ -1,0 +1,269 @@
+//! `tagbump update`: clone the manifest repo, edit, commit, push — and when
+//! someone else pushed first, or the server failed for a moment, start
+//! again from the newest tip.
+//!
+//! The rooms: [`command`] runs the subcommand (settings in, results out);
+//! [`attempt`] is the attempt loop, its retry rules and backoff; [`branch`]
+//! names review branches and decides when one may be overwritten (the lease);
+//! [`plan`] computes the edits on a fetched tip; [`message`] writes the commit
+//! message and the merge request's text; [`change_request`] opens or updates
+//! the merge/pull request. This file holds the types they share: what to
+//! change ([`UpdateSpec`]) and what happened ([`Report`]).
+//!
+//! Every attempt re-reads the files from the newest tip and recomputes the
+//! edits from scratch: a retry never rebases stale text.
+
+pub mod attempt;
+pub mod branch;
+pub mod change_request;
+pub mod command;
+pub mod message;
+pub mod plan;
+
+use std::time::Duration;
+
+use crate::git::{Auth, RemoteUrl};
+use crate::image::ImageRef;
+use crate::target::{self, Assignment, Plan};
+use crate::yaml::Documents;
+
+pub use attempt::run;
+pub use branch::{branch_name, legacy_branch_name, targets_id, TARGETS_TRAILER};
+pub use message::{
+    default_description, message, render_message, summary, template_vars, MESSAGE_VARIABLES,
+};
+pub use plan::plan_on;
+
+/// One `--set FILE:PATH=VALUE`.
+#[derive(Debug, Clone)]
+pub struct FileSet {
+    pub file: String,
+    pub assignment: Assignment,
+}
+
+/// Parse `FILE:PATH=VALUE`.
+pub fn parse_file_set(text: &str) -> Result<FileSet, String> {
+    let Some((file, rest)) = text.split_once(':') else {
+        return Err(format!(
+            "`{text}` is not FILE:PATH=VALUE; write e.g. `apps/app/values.yaml:image.tag=1.4.2`"
+        ));
+    };
+    if file.is_empty() {
+        return Err(format!("`{text}` names no file before `:`"));
+    }
+    Ok(FileSet {
+        file: repo_path(file)?,
+        assignment: target::parse_assignment(rest)?,
+    })
+}
+
+/// A path inside the repository as git names it: `/apps/x`, `./apps/x` and
+/// `apps//x` all become `apps/x`. A `..` component is refused: nothing
+/// outside the repository can be named, and inside it there is one spelling.
+pub fn repo_path(text: &str) -> Result<String, String> {
+    let mut parts = Vec::new();
+    for part in text.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                return Err(format!(
+                    "`{text}` goes up with `..`; paths are relative to the repository root, \
+                     e.g. `apps/app/values.yaml`"
+                ))
+            }
+            p => parts.push(p),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+/// One `--promote FROM_FILE:PATH=TO_FILE:PATH`: copy a (tested) value.
+#[derive(Debug, Clone)]
+pub struct Promotion {
+    pub from_file: String,
+    pub from: crate::yaml::Path,
+    pub to_file: String,
+    pub to: crate::yaml::Path,
+}
+
+/// Parse `FROM_FILE:PATH=TO_FILE:PATH`.
+pub fn parse_promotion(text: &str) -> Result<Promotion, String> {
+    let usage = || {
+        format!(
+            "`{text}` is not FROM_FILE:PATH=TO_FILE:PATH; write e.g. \
+             `envs/staging/values.yaml:image.tag=envs/prod/values.yaml:image.tag`"
+        )
+    };
+    let mut depth = 0usize;
+    let split = text.char_indices().find(|&(_, c)| {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        c == '=' && depth == 0
+    });
+    let (from, to) = match split {
+        Some((i, _)) => (&text[..i], &text[i + 1..]),
+        None => return Err(usage()),
+    };
+    let side = |s: &str| -> Result<(String, crate::yaml::Path), String> {
+        let (file, path) = s.split_once(':').ok_or_else(usage)?;
+        if file.is_empty() {
+            return Err(usage());
+        }
+        Ok((
+            repo_path(file)?,
+            crate::yaml::Path::parse(path).map_err(|e| e.to_string())?,
+        ))
+    };
+    let ((from_file, from), (to_file, to)) = (side(from)?, side(to)?);
+    Ok(Promotion {
+        from_file,
+        from,
+        to_file,
+        to,
+    })
+}
+
+/// Everything one update needs, resolved from flags and environment.
+#[derive(Debug, Clone)]
+pub struct UpdateSpec {
+    pub remote: RemoteUrl,
+    pub auth: Auth,
+    /// `None`: the remote's default branch.
+    pub base: Option<String>,
+    /// `None`: derived from the targets (see [`branch_name`]).
+    pub branch: Option<String>,
+    /// Push to the base branch instead of a review branch.
+    pub direct: bool,
+    pub dry_run: bool,
+    pub sets: Vec<FileSet>,
+    pub promotions: Vec<Promotion>,
+    pub documents: Documents,
+    pub images: Vec<ImageRef>,
+    /// Where image scans look (relative to the repo root); empty = everywhere.
+    pub dirs: Vec<String>,
+    pub app_version: bool,
+    /// Commit message template (see [`render_message`]); `None` = default.
+    pub message: Option<String>,
+    pub author_name: String,
+    pub author_email: String,
+    pub attempts: u32,
+    /// The wall-clock cap on the whole run (`--timeout`).
+    pub timeout: Duration,
+    /// Links for the commit message, from CI.
+    pub source_commit: Option<String>,
+    pub pipeline_url: Option<String>,
+}
+
+/// What an update did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    /// A commit was pushed.
+    Pushed,
+    /// Nothing to change: files already hold the values, or the review
+    /// branch already has exactly this change.
+    Unchanged,
+    /// `--dry-run`: computed, nothing sent.
+    DryRun,
+}
+
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub operation: Operation,
+    pub base: String,
+    pub branch: String,
+    /// Whether the branch existed before (for review branches).
+    pub branch_existed: bool,
+    /// The base tip the change was made on.
+    pub parent: String,
+    pub commit: Option<String>,
+    pub plan: Plan,
+    pub attempts: u32,
+    pub message: String,
+}
+
+/// A spec with nothing to change, for tests to fill in.
+#[cfg(test)]
+pub(crate) fn example_spec() -> UpdateSpec {
+    UpdateSpec {
+        remote: RemoteUrl::parse("https://example.com/x.git").expect("a valid URL"),
+        auth: Auth::default(),
+        base: None,
+        branch: None,
+        direct: false,
+        dry_run: false,
+        sets: vec![],
+        promotions: vec![],
+        documents: Documents::One,
+        images: vec![],
+        dirs: vec![],
+        app_version: false,
+        message: None,
+        author_name: "t".into(),
+        author_email: "t@x".into(),
+        attempts: 3,
+        timeout: Duration::from_secs(60),
+        source_commit: None,
+        pipeline_url: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repository_paths_have_one_spelling() {
+        assert_eq!(
+            repo_path("/apps/app/values.yaml").unwrap(),
+            "apps/app/values.yaml"
+        );
+        assert_eq!(
+            repo_path("./apps//app/./v.yaml").unwrap(),
+            "apps/app/v.yaml"
+        );
+        assert_eq!(repo_path("/").unwrap(), "");
+        assert!(repo_path("../../etc")
+            .unwrap_err()
+            .contains("goes up with `..`"));
+        assert!(repo_path("apps/../x").is_err());
+        assert_eq!(
+            parse_file_set("/apps/a.yaml:image.tag=1").unwrap().file,
+            "apps/a.yaml"
+        );
+    }
+
+    #[test]
+    fn promotions_parse() {
+        let p =
+            parse_promotion("envs/staging/values.yaml:image.tag=envs/prod/values.yaml:image.tag")
+                .unwrap();
+        assert_eq!(
+            (p.from_file.as_str(), p.to_file.as_str()),
+            ("envs/staging/values.yaml", "envs/prod/values.yaml")
+        );
+        let p = parse_promotion("a.yaml:c[name=x].image=b.yaml:c[name=y].image").unwrap();
+        assert_eq!(p.from.to_string(), "c[name=x].image");
+        assert_eq!(p.to.to_string(), "c[name=y].image");
+        assert!(parse_promotion("a.yaml:x")
+            .unwrap_err()
+            .contains("FROM_FILE:PATH=TO_FILE:PATH"));
+        assert!(parse_promotion("a.yaml:x=y").is_err());
+    }
+
+    #[test]
+    fn file_sets() {
+        let s = parse_file_set("apps/a.yaml:spec.containers[name=app].image=x:1").unwrap();
+        assert_eq!(s.file, "apps/a.yaml");
+        assert_eq!(
+            s.assignment.path.to_string(),
+            "spec.containers[name=app].image"
+        );
+        assert_eq!(s.assignment.value, "x:1");
+        assert!(parse_file_set("image.tag=1")
+            .unwrap_err()
+            .contains("FILE:PATH=VALUE"));
+    }
+}

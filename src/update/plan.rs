@@ -1,0 +1,207 @@
+//! Planning: the edits a run makes, computed on a fetched tip — image scans
+//! first, then explicit sets and promotions on the result, every file read
+//! fresh from the tree, so a retry on a newer tip recomputes everything.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use git2::Oid;
+
+use super::{Promotion, UpdateSpec};
+use crate::error::{Failure, Kind};
+use crate::git::Session;
+use crate::target::{self, Assignment, FileEdit, ImageUpdate, Plan, SourceFile};
+
+/// Edits stacked file by file: each step starts from the text the previous
+/// steps left, and the result keeps the original text and every outcome.
+#[derive(Default)]
+struct Layers {
+    original: BTreeMap<String, String>,
+    current: BTreeMap<String, String>,
+    outcomes: BTreeMap<String, Vec<crate::yaml::Outcome>>,
+}
+
+impl Layers {
+    fn text<'a>(&'a self, path: &str) -> Option<&'a String> {
+        self.current.get(path)
+    }
+
+    fn absorb(&mut self, edit: FileEdit) {
+        self.original.entry(edit.path.clone()).or_insert(edit.old);
+        self.outcomes
+            .entry(edit.path.clone())
+            .or_default()
+            .extend(edit.outcomes);
+        self.current.insert(edit.path, edit.new);
+    }
+
+    fn into_files(mut self) -> Vec<FileEdit> {
+        self.original
+            .into_iter()
+            .map(|(path, old)| FileEdit {
+                notes: Vec::new(),
+                new: self.current.remove(&path).unwrap_or_else(|| old.clone()),
+                outcomes: self.outcomes.remove(&path).unwrap_or_default(),
+                path,
+                old,
+            })
+            .collect()
+    }
+}
+
+/// Compute the edits on `commit`: image scans first, then explicit sets on
+/// the result, every file read fresh from the tree.
+pub fn plan_on(session: &Session, commit: Oid, spec: &UpdateSpec) -> Result<Plan> {
+    let mut layers = Layers::default();
+    let mut plan = Plan::default();
+
+    if !spec.images.is_empty() {
+        let dirs = if spec.dirs.is_empty() {
+            vec![String::new()]
+        } else {
+            spec.dirs.clone()
+        };
+        let mut files: Vec<SourceFile> = Vec::new();
+        for dir in &dirs {
+            let (found, unreadable) = session.yaml_files(commit, dir)?;
+            for f in found {
+                if !files.iter().any(|g| g.path == f.path) {
+                    files.push(f);
+                }
+            }
+            plan.skipped.extend(unreadable);
+        }
+        for image in &spec.images {
+            let current: Vec<SourceFile> = files
+                .iter()
+                .map(|f| SourceFile {
+                    path: f.path.clone(),
+                    text: layers.text(&f.path).unwrap_or(&f.text).clone(),
+                })
+                .collect();
+            let update = ImageUpdate {
+                image: image.clone(),
+                app_version: spec.app_version,
+            };
+            let step = target::plan_image(&current, &update).map_err(Failure::from)?;
+            if step.files.is_empty() {
+                return Err(Failure::new(
+                    Kind::NotFound,
+                    format!(
+                        "no reference to `{}` in {} ({} YAML file(s) read)",
+                        image.name(),
+                        describe_dirs(&spec.dirs),
+                        current.len()
+                    ),
+                )
+                .hint("check the image name, and --in (paths are relative to the repository root)")
+                .into());
+            }
+            step.files.into_iter().for_each(|edit| layers.absorb(edit));
+            for skipped in step.skipped {
+                if !plan.skipped.contains(&skipped) {
+                    plan.skipped.push(skipped);
+                }
+            }
+            plan.notes.extend(step.notes);
+        }
+    }
+
+    let mut by_file: BTreeMap<&str, Vec<Assignment>> = BTreeMap::new();
+    for set in &spec.sets {
+        by_file
+            .entry(set.file.as_str())
+            .or_default()
+            .push(set.assignment.clone());
+    }
+    // Promotions read the value as it is on the base: the tested one, not
+    // one this run may be writing at the same time.
+    for promotion in &spec.promotions {
+        let value = promoted_value(session, commit, promotion)?;
+        by_file
+            .entry(promotion.to_file.as_str())
+            .or_default()
+            .push(Assignment {
+                path: promotion.to.clone(),
+                value,
+            });
+    }
+    for (path, assignments) in by_file {
+        let text = match layers.text(path) {
+            Some(text) => text.clone(),
+            None => session.read_file(commit, path)?.ok_or_else(|| {
+                Failure::new(
+                    Kind::NotFound,
+                    format!("`{path}` does not exist in the repository"),
+                )
+                .hint("--set takes FILE:PATH=VALUE with FILE relative to the repository root")
+            })?,
+        };
+        let file = SourceFile {
+            path: path.to_string(),
+            text,
+        };
+        let edit = target::plan_set(&file, &assignments, spec.documents).map_err(Failure::from)?;
+        plan.notes.extend(edit.notes.iter().cloned());
+        layers.absorb(edit);
+    }
+
+    plan.files = layers.into_files();
+    Ok(plan)
+}
+
+/// The scalar at a promotion's source, which must be exactly one value.
+fn promoted_value(session: &Session, commit: Oid, p: &Promotion) -> Result<String> {
+    let text = session.read_file(commit, &p.from_file)?.ok_or_else(|| {
+        Failure::new(
+            Kind::NotFound,
+            format!("`{}` does not exist in the repository", p.from_file),
+        )
+        .hint("--promote takes FROM_FILE:PATH=TO_FILE:PATH, files relative to the repository root")
+    })?;
+    let fail = |error| {
+        Failure::from(target::FileError {
+            path: p.from_file.clone(),
+            error,
+        })
+    };
+    let stream = crate::yaml::Stream::parse(&text).map_err(fail)?;
+    let found = stream.resolve(&p.from, None).map_err(fail)?;
+    match found.as_slice() {
+        [one] => match one.node.as_scalar() {
+            Some(scalar) if !scalar.empty => Ok(scalar.value.clone()),
+            _ => Err(Failure::new(
+                Kind::Input,
+                format!(
+                    "{}:{}: `{}` is a {}, not a value to promote",
+                    p.from_file,
+                    one.node.line,
+                    p.from,
+                    one.node.describe()
+                ),
+            )
+            .into()),
+        },
+        many => Err(Failure::new(
+            Kind::Input,
+            format!(
+                "{}: `{}` matches in {} documents; promote from a path that names one value",
+                p.from_file,
+                p.from,
+                many.len()
+            ),
+        )
+        .into()),
+    }
+}
+
+fn describe_dirs(dirs: &[String]) -> String {
+    if dirs.is_empty() {
+        "the repository".to_string()
+    } else {
+        dirs.iter()
+            .map(|d| format!("`{d}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
