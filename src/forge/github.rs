@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 
 use anyhow::Result;
 use octocrab::Octocrab;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
@@ -118,17 +119,19 @@ impl Client {
         .await
     }
 
-    async fn json(&self, verb: Verb, path: &str, body: Option<&Value>) -> Result<Value> {
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        verb: Verb,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<T> {
         let url = format!("{}{path}", self.api);
+        let what = format!("GitHub {} {path}", verb.name());
         let response = self.call(verb, &url, body).await?;
         if !response.ok() {
-            return Err(api_error(
-                Kind::GitHub,
-                &format!("GitHub {} {path}", verb.name()),
-                &response,
-            ));
+            return Err(api_error(Kind::GitHub, &what, &response));
         }
-        Ok(response.json())
+        response.parse(&what)
     }
 
     fn repo_path(&self) -> String {
@@ -136,7 +139,7 @@ impl Client {
     }
 
     /// The open PR from `head` into `base`, if any.
-    pub async fn find_open(&self, head: &str, base: &str) -> Result<Option<Value>> {
+    pub async fn find_open(&self, head: &str, base: &str) -> Result<Option<PullRequest>> {
         let path = format!(
             "{}/pulls?state=open&head={}:{}&base={}",
             self.repo_path(),
@@ -144,13 +147,10 @@ impl Client {
             query_escape(head),
             query_escape(base)
         );
-        let list = self.json(Verb::Get, &path, None).await?;
-        Ok(list.as_array().and_then(|items| {
-            items
-                .iter()
-                .find(|pr| pr["head"]["ref"] == head && pr["base"]["ref"] == base)
-                .cloned()
-        }))
+        let list: Vec<PullRequest> = self.json(Verb::Get, &path, None).await?;
+        Ok(list
+            .into_iter()
+            .find(|pr| pr.head.branch == head && pr.base.branch == base))
     }
 
     pub async fn open_or_update(&self, request: &ChangeRequest) -> Result<Outcome> {
@@ -174,17 +174,16 @@ impl Client {
             }
             Some(pr) => {
                 let mut body = serde_json::Map::new();
-                if pr["title"] != request.title.as_str() {
+                if pr.title != request.title {
                     body.insert("title".into(), json!(request.title));
                 }
-                if pr["body"].as_str().unwrap_or_default() != request.description {
+                if pr.body.as_deref().unwrap_or_default() != request.description {
                     body.insert("body".into(), json!(request.description));
                 }
                 if body.is_empty() {
                     (pr, Operation::Unchanged)
                 } else {
-                    let number = pr["number"].as_u64().unwrap_or_default();
-                    let path = format!("{pulls}/{number}");
+                    let path = format!("{pulls}/{}", pr.number);
                     (
                         self.json(Verb::Patch, &path, Some(&Value::Object(body)))
                             .await?,
@@ -193,17 +192,17 @@ impl Client {
                 }
             }
         };
-        let number = pr["number"].as_u64().unwrap_or_default();
+        let number = pr.number;
         let issue = format!("{}/issues/{number}", self.repo_path());
 
-        let have: BTreeSet<String> = logins(&pr["labels"], "name");
+        let have: BTreeSet<&String> = pr.labels.iter().map(|l| &l.name).collect();
         let missing: Vec<&String> = request
             .labels
             .iter()
             .filter(|l| !have.contains(*l))
             .collect();
         if !missing.is_empty() {
-            self.json(
+            self.json::<Value>(
                 Verb::Post,
                 &format!("{issue}/labels"),
                 Some(&json!({ "labels": missing })),
@@ -211,14 +210,14 @@ impl Client {
             .await?;
             operation = bump(operation);
         }
-        let have = logins(&pr["assignees"], "login");
+        let have: BTreeSet<&String> = pr.assignees.iter().map(|a| &a.login).collect();
         let missing: Vec<&String> = request
             .assignees
             .iter()
             .filter(|a| !have.contains(*a))
             .collect();
         if !missing.is_empty() {
-            self.json(
+            self.json::<Value>(
                 Verb::Post,
                 &format!("{issue}/assignees"),
                 Some(&json!({ "assignees": missing })),
@@ -226,7 +225,7 @@ impl Client {
             .await?;
             operation = bump(operation);
         }
-        let have = logins(&pr["requested_reviewers"], "login");
+        let have: BTreeSet<&String> = pr.requested_reviewers.iter().map(|r| &r.login).collect();
         let (teams, users): (Vec<&String>, Vec<&String>) = request
             .reviewers
             .iter()
@@ -235,7 +234,7 @@ impl Client {
         if !teams.is_empty() || !users.is_empty() {
             let team_slugs: Vec<&str> = teams.iter().filter_map(|t| t.split('/').nth(1)).collect();
             let body = json!({ "reviewers": users, "team_reviewers": team_slugs });
-            self.json(
+            self.json::<Value>(
                 Verb::Post,
                 &format!("{pulls}/{number}/requested_reviewers"),
                 Some(&body),
@@ -247,7 +246,7 @@ impl Client {
         let mut outcome = Outcome {
             kind: Kind::GitHub,
             number,
-            url: pr["html_url"].as_str().unwrap_or_default().to_string(),
+            url: pr.html_url.clone(),
             operation,
             notes: Vec::new(),
         };
@@ -259,9 +258,13 @@ impl Client {
         Ok(outcome)
     }
 
-    async fn auto_merge(&self, pr: &Value, request: &ChangeRequest) -> Result<Option<String>> {
-        let number = pr["number"].as_u64().unwrap_or_default();
-        let Some(id) = pr["node_id"].as_str() else {
+    async fn auto_merge(
+        &self,
+        pr: &PullRequest,
+        request: &ChangeRequest,
+    ) -> Result<Option<String>> {
+        let number = pr.number;
+        let Some(id) = pr.node_id.as_deref() else {
             return Ok(Some(format!(
                 "auto-merge not enabled on #{number}: the API did not return its node id"
             )));
@@ -308,15 +311,41 @@ fn bump(operation: Operation) -> Operation {
     }
 }
 
-fn logins(value: &Value, field: &str) -> BTreeSet<String> {
-    value
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v[field].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+/// A pull request as GitHub's REST API returns it: the fields tagbump reads.
+/// One that lacks a required field is an error naming it (`Response::parse`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct PullRequest {
+    pub number: u64,
+    pub html_url: String,
+    pub title: String,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub node_id: Option<String>,
+    pub head: BranchRef,
+    pub base: BranchRef,
+    #[serde(default)]
+    pub labels: Vec<Label>,
+    #[serde(default)]
+    pub assignees: Vec<Login>,
+    #[serde(default)]
+    pub requested_reviewers: Vec<Login>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BranchRef {
+    #[serde(rename = "ref")]
+    pub branch: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Label {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Login {
+    pub login: String,
 }
 
 fn query_escape(text: &str) -> String {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Result;
 use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use reqwest::Method;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
@@ -132,22 +133,19 @@ impl Client {
         .await
     }
 
-    async fn json(
+    async fn json<T: serde::de::DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         query: &[(&str, String)],
         body: Option<&Value>,
-    ) -> Result<Value> {
-        let response = self.call(method.clone(), path, query, body).await?;
+    ) -> Result<T> {
+        let what = format!("GitLab {method} {path}");
+        let response = self.call(method, path, query, body).await?;
         if !response.ok() {
-            return Err(api_error(
-                Kind::GitLab,
-                &format!("GitLab {method} {path}"),
-                &response,
-            ));
+            return Err(api_error(Kind::GitLab, &what, &response));
         }
-        Ok(response.json())
+        response.parse(&what)
     }
 
     fn mrs(&self) -> String {
@@ -155,19 +153,16 @@ impl Client {
     }
 
     /// The open MR from `source` into `target`, if any.
-    pub async fn find_open(&self, source: &str, target: &str) -> Result<Option<Value>> {
+    pub async fn find_open(&self, source: &str, target: &str) -> Result<Option<MergeRequest>> {
         let query = [
             ("state", "opened".to_string()),
             ("source_branch", source.to_string()),
             ("target_branch", target.to_string()),
         ];
-        let list = self.json(Method::GET, &self.mrs(), &query, None).await?;
-        Ok(list.as_array().and_then(|items| {
-            items
-                .iter()
-                .find(|mr| mr["source_branch"] == source && mr["target_branch"] == target)
-                .cloned()
-        }))
+        let list: Vec<MergeRequest> = self.json(Method::GET, &self.mrs(), &query, None).await?;
+        Ok(list
+            .into_iter()
+            .find(|mr| mr.source_branch == source && mr.target_branch == target))
     }
 
     /// User ids for user names.
@@ -175,7 +170,7 @@ impl Client {
         let mut ids = Vec::new();
         for name in names {
             let name = name.trim_start_matches('@');
-            let users = self
+            let users: Vec<UserId> = self
                 .json(
                     Method::GET,
                     "/users",
@@ -183,12 +178,8 @@ impl Client {
                     None,
                 )
                 .await?;
-            match users
-                .as_array()
-                .and_then(|u| u.first())
-                .and_then(|u| u["id"].as_u64())
-            {
-                Some(id) => ids.push(id),
+            match users.first() {
+                Some(user) => ids.push(user.id),
                 None => {
                     return Err(Failure::new(
                         ErrorKind::NotFound,
@@ -205,7 +196,10 @@ impl Client {
     /// `(major, minor)` of the server, when the token may read it.
     pub async fn version(&self) -> Option<(u32, u32)> {
         let response = self.call(Method::GET, "/version", &[], None).await.ok()?;
-        let version = response.json()["version"].as_str()?.to_string();
+        let version = response
+            .parse::<Version>("GitLab GET /version")
+            .ok()?
+            .version;
         let mut parts = version.split(['.', '-']).map(|p| p.parse::<u32>().ok());
         Some((parts.next()??, parts.next()??))
     }
@@ -248,32 +242,26 @@ impl Client {
             }
             Some(mr) => {
                 let mut body = serde_json::Map::new();
-                if mr["title"] != title.as_str() {
+                if mr.title != title {
                     body.insert("title".into(), json!(title));
                 }
-                if mr["description"].as_str().unwrap_or_default() != request.description {
+                if mr.description.as_deref().unwrap_or_default() != request.description {
                     body.insert("description".into(), json!(request.description));
                 }
-                if !request.labels.is_empty()
-                    && names(&mr["labels"]) != request.labels.iter().cloned().collect()
-                {
+                let labels: BTreeSet<&String> = mr.labels.iter().collect();
+                if !request.labels.is_empty() && labels != request.labels.iter().collect() {
                     body.insert("labels".into(), json!(request.labels));
                 }
-                if !assignee_ids.is_empty()
-                    && ids(&mr["assignees"]) != assignee_ids.iter().copied().collect()
-                {
+                if !assignee_ids.is_empty() && ids(&mr.assignees) != ids_of(&assignee_ids) {
                     body.insert("assignee_ids".into(), json!(assignee_ids));
                 }
-                if !reviewer_ids.is_empty()
-                    && ids(&mr["reviewers"]) != reviewer_ids.iter().copied().collect()
-                {
+                if !reviewer_ids.is_empty() && ids(&mr.reviewers) != ids_of(&reviewer_ids) {
                     body.insert("reviewer_ids".into(), json!(reviewer_ids));
                 }
                 if body.is_empty() {
                     (mr, Operation::Unchanged)
                 } else {
-                    let iid = mr["iid"].as_u64().unwrap_or_default();
-                    let path = format!("{}/{iid}", self.mrs());
+                    let path = format!("{}/{}", self.mrs(), mr.iid);
                     (
                         self.json(Method::PUT, &path, &[], Some(&Value::Object(body)))
                             .await?,
@@ -282,11 +270,11 @@ impl Client {
                 }
             }
         };
-        let number = mr["iid"].as_u64().unwrap_or_default();
+        let number = mr.iid;
         let mut outcome = Outcome {
             kind: Kind::GitLab,
             number,
-            url: mr["web_url"].as_str().unwrap_or_default().to_string(),
+            url: mr.web_url,
             operation,
             notes: Vec::new(),
         };
@@ -305,8 +293,10 @@ impl Client {
         let (tries, interval) = poll();
         let mut has_pipeline = false;
         for attempt in 0..tries {
-            let mr = self.json(Method::GET, &path, &[], None).await?;
-            if !mr["head_pipeline"].is_null() || !mr["pipeline"].is_null() {
+            let mr: MergeRequest = self.json(Method::GET, &path, &[], None).await?;
+            if mr.head_pipeline.is_some_and(|p| !p.is_null())
+                || mr.pipeline.is_some_and(|p| !p.is_null())
+            {
                 has_pipeline = true;
                 break;
             }
@@ -365,27 +355,76 @@ impl Client {
     }
 }
 
-fn names(value: &Value) -> BTreeSet<String> {
-    value
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+/// A merge request as GitLab's API returns it: the fields tagbump reads.
+/// One that lacks a required field is an error naming it (`Response::parse`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct MergeRequest {
+    pub iid: u64,
+    pub web_url: String,
+    pub source_branch: String,
+    pub target_branch: String,
+    pub title: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    #[serde(default)]
+    pub assignees: Vec<UserId>,
+    #[serde(default)]
+    pub reviewers: Vec<UserId>,
+    #[serde(default)]
+    pub head_pipeline: Option<Value>,
+    #[serde(default)]
+    pub pipeline: Option<Value>,
 }
 
-fn ids(value: &Value) -> BTreeSet<u64> {
-    value
-        .as_array()
-        .map(|a| a.iter().filter_map(|v| v["id"].as_u64()).collect())
-        .unwrap_or_default()
+/// A user (or the user part of an MR), by id.
+#[derive(Debug, Clone, Deserialize)]
+pub struct UserId {
+    pub id: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct Version {
+    version: String,
+}
+
+fn ids(users: &[UserId]) -> BTreeSet<u64> {
+    users.iter().map(|u| u.id).collect()
+}
+
+fn ids_of(ids: &[u64]) -> BTreeSet<u64> {
+    ids.iter().copied().collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_merge_request_without_its_number_is_an_error_naming_it() {
+        let response = Response {
+            status: 200,
+            retry_after: None,
+            body: r#"[{"web_url": "https://g.example/x/-/merge_requests/1", "source_branch": "b",
+                      "target_branch": "main", "title": "t"}]"#
+                .into(),
+        };
+        let err = response
+            .parse::<Vec<MergeRequest>>("GitLab GET /projects/x/merge_requests")
+            .unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("GitLab GET /projects/x/merge_requests answered something tagbump cannot read: missing field `iid`"),
+            "{text}"
+        );
+        let not_json = Response {
+            status: 200,
+            retry_after: None,
+            body: "<html>".into(),
+        };
+        assert!(not_json.parse::<MergeRequest>("GitLab GET /x").is_err());
+    }
 
     #[test]
     fn project_ids_are_encoded() {

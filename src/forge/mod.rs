@@ -213,6 +213,20 @@ impl Response {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
     }
+
+    /// The body as `T`. An answer that is not JSON, or lacks a field the
+    /// code needs, is an error naming the endpoint (`what`) and the field:
+    /// never a default that would turn into `PUT …/merge_requests/0`.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self, what: &str) -> Result<T> {
+        serde_json::from_str(&self.body).map_err(|e| {
+            Failure::new(
+                ErrorKind::Remote,
+                format!("{what} answered something tagbump cannot read: {e}"),
+            )
+            .hint("is --api-url the forge's API (e.g. https://gitlab.example.com/api/v4)?")
+            .into()
+        })
+    }
 }
 
 /// How many times a request is retried on 429, 5xx or a transport error.

@@ -6,7 +6,7 @@
 //! pushes them. Skipping the checkout is most of tagbump's speed: on a large
 //! manifest repo the checkout costs more than the transfer.
 //!
-//! Facts this relies on (measured, see the project's DEPENDENCIES notes):
+//! Facts this relies on (measured, see `docs/dependencies.md`):
 //! `Remote::push` returns Ok even when the server rejects a ref, so rejections
 //! are read in `push_update_reference`; the credentials callback is called
 //! again after every failure, so attempts are capped; a host-key callback's

@@ -2,7 +2,7 @@
 //! the source bytes, and resolve [`Path`]s against it.
 //!
 //! Why not `Marker::index()`: in yaml-rust2 it counts characters, not bytes, and
-//! drifts inside block scalars (see the project's DEPENDENCIES notes). Lines and
+//! drifts inside block scalars (see `docs/dependencies.md`). Lines and
 //! columns are right, so offsets are computed from a table of line starts and
 //! a walk of `col` characters. A leading UTF-8 BOM makes the parser fail when a
 //! comment follows it, so it is stripped first and added back to every offset.
