@@ -30,6 +30,8 @@ pub enum Command {
     Man,
     /// Print the JSON Schema of the config file (.tagbump.yaml).
     ConfigSchema,
+    /// Print the JSON Schema of `tagbump update --output json`.
+    ReportSchema,
 }
 
 /// Print a shell completion script, e.g. `tagbump completions bash > /etc/bash_completion.d/tagbump`.

@@ -13,6 +13,7 @@ pub mod image;
 pub mod interrupt;
 pub mod local;
 pub mod output;
+pub mod report;
 pub mod secret;
 pub mod settings;
 pub mod target;
@@ -36,6 +37,10 @@ pub fn run(cli: cli::Cli) -> Result<()> {
         }
         cli::Command::ConfigSchema => {
             println!("{}", config::schema());
+            Ok(())
+        }
+        cli::Command::ReportSchema => {
+            println!("{}", report::schema());
             Ok(())
         }
         cli::Command::Man => {

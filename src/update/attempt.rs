@@ -155,6 +155,7 @@ fn attempt_once(spec: &UpdateSpec, attempt: u32, author: &Signature<'_>) -> Resu
         check_lease(&session, tip, &branch, spec)?;
         if session.tree_and_parent(tip) == Some((tree, Some(base_tip))) {
             report.commit = Some(tip.to_string());
+            report.operation = Operation::AlreadyOnBranch;
             return Ok(Attempt::Done(report));
         }
     }

@@ -6,7 +6,7 @@
 use anyhow::{Context, Result};
 
 use super::change_request;
-use crate::{ci, cli, config, error, interrupt, output, settings, update};
+use crate::{ci, cli, config, error, interrupt, output, report, settings, update};
 
 /// `tagbump update`: the push, then the merge/pull request, then the
 /// results for later CI steps.
@@ -53,7 +53,7 @@ pub fn run(args: &cli::UpdateArgs) -> Result<()> {
         .context("cannot write the result")?;
     }
     let outcome = change_request::open_or_update(&spec, &forge_spec, &report)?;
-    let summary = output::Summary::new(&report, &spec.remote.url, outcome.as_ref());
+    let summary = report::JsonReport::new(&report, &spec.remote.url, outcome.as_ref());
     if json {
         let text = serde_json::to_string_pretty(&summary).context("cannot encode the result")?;
         println!("{text}");

@@ -158,13 +158,14 @@ pub struct UpdateSpec {
 }
 
 /// What an update did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Copy)]
 pub enum Operation {
     /// A commit was pushed.
     Pushed,
-    /// Nothing to change: files already hold the values, or the review
-    /// branch already has exactly this change.
+    /// Nothing to change: the files on the base already hold the values.
     Unchanged,
+    /// The review branch already holds exactly this change: nothing pushed.
+    AlreadyOnBranch,
     /// `--dry-run`: computed, nothing sent.
     DryRun,
 }

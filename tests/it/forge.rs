@@ -530,3 +530,16 @@ fn the_committed_config_schema_is_current() {
         "run `tagbump config-schema > tagbump.schema.json`"
     );
 }
+
+#[test]
+fn the_committed_report_schema_is_current() {
+    let committed = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tagbump.report.schema.json"),
+    )
+    .unwrap();
+    assert_eq!(
+        committed.trim_end(),
+        tagbump::report::schema().trim_end(),
+        "run `tagbump report-schema > tagbump.report.schema.json`"
+    );
+}
