@@ -49,12 +49,15 @@ impl Kind {
     }
 }
 
-/// A failure of a known kind, with an optional hint.
+/// A failure of a known kind: what went wrong (naming the object), its
+/// cause when a library gave one, and what to do (any number of hints).
 #[derive(Debug)]
 pub struct Failure {
     pub kind: Kind,
     pub message: String,
-    pub hint: Option<String>,
+    pub hints: Vec<String>,
+    /// The library error behind it; printed after the message (`: cause`).
+    pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     /// A fault that may pass: a retry can succeed (a shed connection, a 503).
     pub transient: bool,
 }
@@ -64,7 +67,8 @@ impl Failure {
         Failure {
             kind,
             message: message.into(),
-            hint: None,
+            hints: Vec::new(),
+            source: None,
             transient: false,
         }
     }
@@ -75,8 +79,18 @@ impl Failure {
         self
     }
 
+    /// Add a hint; a failure may have several.
     pub fn hint(mut self, hint: impl Into<String>) -> Failure {
-        self.hint = Some(hint.into());
+        self.hints.push(hint.into());
+        self
+    }
+
+    /// Keep the library error that caused this one.
+    pub fn with_source(
+        mut self,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Failure {
+        self.source = Some(Box::new(source));
         self
     }
 }
@@ -87,7 +101,26 @@ impl fmt::Display for Failure {
     }
 }
 
-impl std::error::Error for Failure {}
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// A libgit2 error on the temporary clone (not the remote: those go through
+/// the session's own classification): an internal failure naming what was
+/// being done and to which object, with libgit2's words as the cause.
+pub fn local_git(doing: impl fmt::Display) -> impl FnOnce(git2::Error) -> Failure {
+    move |err| {
+        Failure::new(
+            Kind::Internal,
+            format!("cannot {doing} in the temporary clone"),
+        )
+        .with_source(err)
+    }
+}
 
 impl From<FileError> for Failure {
     fn from(err: FileError) -> Failure {
@@ -127,9 +160,9 @@ pub fn is_transient(err: &anyhow::Error) -> bool {
     failure(err).is_some_and(|f| f.transient)
 }
 
-/// The hint of an error chain, if it has one.
-pub fn hint(err: &anyhow::Error) -> Option<&str> {
-    failure(err).and_then(|f| f.hint.as_deref())
+/// The hints of an error chain.
+pub fn hints(err: &anyhow::Error) -> &[String] {
+    failure(err).map(|f| f.hints.as_slice()).unwrap_or_default()
 }
 
 /// Whether the error is only stdout having been closed (`tagbump … | head`).

@@ -10,7 +10,7 @@ fn main() -> ExitCode {
         Err(err) => {
             // Scrubbed: a library may echo something it was given.
             eprintln!("error: {}", tagbump::secret::scrub(&format!("{err:#}")));
-            if let Some(hint) = tagbump::error::hint(&err) {
+            for hint in tagbump::error::hints(&err) {
                 eprintln!("hint: {}", tagbump::secret::scrub(hint));
             }
             // In GitHub Actions, also an annotation on the run's page.

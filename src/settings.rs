@@ -307,6 +307,10 @@ fn auth(args: &UpdateArgs, remote: &RemoteUrl, env: Env<'_>) -> Result<Auth> {
                 None => None,
             },
         };
+        auth.ssh_key_source = match &args.ssh_key_file {
+            Some(path) => format!("--ssh-key-file {}", path.display()),
+            None => args.ssh_key_env.clone(),
+        };
         auth.ssh_passphrase = env(&args.ssh_passphrase_env).map(Secret::new);
         auth.ssh_agent = auth.ssh_key.is_none() && env("SSH_AUTH_SOCK").is_some();
         auth.host_keys = host_key_policy(args, env)?;

@@ -89,6 +89,9 @@ pub struct Refused {
     pub host: String,
     pub offered: Offered,
     pub reason: Reason,
+    /// Where the user keeps known hosts, for the hint: the variable or file
+    /// actually configured (`SSH_KNOWN_HOSTS` when none was).
+    pub add_to: String,
 }
 
 #[derive(Debug, Clone)]
@@ -163,7 +166,8 @@ impl Refused {
             _ => format!(
                 "confirm {fp} with the server's administrator (or run `ssh-keyscan` and `ssh-keygen -lf -` \
                  from a network you trust), then pass --ssh-host-fingerprint {fp} or add this line to \
-                 SSH_KNOWN_HOSTS: {line}"
+                 {}: {line}",
+                self.add_to
             ),
         }
     }
@@ -180,10 +184,16 @@ pub fn lookup_name(host: &str, port: Option<u16>) -> String {
 /// Check `offered` for `name` (from [`lookup_name`]) against `policy`.
 pub fn verify(policy: &Policy, name: &str, offered: &Offered) -> Result<(), Box<Refused>> {
     let refuse = |reason| {
+        let add_to = match policy.sources.first() {
+            Some(Source::Env { name, .. }) => name.clone(),
+            Some(Source::File(path)) => path.display().to_string(),
+            None => "SSH_KNOWN_HOSTS".to_string(),
+        };
         Box::new(Refused {
             host: name.to_string(),
             offered: offered.clone(),
             reason,
+            add_to,
         })
     };
     if policy.insecure_accept_any {
@@ -393,6 +403,32 @@ mod tests {
             err.to_string()
                 .contains("has CHANGED from the one in $SSH_KNOWN_HOSTS line 1"),
             "{err}"
+        );
+    }
+
+    // Issue #10: the hint names the variable the user configured.
+    #[test]
+    fn the_hint_names_the_configured_source() {
+        let key = offered("ssh-ed25519", b"good");
+        let mut p = policy("");
+        p.sources = vec![Source::Env {
+            name: "DEPLOY_KNOWN_HOSTS".into(),
+            text: String::new(),
+        }];
+        let err = verify(&p, "h.example", &key).unwrap_err();
+        assert!(
+            err.hint().contains("add this line to DEPLOY_KNOWN_HOSTS:"),
+            "{}",
+            err.hint()
+        );
+        assert!(!err.hint().contains("SSH_KNOWN_HOSTS"), "{}", err.hint());
+        p.sources = vec![Source::File("/etc/tagbump/known_hosts".into())];
+        let err = verify(&p, "h.example", &key).unwrap_err();
+        assert!(
+            err.hint()
+                .contains("add this line to /etc/tagbump/known_hosts:"),
+            "{}",
+            err.hint()
         );
     }
 

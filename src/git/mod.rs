@@ -26,7 +26,7 @@ use git2::{
     Repository, Signature, TreeWalkMode, TreeWalkResult,
 };
 
-use crate::error::{Failure, Kind};
+use crate::error::{local_git, Failure, Kind};
 use crate::secret::{scrub, Secret};
 use crate::target::{FileEdit, SourceFile};
 
@@ -39,6 +39,9 @@ pub const TRAILER: &str = "Updated-by: tagbump";
 pub struct Auth {
     /// A private key (OpenSSH or PEM text), held in memory only.
     pub ssh_key: Option<Secret>,
+    /// Where the key was configured, for messages: the variable, or the file
+    /// (`SSH_PRIVATE_KEY` when none was).
+    pub ssh_key_source: String,
     pub ssh_passphrase: Option<Secret>,
     /// Use ssh-agent when no key is given and `SSH_AUTH_SOCK` is set.
     pub ssh_agent: bool,
@@ -292,7 +295,10 @@ impl Session {
                 if self.auth.ssh_agent {
                     return Cred::ssh_key_from_agent(user);
                 }
-                return fail("no SSH key: set SSH_PRIVATE_KEY (the key itself) or pass --ssh-key-file".into());
+                return fail(format!(
+                    "no SSH key: set {} (the key itself) or pass --ssh-key-file",
+                    self.auth.key_source()
+                ));
             }
             if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
                 if tries > 1 {
@@ -376,15 +382,16 @@ impl Session {
                 Kind::Auth,
                 format!("cannot {doing} {url}: authentication failed: {why}"),
             )
-            .hint(auth_hint(self.remote.scheme))
+            .hint(auth_hint(self.remote.scheme, &self.auth))
             .into();
         }
         if message.contains("private key") {
             return Failure::new(Kind::Auth, format!("cannot {doing} {url}: the SSH private key cannot be used: {message}"))
-                .hint(
-                    "SSH_PRIVATE_KEY must hold the whole key, from `-----BEGIN` to `-----END`, in OpenSSH \
+                .hint(format!(
+                    "{} must hold the whole key, from `-----BEGIN` to `-----END`, in OpenSSH \
                      or PEM format (or be the path to such a file); a passphrase goes in SSH_KEY_PASSPHRASE",
-                )
+                    self.auth.key_source()
+                ))
                 .into();
         }
         let auth_like = err.code() == ErrorCode::Auth
@@ -396,7 +403,7 @@ impl Session {
                 Kind::Auth,
                 format!("cannot {doing} {url}: authentication failed: {message}"),
             )
-            .hint(auth_hint(self.remote.scheme))
+            .hint(auth_hint(self.remote.scheme, &self.auth))
             .into();
         }
         if err.code() == ErrorCode::Certificate || err.class() == ErrorClass::Ssl {
@@ -486,12 +493,14 @@ impl Session {
         drop(connection);
         for branch in &wanted {
             if let Some(oid) = advert.head(branch).filter(|&oid| self.has_commit(oid)) {
-                self.repo.reference(
-                    &format!("refs/remotes/origin/{branch}"),
-                    oid,
-                    true,
-                    "tagbump: fetched",
-                )?;
+                self.repo
+                    .reference(
+                        &format!("refs/remotes/origin/{branch}"),
+                        oid,
+                        true,
+                        "tagbump: fetched",
+                    )
+                    .map_err(local_git(format_args!("record the fetched `{branch}`")))?;
             }
         }
         Ok(advert)
@@ -499,16 +508,19 @@ impl Session {
 
     /// The text of `path` at `commit`; `None` when there is no such file.
     pub fn read_file(&self, commit: Oid, path: &str) -> Result<Option<String>> {
-        let tree = self.repo.find_commit(commit)?.tree()?;
+        let tree = self.tree_of(commit)?;
         let entry = match tree.get_path(FsPath::new(path)) {
             Ok(entry) => entry,
             Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(local_git(format_args!("look up `{path}` at {commit}"))(e).into()),
         };
         if entry.kind() != Some(ObjectType::Blob) {
             return Ok(None);
         }
-        let blob = self.repo.find_blob(entry.id())?;
+        let blob = self
+            .repo
+            .find_blob(entry.id())
+            .map_err(local_git(format_args!("read `{path}` at {commit}")))?;
         if entry.filemode() == i32::from(FileMode::Link) {
             let to = String::from_utf8_lossy(blob.content()).into_owned();
             return Err(Failure::new(
@@ -528,7 +540,7 @@ impl Session {
     /// Symlinks and submodules are not followed; hidden directories are skipped.
     /// Returns the files and those that are not UTF-8.
     pub fn yaml_files(&self, commit: Oid, dir: &str) -> Result<YamlFiles> {
-        let root = self.repo.find_commit(commit)?.tree()?;
+        let root = self.tree_of(commit)?;
         let dir = dir.trim_matches('/');
         let tree = if dir.is_empty() {
             root
@@ -555,7 +567,9 @@ impl Session {
                     Vec::new(),
                 ));
             }
-            self.repo.find_tree(entry.id())?
+            self.repo
+                .find_tree(entry.id())
+                .map_err(local_git(format_args!("read the directory `{dir}`")))?
         };
         let mut blobs = Vec::new();
         tree.walk(TreeWalkMode::PreOrder, |parent, entry| {
@@ -575,11 +589,15 @@ impl Session {
                 blobs.push((format!("{prefix}{parent}{name}"), entry.id()));
             }
             TreeWalkResult::Ok
-        })?;
+        })
+        .map_err(local_git(format_args!("list the files under `{dir}`")))?;
         let mut files = Vec::new();
         let mut unreadable = Vec::new();
         for (path, id) in blobs {
-            let blob = self.repo.find_blob(id)?;
+            let blob = self
+                .repo
+                .find_blob(id)
+                .map_err(local_git(format_args!("read `{path}`")))?;
             match std::str::from_utf8(blob.content()) {
                 Ok(text) => files.push(SourceFile {
                     path,
@@ -593,7 +611,7 @@ impl Session {
 
     /// A tree: `parent`'s with each changed file's new text, modes kept.
     pub fn build_tree(&self, parent: Oid, edits: &[FileEdit]) -> Result<Oid> {
-        let base = self.repo.find_commit(parent)?.tree()?;
+        let base = self.tree_of(parent)?;
         let mut builder = TreeUpdateBuilder::new();
         for edit in edits.iter().filter(|e| e.changed()) {
             let mode = match base.get_path(FsPath::new(&edit.path)) {
@@ -602,10 +620,24 @@ impl Session {
                 }
                 _ => FileMode::Blob,
             };
-            let blob = self.repo.blob(edit.new.as_bytes())?;
+            let blob = self
+                .repo
+                .blob(edit.new.as_bytes())
+                .map_err(local_git(format_args!("write the new `{}`", edit.path)))?;
             builder.upsert(edit.path.as_str(), blob, mode);
         }
-        Ok(builder.create_updated(&self.repo, &base)?)
+        Ok(builder
+            .create_updated(&self.repo, &base)
+            .map_err(local_git("write the new tree"))?)
+    }
+
+    /// The tree of a fetched commit.
+    fn tree_of(&self, commit: Oid) -> Result<git2::Tree<'_>> {
+        Ok(self
+            .repo
+            .find_commit(commit)
+            .and_then(|c| c.tree())
+            .map_err(local_git(format_args!("read the tree of {commit}")))?)
     }
 
     pub fn commit(
@@ -615,11 +647,13 @@ impl Session {
         message: &str,
         author: &Signature<'_>,
     ) -> Result<Oid> {
-        let parent = self.repo.find_commit(parent)?;
-        let tree = self.repo.find_tree(tree)?;
-        Ok(self
-            .repo
-            .commit(None, author, author, message, &tree, &[&parent])?)
+        let make = || {
+            let parent = self.repo.find_commit(parent)?;
+            let tree = self.repo.find_tree(tree)?;
+            self.repo
+                .commit(None, author, author, message, &tree, &[&parent])
+        };
+        Ok(make().map_err(local_git(format_args!("make the commit on {parent}")))?)
     }
 
     /// Whether `commit` (a review branch tip) is one tagbump made.
@@ -689,7 +723,8 @@ impl Session {
         self.seen.replace(Seen::default());
         let local = "refs/tagbump/push";
         self.repo
-            .reference(local, commit, true, "tagbump: to push")?;
+            .reference(local, commit, true, "tagbump: to push")
+            .map_err(local_git(format_args!("point `{local}` at {commit}")))?;
         let mut remote = self
             .repo
             .remote_anonymous(&self.remote.url)
@@ -850,16 +885,27 @@ impl Drop for Session {
     }
 }
 
-fn auth_hint(scheme: Scheme) -> &'static str {
+impl Auth {
+    /// The variable or file the SSH key was configured in, for messages.
+    pub fn key_source(&self) -> &str {
+        if self.ssh_key_source.is_empty() {
+            "SSH_PRIVATE_KEY"
+        } else {
+            &self.ssh_key_source
+        }
+    }
+}
+
+fn auth_hint(scheme: Scheme, auth: &Auth) -> String {
     match scheme {
-        Scheme::Ssh => {
-            "check that SSH_PRIVATE_KEY (or --ssh-key-file) holds a key the server accepts for this \
-             repository, with write access to push"
-        }
-        _ => {
-            "check the token and its scopes: GitLab needs `write_repository` (a job token needs \
-             push access enabled for the project), GitHub needs `contents: write`"
-        }
+        Scheme::Ssh => format!(
+            "check that {} holds a key the server accepts for this repository, with write \
+             access to push",
+            auth.key_source()
+        ),
+        _ => "check the token and its scopes: GitLab needs `write_repository` (a job token needs \
+              push access enabled for the project), GitHub needs `contents: write`"
+            .to_string(),
     }
 }
 
