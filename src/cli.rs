@@ -93,8 +93,9 @@ pub struct UpdateArgs {
     pub branch: Option<String>,
 
     /// Push straight to the base branch instead of a review branch.
-    #[arg(long, env = "TAGBUMP_DIRECT")]
-    pub direct: bool,
+    /// `--direct=false` switches off a `direct: true` from the config file.
+    #[arg(long, env = "TAGBUMP_DIRECT", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub direct: Option<bool>,
 
     /// Set a value: FILE:PATH=VALUE, FILE relative to the repository root. Repeatable.
     #[arg(long = "set", value_name = "FILE:PATH=VALUE", value_parser = crate::update::parse_file_set)]
@@ -114,8 +115,8 @@ pub struct UpdateArgs {
     pub dirs: Vec<String>,
 
     /// With --image, also set `appVersion` in the Chart.yaml of charts that use it.
-    #[arg(long)]
-    pub app_version: bool,
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub app_version: Option<bool>,
 
     /// With --set in a multi-document file, edit every document that matches.
     #[arg(long, conflicts_with = "document")]
@@ -278,21 +279,21 @@ pub struct UpdateArgs {
     )]
     pub reviewers: Vec<String>,
 
-    /// Open it as a draft.
-    #[arg(long, help_heading = "Merge/pull request")]
-    pub draft: bool,
+    /// Open it as a draft. `=false` switches off a `true` from the config file.
+    #[arg(long, help_heading = "Merge/pull request", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub draft: Option<bool>,
 
-    /// GitLab: delete the source branch when merged.
-    #[arg(long, help_heading = "Merge/pull request")]
-    pub remove_source_branch: bool,
+    /// GitLab: delete the source branch when merged. `=false` switches off a `true` from the config file.
+    #[arg(long, help_heading = "Merge/pull request", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub remove_source_branch: Option<bool>,
 
-    /// GitLab: squash on merge.
-    #[arg(long, help_heading = "Merge/pull request")]
-    pub squash: bool,
+    /// GitLab: squash on merge. `=false` switches off a `true` from the config file.
+    #[arg(long, help_heading = "Merge/pull request", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub squash: Option<bool>,
 
-    /// Merge automatically once the pipeline/checks pass.
-    #[arg(long, help_heading = "Merge/pull request")]
-    pub auto_merge: bool,
+    /// Merge automatically once the pipeline/checks pass. `=false` switches off a `true` from the config file.
+    #[arg(long, help_heading = "Merge/pull request", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub auto_merge: Option<bool>,
 
     /// GitHub auto-merge method. Default: squash.
     #[arg(long, value_enum, help_heading = "Merge/pull request")]

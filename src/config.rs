@@ -230,10 +230,11 @@ pub fn apply(
             .and_then(|e| e.branch.clone())
             .or_else(|| config.branch.clone()),
     );
-    args.direct |= environment
-        .and_then(|e| e.direct)
-        .or(config.direct)
-        .unwrap_or(false);
+    // A flag (or TAGBUMP_DIRECT) wins, `--direct=false` included.
+    args.direct = args
+        .direct
+        .or(environment.and_then(|e| e.direct))
+        .or(config.direct);
     fill(&mut args.message, &config.commit.message);
     fill(&mut args.author, &config.commit.author);
 
@@ -249,7 +250,7 @@ pub fn apply(
     if args.dirs.is_empty() {
         args.dirs = dirs.clone();
     }
-    args.app_version |= app_version.unwrap_or(false);
+    args.app_version = args.app_version.or(app_version);
     if args.sets.is_empty() {
         let default_value = args.images.first().map(|i| i.version());
         for set in sets {
@@ -305,10 +306,12 @@ pub fn apply(
     if args.reviewers.is_empty() {
         args.reviewers = mr.reviewers.clone();
     }
-    args.draft |= mr.draft.unwrap_or(false);
-    args.squash |= mr.squash.unwrap_or(false);
-    args.remove_source_branch |= mr.remove_source_branch.unwrap_or(false);
-    args.auto_merge |= mr.auto_merge.unwrap_or(false);
+    // The command line wins, `--draft=false` included: a lower layer never
+    // switches on what a higher one switched off.
+    args.draft = args.draft.or(mr.draft);
+    args.squash = args.squash.or(mr.squash);
+    args.remove_source_branch = args.remove_source_branch.or(mr.remove_source_branch);
+    args.auto_merge = args.auto_merge.or(mr.auto_merge);
     if args.merge_method.is_none() {
         args.merge_method = mr.merge_method.map(|m| match m {
             MergeMethodName::Merge => MergeMethod::Merge,
@@ -394,6 +397,93 @@ merge_request:
             error("environments:\n  prod:\n    set:\n      - file: a.yaml\n"),
             ".tagbump.yaml:4:9: environments.prod.set[0]: missing field `path`"
         );
+    }
+
+    fn applied(config: &str, flags: &[&str]) -> UpdateArgs {
+        use clap::Parser;
+        let mut argv = vec!["tagbump", "update", "--image", "ghcr.io/acme/app:1"];
+        argv.extend_from_slice(flags);
+        let mut args = match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+            crate::cli::Command::Update(a) => *a,
+            _ => unreachable!(),
+        };
+        let config = parse(".tagbump.yaml", config).unwrap();
+        apply(&mut args, &config, Path::new(".tagbump.yaml"), None).unwrap();
+        args
+    }
+
+    // Issue #10: a boolean the config file switches on can be switched off
+    // on the command line (flag > config), and the config fills what the
+    // command line left open.
+    #[test]
+    fn flags_switch_off_config_booleans() {
+        let config = "repo: x
+direct: true
+merge_request:
+  draft: true
+  squash: true
+  auto_merge: true
+  remove_source_branch: true
+";
+        let a = applied(config, &[]);
+        assert_eq!(
+            (
+                a.direct,
+                a.draft,
+                a.squash,
+                a.auto_merge,
+                a.remove_source_branch
+            ),
+            (Some(true), Some(true), Some(true), Some(true), Some(true))
+        );
+        let a = applied(
+            config,
+            &[
+                "--direct=false",
+                "--draft=false",
+                "--squash=no",
+                "--auto-merge=0",
+                "--remove-source-branch=false",
+            ],
+        );
+        assert_eq!(
+            (
+                a.direct,
+                a.draft,
+                a.squash,
+                a.auto_merge,
+                a.remove_source_branch
+            ),
+            (
+                Some(false),
+                Some(false),
+                Some(false),
+                Some(false),
+                Some(false)
+            )
+        );
+        // A bare flag is `true`; nothing anywhere is `None` (off).
+        let a = applied(
+            "repo: x
+",
+            &["--draft"],
+        );
+        assert_eq!((a.draft, a.squash), (Some(true), None));
+    }
+
+    #[test]
+    fn flags_win_over_the_config_file_for_values() {
+        let a = applied(
+            "repo: from-config
+base: develop
+merge_request:
+  title: config title
+",
+            &["--repo", "from-flag", "--title", "flag title"],
+        );
+        assert_eq!(a.repo.as_deref(), Some("from-flag"));
+        assert_eq!(a.base.as_deref(), Some("develop"));
+        assert_eq!(a.title.as_deref(), Some("flag title"));
     }
 
     #[test]

@@ -106,7 +106,7 @@ pub fn update_spec(args: &UpdateArgs, env: Env<'_>) -> Result<UpdateSpec> {
         auth,
         base: args.base.clone(),
         branch: args.branch.clone(),
-        direct: args.direct,
+        direct: args.direct.unwrap_or(false),
         dry_run: args.common.dry_run,
         sets: args.sets.clone(),
         promotions: args.promotions.clone(),
@@ -120,7 +120,7 @@ pub fn update_spec(args: &UpdateArgs, env: Env<'_>) -> Result<UpdateSpec> {
                     .map_err(|e| Failure::new(Kind::Usage, format!("--in {e}")))
             })
             .collect::<Result<_, _>>()?,
-        app_version: args.app_version,
+        app_version: args.app_version.unwrap_or(false),
         message: args.message.clone(),
         author_name,
         author_email,
@@ -156,10 +156,10 @@ pub fn forge_spec(args: &UpdateArgs, spec: &UpdateSpec, env: Env<'_>) -> Result<
             .collect(),
         assignees: args.assignees.clone(),
         reviewers: args.reviewers.clone(),
-        draft: args.draft,
-        remove_source_branch: args.remove_source_branch,
-        squash: args.squash,
-        auto_merge: args.auto_merge,
+        draft: args.draft.unwrap_or(false),
+        remove_source_branch: args.remove_source_branch.unwrap_or(false),
+        squash: args.squash.unwrap_or(false),
+        auto_merge: args.auto_merge.unwrap_or(false),
         merge_method: match args.merge_method.unwrap_or(MergeMethod::Squash) {
             MergeMethod::Merge => "MERGE",
             MergeMethod::Squash => "SQUASH",
