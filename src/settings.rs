@@ -512,7 +512,13 @@ mod tests {
             "--ssh-host-fingerprint",
             "MD5:aa",
         ]);
-        assert!(update_spec(&a, &env_of(&[])).is_err());
+        let err = update_spec(&a, &env_of(&[])).unwrap_err();
+        assert_eq!(
+            crate::error::kind(&err),
+            crate::error::Kind::Usage,
+            "{err:#}"
+        );
+        assert!(format!("{err:#}").contains("MD5:aa"), "{err:#}");
     }
 
     #[test]
@@ -561,6 +567,12 @@ mod tests {
             ("tagbump", "tagbump@localhost")
         );
         let a = args(&["--repo", "https://example.com/x.git", "--author", "nobody"]);
-        assert!(update_spec(&a, &env_of(&[])).is_err());
+        let err = update_spec(&a, &env_of(&[])).unwrap_err();
+        assert_eq!(
+            crate::error::kind(&err),
+            crate::error::Kind::Usage,
+            "{err:#}"
+        );
+        assert!(format!("{err:#}").contains("nobody"), "{err:#}");
     }
 }

@@ -423,7 +423,11 @@ mod tests {
             retry_after: None,
             body: "<html>".into(),
         };
-        assert!(not_json.parse::<MergeRequest>("GitLab GET /x").is_err());
+        let err = not_json.parse::<MergeRequest>("GitLab GET /x").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("GitLab GET /x answered something tagbump cannot read"),
+            "{err:#}"
+        );
     }
 
     #[test]

@@ -27,21 +27,7 @@ pub fn branch_name(base: &str, spec: &UpdateSpec) -> String {
         .iter()
         .map(|i| last_two(i.path.strip_prefix("library/").unwrap_or(&i.path)))
         .collect();
-    if !spec.sets.is_empty() || !spec.promotions.is_empty() {
-        let first_file = spec
-            .sets
-            .first()
-            .map(|s| s.file.as_str())
-            .or(spec.promotions.first().map(|p| p.to_file.as_str()))
-            .unwrap_or("update");
-        parts.push(
-            first_file
-                .rsplit('/')
-                .nth(1)
-                .unwrap_or(first_file)
-                .to_string(),
-        );
-    }
+    parts.extend(first_file_dir(spec));
     let slug: String = sanitize(&parts.join("-")).chars().take(60).collect();
     let slug = slug.trim_end_matches(['-', '.', '/']);
     let slug = if slug.is_empty() { "update" } else { slug };
@@ -82,7 +68,7 @@ pub fn targets_id(spec: &UpdateSpec) -> String {
 /// request opened under it is not left behind without a word.
 pub fn legacy_branch_name(base: &str, spec: &UpdateSpec) -> String {
     let mut parts: Vec<String> = spec.images.iter().map(|i| last_two(&i.path)).collect();
-    if !spec.sets.is_empty() || !spec.promotions.is_empty() {
+    if let Some(stem) = first_file_dir(spec) {
         let mut keys: Vec<String> = spec
             .sets
             .iter()
@@ -94,17 +80,6 @@ pub fn legacy_branch_name(base: &str, spec: &UpdateSpec) -> String {
             )
             .collect();
         keys.sort();
-        let first_file = spec
-            .sets
-            .first()
-            .map(|s| s.file.as_str())
-            .or(spec.promotions.first().map(|p| p.to_file.as_str()))
-            .unwrap_or("update");
-        let stem = first_file
-            .rsplit('/')
-            .nth(1)
-            .unwrap_or(first_file)
-            .to_string();
         parts.push(format!(
             "{stem}-{:08x}",
             fnv1a(keys.join("\n").as_bytes()) as u32
@@ -120,6 +95,17 @@ pub fn legacy_branch_name(base: &str, spec: &UpdateSpec) -> String {
             slug
         }
     )
+}
+
+/// The directory of the first file a `--set` or `--promote` writes (the
+/// file's name when it is at the root): the readable part for file targets.
+fn first_file_dir(spec: &UpdateSpec) -> Option<String> {
+    let file = spec
+        .sets
+        .first()
+        .map(|s| s.file.as_str())
+        .or(spec.promotions.first().map(|p| p.to_file.as_str()))?;
+    Some(file.rsplit('/').nth(1).unwrap_or(file).to_string())
 }
 
 fn last_two(path: &str) -> String {

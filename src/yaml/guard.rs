@@ -492,7 +492,8 @@ mod tests {
             value: "v2".into(),
             loads: Loads::Str,
         };
-        assert!(run(src, vec![rename]).is_err());
+        let err = run(src, vec![rename]).unwrap_err();
+        assert_eq!(err.kind, YamlErrorKind::Internal, "{err}");
     }
 
     #[test]

@@ -1198,7 +1198,8 @@ mod tests {
     #[test]
     fn deep_nesting_is_refused_not_a_crash() {
         let src = "[".repeat(100_000);
-        assert!(Stream::parse(&src).is_err());
+        let err = Stream::parse(&src).unwrap_err();
+        assert_eq!(err.kind, YamlErrorKind::Syntax, "{err}");
     }
 
     #[test]

@@ -72,3 +72,14 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// The one skip-or-fail rule for tests that need something installed (a
+/// server, Prism, a Python tool): print why and skip on a developer's
+/// machine; fail under `TAGBUMP_REQUIRE_SERVERS` or in CI, where
+/// `scripts/test.sh` installs everything and a skip would hide a gap.
+pub fn skip_or_fail(reason: &str) {
+    if std::env::var_os("TAGBUMP_REQUIRE_SERVERS").is_some() || std::env::var_os("CI").is_some() {
+        panic!("{reason}");
+    }
+    eprintln!("SKIPPED {reason}");
+}
