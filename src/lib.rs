@@ -11,7 +11,7 @@ pub mod forge;
 pub mod git;
 pub mod image;
 pub mod interrupt;
-pub mod local;
+pub mod files;
 pub mod output;
 pub mod report;
 pub mod secret;
@@ -26,8 +26,8 @@ use anyhow::{Context, Result};
 pub fn run(cli: cli::Cli) -> Result<()> {
     match cli.command {
         cli::Command::Update(args) => update::command::run(&args),
-        cli::Command::Set(args) => local::set(&args),
-        cli::Command::Image(args) => local::image(&args),
+        cli::Command::Set(args) => files::set(&args),
+        cli::Command::Image(args) => files::image(&args),
         cli::Command::Demo(args) => demo::run(&args),
         cli::Command::Completions(args) => {
             use clap::CommandFactory;
