@@ -367,136 +367,153 @@ fn resolve_in<'a>(root: &'a Node, path: &Path) -> Result<Option<&'a Node>, Miss>
     let mut node = root;
     let segments = path.segments();
     for (depth, segment) in segments.iter().enumerate() {
-        // Only built when a message needs it.
-        let here = || {
-            if depth == 0 {
-                "the document root".to_string()
-            } else {
-                format!("`{}`", Path::from_segments(segments[..depth].to_vec()))
-            }
-        };
-        let miss = |line: usize, message: String| Miss {
-            depth,
-            line,
-            message,
-            kind: YamlErrorKind::NotFound,
-        };
+        let step = Step { path, depth, node };
         node = match segment {
-            Segment::Key(key) => {
-                let Some(entries) = node.as_mapping() else {
-                    return Err(miss(
-                        node.line,
-                        format!("{} is a {}, not a mapping", here(), node.describe()),
-                    ));
-                };
-                let mut matches = entries.iter().filter(|(k, _)| k.as_str() == Some(key));
-                let Some((first_key, value)) = matches.next() else {
-                    if let Some(merge) = merged_from(entries) {
-                        return Err(Miss {
-                            depth: usize::MAX,
-                            line: node.line,
-                            message: format!(
-                                "`{path}`: {} has no key `{key}` of its own; it may come \
-                                 through the merge key `<<` from {merge}, and tagbump does \
-                                 not edit through merge keys; edit the value under that \
-                                 anchor, or add `{key}` to {} to override it",
-                                here(),
-                                here()
-                            ),
-                            kind: YamlErrorKind::NotEditable,
-                        });
-                    }
-                    return Err(miss(
-                        node.line,
-                        format!(
-                            "no key `{key}` in {}{}",
-                            here(),
-                            list_hint("keys there", entries.iter().filter_map(|(k, _)| k.as_str()))
-                        ),
-                    ));
-                };
-                if let Some((dup, _)) = matches.next() {
-                    return Err(Miss {
-                        depth: usize::MAX,
-                        line: dup.line,
-                        message: format!(
-                            "`{path}` is ambiguous: key `{key}` appears twice in {} \
-                             (lines {} and {}); remove one",
-                            here(),
-                            first_key.line,
-                            dup.line
-                        ),
-                        kind: YamlErrorKind::Ambiguous,
-                    });
-                }
-                value
-            }
-            Segment::Index(index) => {
-                let Some(items) = node.as_sequence() else {
-                    return Err(miss(
-                        node.line,
-                        format!("{} is a {}, not a sequence", here(), node.describe()),
-                    ));
-                };
-                let len = items.len() as i64;
-                let at = if *index < 0 { len + index } else { *index };
-                match usize::try_from(at).ok().and_then(|i| items.get(i)) {
-                    Some(item) => item,
-                    None => {
-                        return Err(miss(
-                            node.line,
-                            format!(
-                                "index [{index}] is out of range: {} has {len} items",
-                                here()
-                            ),
-                        ))
-                    }
-                }
-            }
-            Segment::Select { key, value } => {
-                let Some(items) = node.as_sequence() else {
-                    return Err(miss(
-                        node.line,
-                        format!("{} is a {}, not a sequence", here(), node.describe()),
-                    ));
-                };
-                let mut matches = items
-                    .iter()
-                    .filter(|item| item.get(key).and_then(Node::as_str) == Some(value));
-                let Some(item) = matches.next() else {
-                    return Err(miss(
-                        node.line,
-                        format!(
-                            "no item of {} has `{key}: {value}`{}",
-                            here(),
-                            list_hint(
-                                &format!("`{key}` values there"),
-                                items
-                                    .iter()
-                                    .filter_map(|i| i.get(key).and_then(Node::as_str))
-                            )
-                        ),
-                    ));
-                };
-                if let Some(other) = matches.next() {
-                    return Err(Miss {
-                        depth: usize::MAX,
-                        line: other.line,
-                        message: format!(
-                            "`{path}` is ambiguous: several items of {} have `{key}: {value}` \
-                             (lines {} and {}); select by index instead",
-                            here(),
-                            item.line,
-                            other.line
-                        ),
-                        kind: YamlErrorKind::Ambiguous,
-                    });
-                }
-                item
-            }
+            Segment::Key(key) => step.key(key)?,
+            Segment::Index(index) => step.index(*index)?,
+            Segment::Select { key, value } => step.select(key, value)?,
         };
     }
     Ok(Some(node))
+}
+
+/// One segment of a path applied to the node the previous ones reached.
+struct Step<'p, 'a> {
+    path: &'p Path,
+    depth: usize,
+    node: &'a Node,
+}
+
+impl<'a> Step<'_, 'a> {
+    /// Where the path has got to, for messages (built only when needed).
+    fn here(&self) -> String {
+        if self.depth == 0 {
+            "the document root".to_string()
+        } else {
+            let done = self.path.segments()[..self.depth].to_vec();
+            format!("`{}`", Path::from_segments(done))
+        }
+    }
+
+    /// A miss at this depth.
+    fn miss(&self, line: usize, message: String) -> Miss {
+        Miss {
+            depth: self.depth,
+            line,
+            message,
+            kind: YamlErrorKind::NotFound,
+        }
+    }
+
+    /// A refusal that outranks every "not found" (the path did lead somewhere).
+    fn refuse(&self, kind: YamlErrorKind, line: usize, message: String) -> Miss {
+        Miss {
+            depth: usize::MAX,
+            line,
+            message,
+            kind,
+        }
+    }
+
+    fn not_a(&self, what: &str) -> Miss {
+        let node = self.node;
+        self.miss(
+            node.line,
+            format!("{} is a {}, not a {what}", self.here(), node.describe()),
+        )
+    }
+
+    fn key(&self, key: &str) -> Result<&'a Node, Miss> {
+        let (node, path) = (self.node, self.path);
+        let Some(entries) = node.as_mapping() else {
+            return Err(self.not_a("mapping"));
+        };
+        let mut matches = entries.iter().filter(|(k, _)| k.as_str() == Some(key));
+        let Some((first_key, value)) = matches.next() else {
+            let here = self.here();
+            if let Some(merge) = merged_from(entries) {
+                return Err(self.refuse(
+                    YamlErrorKind::NotEditable,
+                    node.line,
+                    format!(
+                        "`{path}`: {here} has no key `{key}` of its own; it may come \
+                         through the merge key `<<` from {merge}, and tagbump does \
+                         not edit through merge keys; edit the value under that \
+                         anchor, or add `{key}` to {here} to override it"
+                    ),
+                ));
+            }
+            let keys = list_hint("keys there", entries.iter().filter_map(|(k, _)| k.as_str()));
+            return Err(self.miss(node.line, format!("no key `{key}` in {here}{keys}")));
+        };
+        if let Some((dup, _)) = matches.next() {
+            return Err(self.refuse(
+                YamlErrorKind::Ambiguous,
+                dup.line,
+                format!(
+                    "`{path}` is ambiguous: key `{key}` appears twice in {} \
+                     (lines {} and {}); remove one",
+                    self.here(),
+                    first_key.line,
+                    dup.line
+                ),
+            ));
+        }
+        Ok(value)
+    }
+
+    fn index(&self, index: i64) -> Result<&'a Node, Miss> {
+        let Some(items) = self.node.as_sequence() else {
+            return Err(self.not_a("sequence"));
+        };
+        let len = items.len() as i64;
+        let at = if index < 0 { len + index } else { index };
+        usize::try_from(at)
+            .ok()
+            .and_then(|i| items.get(i))
+            .ok_or_else(|| {
+                self.miss(
+                    self.node.line,
+                    format!(
+                        "index [{index}] is out of range: {} has {len} items",
+                        self.here()
+                    ),
+                )
+            })
+    }
+
+    fn select(&self, key: &str, value: &str) -> Result<&'a Node, Miss> {
+        let Some(items) = self.node.as_sequence() else {
+            return Err(self.not_a("sequence"));
+        };
+        let named = |item: &&Node| item.get(key).and_then(Node::as_str) == Some(value);
+        let mut matches = items.iter().filter(named);
+        let Some(item) = matches.next() else {
+            let values = items
+                .iter()
+                .filter_map(|i| i.get(key).and_then(Node::as_str));
+            let hint = list_hint(&format!("`{key}` values there"), values);
+            return Err(self.miss(
+                self.node.line,
+                format!("no item of {} has `{key}: {value}`{hint}", self.here()),
+            ));
+        };
+        if let Some(other) = matches.next() {
+            return Err(self.refuse(
+                YamlErrorKind::Ambiguous,
+                other.line,
+                format!(
+                    "`{}` is ambiguous: several items of {} have `{key}: {value}` \
+                     (lines {} and {}); select by index instead",
+                    self.path,
+                    self.here(),
+                    item.line,
+                    other.line
+                ),
+            ));
+        }
+        Ok(item)
+    }
 }
 
 /// What a mapping merges in with `<<`, if anything: `*name (anchor at line N)`.

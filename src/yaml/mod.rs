@@ -183,70 +183,7 @@ pub fn edit_for(
     value: &str,
     keep: Keep,
 ) -> Result<Option<Splice>, YamlError> {
-    let scalar = match &node.kind {
-        NodeKind::Scalar(s) => s,
-        NodeKind::Alias {
-            name, anchor_line, ..
-        } => {
-            return Err(YamlError::new(
-                YamlErrorKind::NotEditable,
-                node.line,
-                format!(
-                    "the value is an alias (`*{name}`) of the anchor defined at line \
-                     {anchor_line}; edit the anchored value there instead"
-                ),
-            ))
-        }
-        NodeKind::Mapping(entries) => {
-            let keys: Vec<&str> = entries
-                .iter()
-                .filter_map(|(k, _)| k.as_str())
-                .take(8)
-                .collect();
-            return Err(YamlError::new(
-                YamlErrorKind::NotEditable,
-                node.line,
-                format!(
-                    "the value is a mapping, not a scalar; extend the path to one of its keys ({})",
-                    keys.join(", ")
-                ),
-            ));
-        }
-        NodeKind::Sequence(items) => {
-            return Err(YamlError::new(
-                YamlErrorKind::NotEditable,
-                node.line,
-                format!(
-                    "the value is a sequence of {} items, not a scalar; extend the path \
-                     with [N] or [field=value]",
-                    items.len()
-                ),
-            ))
-        }
-    };
-    if scalar.tag.is_some() && !scalar.string_tag() {
-        return Err(YamlError::new(
-            YamlErrorKind::NotEditable,
-            node.line,
-            format!(
-                "the value has the explicit tag `{}`, and `{} {value}` would not load \
-                 (or not as that type); remove the tag or change the value by hand",
-                scalar.tag_display(),
-                scalar.tag_display()
-            ),
-        ));
-    }
-    if scalar.empty && scalar.tagged() {
-        return Err(YamlError::new(
-            YamlErrorKind::NotEditable,
-            node.line,
-            format!(
-                "the value is an empty `{}` scalar (a tag with no text after it); \
-                 write a placeholder such as `\"\"` in its place first",
-                scalar.tag_display()
-            ),
-        ));
-    }
+    let scalar = editable(node, value)?;
     let range = edit::span(src, scalar, node.line)?;
     let old_loads = Loads::of(scalar);
     let typed = match keep {
@@ -276,6 +213,62 @@ pub fn edit_for(
         value: value.to_string(),
         loads: Loads::Str,
     }))
+}
+
+/// The scalar `node` holds, when tagbump can write a value there; else why
+/// not: an alias, a collection, an explicit tag other than `!!str`, or a tag
+/// with no value after it.
+fn editable<'a>(node: &'a Node, value: &str) -> Result<&'a Scalar, YamlError> {
+    let refuse = |message: String| {
+        Err(YamlError::new(
+            YamlErrorKind::NotEditable,
+            node.line,
+            message,
+        ))
+    };
+    let scalar = match &node.kind {
+        NodeKind::Scalar(s) => s,
+        NodeKind::Alias {
+            name, anchor_line, ..
+        } => {
+            return refuse(format!(
+                "the value is an alias (`*{name}`) of the anchor defined at line \
+                 {anchor_line}; edit the anchored value there instead"
+            ))
+        }
+        NodeKind::Mapping(entries) => {
+            let keys: Vec<&str> = entries
+                .iter()
+                .filter_map(|(k, _)| k.as_str())
+                .take(8)
+                .collect();
+            return refuse(format!(
+                "the value is a mapping, not a scalar; extend the path to one of its keys ({})",
+                keys.join(", ")
+            ));
+        }
+        NodeKind::Sequence(items) => {
+            return refuse(format!(
+                "the value is a sequence of {} items, not a scalar; extend the path \
+                 with [N] or [field=value]",
+                items.len()
+            ))
+        }
+    };
+    let tag = scalar.tag_display();
+    if scalar.tag.is_some() && !scalar.string_tag() {
+        return refuse(format!(
+            "the value has the explicit tag `{tag}`, and `{tag} {value}` would not load \
+             (or not as that type); remove the tag or change the value by hand"
+        ));
+    }
+    if scalar.empty && scalar.tagged() {
+        return refuse(format!(
+            "the value is an empty `{tag}` scalar (a tag with no text after it); \
+             write a placeholder such as `\"\"` in its place first"
+        ));
+    }
+    Ok(scalar)
 }
 
 /// Set one path in `src`: the whole engine in one call.
