@@ -147,7 +147,63 @@ pub struct ForgeSpec {
 /// Resolve the merge/pull request options. Runs before anything is cloned,
 /// so a missing token fails fast instead of after a push.
 pub fn forge_spec(args: &UpdateArgs, spec: &UpdateSpec, env: Env<'_>) -> Result<ForgeSpec> {
-    let request = ChangeRequest {
+    let mut out = ForgeSpec {
+        connection: None,
+        note: None,
+        title: args.title.clone(),
+        description: args.description.clone(),
+        request: request_options(args),
+    };
+    if spec.direct {
+        return Ok(out);
+    }
+    let kind = match forge_kind(args, spec, env) {
+        Ok(Some(kind)) => kind,
+        Ok(None) => return Ok(out),
+        Err(note) => {
+            out.note = note;
+            return Ok(out);
+        }
+    };
+    let api_url = args
+        .api_url
+        .clone()
+        .unwrap_or_else(|| forge::default_api_url(kind, &spec.remote, env));
+    let Some(project) = args
+        .project
+        .clone()
+        .or_else(|| forge::project_path(&spec.remote))
+    else {
+        return Err(Failure::new(
+            Kind::Usage,
+            format!("cannot tell the {kind} project from `{}`", spec.remote.url),
+        )
+        .hint("pass --project")
+        .into());
+    };
+    let (var, token) = match forge_token(args, spec, kind, env)? {
+        Some(found) => found,
+        None => {
+            out.note = Some(format!(
+                "dry run: no {kind} token is set; a real run needs one"
+            ));
+            ("none".to_string(), Secret::new(""))
+        }
+    };
+    out.connection = Some(Connection {
+        kind,
+        api_url,
+        project,
+        token,
+        header: token_header(kind, args.gitlab_token_type, &var),
+        timeout: std::time::Duration::from_secs(30),
+    });
+    Ok(out)
+}
+
+/// The merge/pull request's options from the flags (and config file).
+fn request_options(args: &UpdateArgs) -> ChangeRequest {
+    ChangeRequest {
         labels: args
             .labels
             .iter()
@@ -167,110 +223,89 @@ pub fn forge_spec(args: &UpdateArgs, spec: &UpdateSpec, env: Env<'_>) -> Result<
         }
         .to_string(),
         ..ChangeRequest::default()
-    };
-    let mut out = ForgeSpec {
-        connection: None,
-        note: None,
-        title: args.title.clone(),
-        description: args.description.clone(),
-        request,
-    };
-    if spec.direct {
-        return Ok(out);
     }
-    let kind = match args.forge {
-        Some(ForgeArg::None) => return Ok(out),
-        Some(ForgeArg::Gitlab) => ForgeKind::GitLab,
-        Some(ForgeArg::Github) => ForgeKind::GitHub,
+}
+
+/// Which forge hosts the repository: `--forge`, else detected. `Ok(None)`
+/// for `--forge none`; `Err(note)` when it cannot be told (the note says so,
+/// except for local repositories, which have no forge).
+fn forge_kind(
+    args: &UpdateArgs,
+    spec: &UpdateSpec,
+    env: Env<'_>,
+) -> Result<Option<ForgeKind>, Option<String>> {
+    match args.forge {
+        Some(ForgeArg::None) => Ok(None),
+        Some(ForgeArg::Gitlab) => Ok(Some(ForgeKind::GitLab)),
+        Some(ForgeArg::Github) => Ok(Some(ForgeKind::GitHub)),
         None => match forge::detect(&spec.remote, env) {
-            Some(kind) => kind,
-            None => {
-                if spec.remote.scheme != Scheme::Local {
-                    out.note = Some(format!(
-                        "no merge/pull request: cannot tell which forge hosts `{}`; pass --forge gitlab|github (or --forge none)",
-                        spec.remote.host
-                    ));
-                }
-                return Ok(out);
-            }
+            Some(kind) => Ok(Some(kind)),
+            None => Err((spec.remote.scheme != Scheme::Local).then(|| {
+                format!(
+                    "no merge/pull request: cannot tell which forge hosts `{}`; pass --forge gitlab|github (or --forge none)",
+                    spec.remote.host
+                )
+            })),
         },
-    };
-    let api_url = args
-        .api_url
-        .clone()
-        .unwrap_or_else(|| forge::default_api_url(kind, &spec.remote, env));
-    let project = match args
-        .project
-        .clone()
-        .or_else(|| forge::project_path(&spec.remote))
-    {
-        Some(p) => p,
-        None => {
-            return Err(Failure::new(
-                Kind::Usage,
-                format!("cannot tell the {kind} project from `{}`", spec.remote.url),
-            )
-            .hint("pass --project")
-            .into())
-        }
-    };
-    let mut candidates: Vec<String> = Vec::new();
-    match &args.forge_token_env {
-        Some(var) => candidates.push(var.clone()),
-        None => {
-            candidates.push("TAGBUMP_FORGE_TOKEN".into());
-            match kind {
-                ForgeKind::GitLab => {
-                    candidates.extend(["GITLAB_TOKEN".into(), "CI_JOB_TOKEN".into()])
-                }
-                ForgeKind::GitHub => candidates.extend(["GITHUB_TOKEN".into(), "GH_TOKEN".into()]),
-            }
-        }
     }
+}
+
+/// The forge token and the variable it came from: `--forge-token-env`, else
+/// `TAGBUMP_FORGE_TOKEN` and the forge's usual variables, else the git token.
+/// `None` only on a dry run (nothing will be sent); otherwise a missing token
+/// is an error before anything is cloned.
+fn forge_token(
+    args: &UpdateArgs,
+    spec: &UpdateSpec,
+    kind: ForgeKind,
+    env: Env<'_>,
+) -> Result<Option<(String, Secret)>> {
+    let candidates: Vec<String> = match &args.forge_token_env {
+        Some(var) => vec![var.clone()],
+        None => {
+            let usual: &[&str] = match kind {
+                ForgeKind::GitLab => &["GITLAB_TOKEN", "CI_JOB_TOKEN"],
+                ForgeKind::GitHub => &["GITHUB_TOKEN", "GH_TOKEN"],
+            };
+            std::iter::once("TAGBUMP_FORGE_TOKEN")
+                .chain(usual.iter().copied())
+                .map(String::from)
+                .collect()
+        }
+    };
     let found = candidates
         .iter()
         .find_map(|var| env(var).map(|v| (var.clone(), Secret::new(v))));
-    let (var, token) = match (found, &spec.auth.token) {
-        (Some(found), _) => found,
+    match (found, &spec.auth.token) {
+        (Some(found), _) => Ok(Some(found)),
         (None, Some(git_token)) if args.forge_token_env.is_none() => {
-            ("the git token".to_string(), git_token.clone())
+            Ok(Some(("the git token".to_string(), git_token.clone())))
         }
-        (None, _) if spec.dry_run => {
-            out.note = Some(format!(
-                "dry run: no {kind} token is set; a real run needs one"
-            ));
-            ("none".to_string(), Secret::new(""))
-        }
-        (None, _) => {
-            return Err(Failure::new(
-                Kind::Usage,
-                format!(
-                    "no token to open the {} on {kind}: set {}",
-                    kind.noun(),
-                    candidates.join(" or ")
-                ),
-            )
-            .hint("or pass --forge none to push the branch without opening one")
-            .into())
-        }
-    };
-    let header = match (kind, args.gitlab_token_type) {
+        (None, _) if spec.dry_run => Ok(None),
+        (None, _) => Err(Failure::new(
+            Kind::Usage,
+            format!(
+                "no token to open the {} on {kind}: set {}",
+                kind.noun(),
+                candidates.join(" or ")
+            ),
+        )
+        .hint("or pass --forge none to push the branch without opening one")
+        .into()),
+    }
+}
+
+/// How the token travels: GitHub always `Authorization: Bearer`; GitLab as
+/// asked, else `JOB-TOKEN` for `CI_JOB_TOKEN` and `PRIVATE-TOKEN` otherwise.
+fn token_header(kind: ForgeKind, asked: Option<GitLabTokenType>, var: &str) -> TokenHeader {
+    match (kind, asked) {
         (ForgeKind::GitHub, _) => TokenHeader::Bearer,
         (ForgeKind::GitLab, Some(GitLabTokenType::Private)) => TokenHeader::Private,
         (ForgeKind::GitLab, Some(GitLabTokenType::Job)) => TokenHeader::Job,
         (ForgeKind::GitLab, Some(GitLabTokenType::Bearer)) => TokenHeader::Bearer,
         (ForgeKind::GitLab, None) if var == "CI_JOB_TOKEN" => TokenHeader::Job,
         (ForgeKind::GitLab, None) => TokenHeader::Private,
-    };
-    out.connection = Some(Connection {
-        kind,
-        api_url,
-        project,
-        token,
-        header,
-        timeout: std::time::Duration::from_secs(30),
-    });
-    Ok(out)
+    }
 }
 
 /// `Name <email>`.
