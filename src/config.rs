@@ -238,6 +238,19 @@ pub fn apply(
     fill(&mut args.message, &config.commit.message);
     fill(&mut args.author, &config.commit.author);
 
+    apply_targets(args, config, environment, file)?;
+    apply_merge_request(args, &config.merge_request, environment);
+    Ok(())
+}
+
+/// What to change: the environment's targets, or the top-level ones, where
+/// the command line named none.
+fn apply_targets(
+    args: &mut UpdateArgs,
+    config: &Config,
+    environment: Option<&Environment>,
+    file: &Path,
+) -> Result<()> {
     let (dirs, sets, promotes, app_version) = match environment {
         Some(e) => (&e.dirs, &e.set, &e.promote, e.app_version),
         None => (
@@ -282,8 +295,15 @@ pub fn apply(
             args.promotions.push(parsed);
         }
     }
+    Ok(())
+}
 
-    let mr = &config.merge_request;
+/// The merge request's settings, where the command line left them unset.
+fn apply_merge_request(
+    args: &mut UpdateArgs,
+    mr: &MergeRequestConfig,
+    environment: Option<&Environment>,
+) {
     if args.forge.is_none() {
         args.forge = mr.forge.map(|f| match f {
             ForgeName::Gitlab => ForgeArg::Gitlab,
@@ -319,7 +339,6 @@ pub fn apply(
             MergeMethodName::Rebase => MergeMethod::Rebase,
         });
     }
-    Ok(())
 }
 
 fn fill(slot: &mut Option<String>, value: &Option<String>) {
