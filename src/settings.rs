@@ -26,32 +26,7 @@ pub fn process_env(name: &str) -> Option<String> {
 
 /// Resolve `tagbump update`'s arguments.
 pub fn update_spec(args: &UpdateArgs, env: Env<'_>) -> Result<UpdateSpec> {
-    if args.images.is_empty() && args.sets.is_empty() && args.promotions.is_empty() {
-        return Err(Failure::new(
-            Kind::Usage,
-            "nothing to update: pass --image NEWREF, --set FILE:PATH=VALUE or --promote FROM=TO",
-        )
-        .into());
-    }
-    if !args.dirs.is_empty() && args.images.is_empty() {
-        return Err(Failure::new(Kind::Usage, "--in only applies to --image").into());
-    }
-    if (args.all || args.document.is_some()) && args.sets.is_empty() && args.promotions.is_empty() {
-        return Err(Failure::new(
-            Kind::Usage,
-            "--document and --all only apply to --set and --promote",
-        )
-        .into());
-    }
-    if !args.allow_empty {
-        if let Some(set) = args.sets.iter().find(|s| s.assignment.value.is_empty()) {
-            return Err(crate::target::empty_value_refused(&format!(
-                "{}:{}",
-                set.file, set.assignment.path
-            ))
-            .into());
-        }
-    }
+    check_targets(args)?;
     let Some(repo) = &args.repo else {
         return Err(
             Failure::new(Kind::Usage, "no manifest repository: pass --repo URL")
@@ -60,35 +35,8 @@ pub fn update_spec(args: &UpdateArgs, env: Env<'_>) -> Result<UpdateSpec> {
         );
     };
     let remote = RemoteUrl::parse(repo)?;
-    if remote.scheme == Scheme::Local {
-        let path = remote.url.strip_prefix("file://").unwrap_or(&remote.url);
-        if !std::path::Path::new(path).exists() {
-            return Err(Failure::new(
-                Kind::NotFound,
-                format!("no such repository: `{path}` does not exist here"),
-            )
-            .hint(
-                "a --repo without `scheme://` or `host:` is a local path; for a server use \
-                 ssh://…, git@host:group/repo.git or https://…",
-            )
-            .into());
-        }
-    }
-    for (flag, name) in [("--base", &args.base), ("--branch", &args.branch)] {
-        if let Some(name) = name {
-            if !git2::Reference::is_valid_name(&format!("refs/heads/{name}")) {
-                return Err(Failure::new(
-                    Kind::Usage,
-                    format!("{flag} `{name}` is not a valid branch name"),
-                )
-                .hint(
-                    "branch names follow `git check-ref-format`: no `..`, spaces, `~^:?*[\\`, \
-                     no leading `-` or trailing `/`, `.lock` or `.`",
-                )
-                .into());
-            }
-        }
-    }
+    check_local_repository(&remote)?;
+    check_branch_names(args)?;
     let ci = crate::ci::detect(env);
     let (author_name, author_email) = match (&args.author, &ci.author) {
         (Some(text), _) => parse_author(text)?,
@@ -129,6 +77,76 @@ pub fn update_spec(args: &UpdateArgs, env: Env<'_>) -> Result<UpdateSpec> {
         source_commit: ci.commit_sha.clone(),
         pipeline_url: ci.pipeline_url.clone(),
     })
+}
+
+/// Flags that make no sense together, refused before anything else.
+fn check_targets(args: &UpdateArgs) -> Result<()> {
+    if args.images.is_empty() && args.sets.is_empty() && args.promotions.is_empty() {
+        return Err(Failure::new(
+            Kind::Usage,
+            "nothing to update: pass --image NEWREF, --set FILE:PATH=VALUE or --promote FROM=TO",
+        )
+        .into());
+    }
+    if !args.dirs.is_empty() && args.images.is_empty() {
+        return Err(Failure::new(Kind::Usage, "--in only applies to --image").into());
+    }
+    if (args.all || args.document.is_some()) && args.sets.is_empty() && args.promotions.is_empty() {
+        return Err(Failure::new(
+            Kind::Usage,
+            "--document and --all only apply to --set and --promote",
+        )
+        .into());
+    }
+    if !args.allow_empty {
+        if let Some(set) = args.sets.iter().find(|s| s.assignment.value.is_empty()) {
+            return Err(crate::target::empty_value_refused(&format!(
+                "{}:{}",
+                set.file, set.assignment.path
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// A local `--repo` must exist: "no such repository", not a libgit2 protocol error.
+fn check_local_repository(remote: &RemoteUrl) -> Result<()> {
+    if remote.scheme == Scheme::Local {
+        let path = remote.url.strip_prefix("file://").unwrap_or(&remote.url);
+        if !std::path::Path::new(path).exists() {
+            return Err(Failure::new(
+                Kind::NotFound,
+                format!("no such repository: `{path}` does not exist here"),
+            )
+            .hint(
+                "a --repo without `scheme://` or `host:` is a local path; for a server use \
+                 ssh://…, git@host:group/repo.git or https://…",
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// `--base` and `--branch` by `git check-ref-format`'s rules, before any network work.
+fn check_branch_names(args: &UpdateArgs) -> Result<()> {
+    for (flag, name) in [("--base", &args.base), ("--branch", &args.branch)] {
+        if let Some(name) = name {
+            if !git2::Reference::is_valid_name(&format!("refs/heads/{name}")) {
+                return Err(Failure::new(
+                    Kind::Usage,
+                    format!("{flag} `{name}` is not a valid branch name"),
+                )
+                .hint(
+                    "branch names follow `git check-ref-format`: no `..`, spaces, `~^:?*[\\`, \
+                     no leading `-` or trailing `/`, `.lock` or `.`",
+                )
+                .into());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What to do about a merge/pull request after the push.
