@@ -195,51 +195,7 @@ impl Client {
         let number = pr.number;
         let issue = format!("{}/issues/{number}", self.repo_path());
 
-        let have: BTreeSet<&String> = pr.labels.iter().map(|l| &l.name).collect();
-        let missing: Vec<&String> = request
-            .labels
-            .iter()
-            .filter(|l| !have.contains(*l))
-            .collect();
-        if !missing.is_empty() {
-            self.json::<Value>(
-                Verb::Post,
-                &format!("{issue}/labels"),
-                Some(&json!({ "labels": missing })),
-            )
-            .await?;
-            operation = bump(operation);
-        }
-        let have: BTreeSet<&String> = pr.assignees.iter().map(|a| &a.login).collect();
-        let missing: Vec<&String> = request
-            .assignees
-            .iter()
-            .filter(|a| !have.contains(*a))
-            .collect();
-        if !missing.is_empty() {
-            self.json::<Value>(
-                Verb::Post,
-                &format!("{issue}/assignees"),
-                Some(&json!({ "assignees": missing })),
-            )
-            .await?;
-            operation = bump(operation);
-        }
-        let have: BTreeSet<&String> = pr.requested_reviewers.iter().map(|r| &r.login).collect();
-        let (teams, users): (Vec<&String>, Vec<&String>) = request
-            .reviewers
-            .iter()
-            .filter(|r| !have.contains(*r))
-            .partition(|r| r.contains('/'));
-        if !teams.is_empty() || !users.is_empty() {
-            let team_slugs: Vec<&str> = teams.iter().filter_map(|t| t.split('/').nth(1)).collect();
-            let body = json!({ "reviewers": users, "team_reviewers": team_slugs });
-            self.json::<Value>(
-                Verb::Post,
-                &format!("{pulls}/{number}/requested_reviewers"),
-                Some(&body),
-            )
-            .await?;
+        if self.bring_in_line(&pr, request, &issue, &pulls).await? {
             operation = bump(operation);
         }
 
@@ -256,6 +212,54 @@ impl Client {
             }
         }
         Ok(outcome)
+    }
+
+    /// Add the labels, assignees and reviewers the PR lacks (only adds:
+    /// people's own additions stay). Whether anything was sent.
+    async fn bring_in_line(
+        &self,
+        pr: &PullRequest,
+        request: &ChangeRequest,
+        issue: &str,
+        pulls: &str,
+    ) -> Result<bool> {
+        let missing = |want: &[String], have: Vec<&String>| -> Vec<String> {
+            let have: BTreeSet<&String> = have.into_iter().collect();
+            want.iter().filter(|w| !have.contains(w)).cloned().collect()
+        };
+        let labels = missing(&request.labels, pr.labels.iter().map(|l| &l.name).collect());
+        let assignees = missing(
+            &request.assignees,
+            pr.assignees.iter().map(|a| &a.login).collect(),
+        );
+        let reviewers = missing(
+            &request.reviewers,
+            pr.requested_reviewers.iter().map(|r| &r.login).collect(),
+        );
+        let (teams, users): (Vec<String>, Vec<String>) =
+            reviewers.into_iter().partition(|r| r.contains('/'));
+        let team_slugs: Vec<&str> = teams.iter().filter_map(|t| t.split('/').nth(1)).collect();
+        let sends = [
+            (!labels.is_empty()).then(|| (format!("{issue}/labels"), json!({ "labels": labels }))),
+            (!assignees.is_empty()).then(|| {
+                (
+                    format!("{issue}/assignees"),
+                    json!({ "assignees": assignees }),
+                )
+            }),
+            (!users.is_empty() || !team_slugs.is_empty()).then(|| {
+                (
+                    format!("{pulls}/{}/requested_reviewers", pr.number),
+                    json!({ "reviewers": users, "team_reviewers": team_slugs }),
+                )
+            }),
+        ];
+        let mut sent = false;
+        for (path, body) in sends.into_iter().flatten() {
+            self.json::<Value>(Verb::Post, &path, Some(&body)).await?;
+            sent = true;
+        }
+        Ok(sent)
     }
 
     async fn auto_merge(
