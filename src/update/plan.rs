@@ -56,55 +56,7 @@ pub fn plan_on(session: &Session, commit: Oid, spec: &UpdateSpec) -> Result<Plan
     let mut plan = Plan::default();
 
     if !spec.images.is_empty() {
-        let dirs = if spec.dirs.is_empty() {
-            vec![String::new()]
-        } else {
-            spec.dirs.clone()
-        };
-        let mut files: Vec<SourceFile> = Vec::new();
-        for dir in &dirs {
-            let (found, unreadable) = session.yaml_files(commit, dir)?;
-            for f in found {
-                if !files.iter().any(|g| g.path == f.path) {
-                    files.push(f);
-                }
-            }
-            plan.skipped.extend(unreadable);
-        }
-        for image in &spec.images {
-            let current: Vec<SourceFile> = files
-                .iter()
-                .map(|f| SourceFile {
-                    path: f.path.clone(),
-                    text: layers.text(&f.path).unwrap_or(&f.text).clone(),
-                })
-                .collect();
-            let update = ImageUpdate {
-                image: image.clone(),
-                app_version: spec.app_version,
-            };
-            let step = target::plan_image(&current, &update).map_err(Failure::from)?;
-            if step.files.is_empty() {
-                return Err(Failure::new(
-                    Kind::NotFound,
-                    format!(
-                        "no reference to `{}` in {} ({} YAML file(s) read)",
-                        image.name(),
-                        describe_dirs(&spec.dirs),
-                        current.len()
-                    ),
-                )
-                .hint("check the image name, and --in (paths are relative to the repository root)")
-                .into());
-            }
-            step.files.into_iter().for_each(|edit| layers.absorb(edit));
-            for skipped in step.skipped {
-                if !plan.skipped.contains(&skipped) {
-                    plan.skipped.push(skipped);
-                }
-            }
-            plan.notes.extend(step.notes);
-        }
+        plan_images(session, commit, spec, &mut layers, &mut plan)?;
     }
 
     let mut by_file: BTreeMap<&str, Vec<Assignment>> = BTreeMap::new();
@@ -148,6 +100,66 @@ pub fn plan_on(session: &Session, commit: Oid, spec: &UpdateSpec) -> Result<Plan
 
     plan.files = layers.into_files();
     Ok(plan)
+}
+
+/// The image scans, one image after another on the text the previous left.
+fn plan_images(
+    session: &Session,
+    commit: Oid,
+    spec: &UpdateSpec,
+    layers: &mut Layers,
+    plan: &mut Plan,
+) -> Result<()> {
+    let dirs = if spec.dirs.is_empty() {
+        vec![String::new()]
+    } else {
+        spec.dirs.clone()
+    };
+    let mut files: Vec<SourceFile> = Vec::new();
+    for dir in &dirs {
+        let (found, unreadable) = session.yaml_files(commit, dir)?;
+        for f in found {
+            if !files.iter().any(|g| g.path == f.path) {
+                files.push(f);
+            }
+        }
+        plan.skipped.extend(unreadable);
+    }
+    for image in &spec.images {
+        let current: Vec<SourceFile> = files
+            .iter()
+            .map(|f| SourceFile {
+                path: f.path.clone(),
+                text: layers.text(&f.path).unwrap_or(&f.text).clone(),
+            })
+            .collect();
+        let update = ImageUpdate {
+            image: image.clone(),
+            app_version: spec.app_version,
+        };
+        let step = target::plan_image(&current, &update).map_err(Failure::from)?;
+        if step.files.is_empty() {
+            return Err(Failure::new(
+                Kind::NotFound,
+                format!(
+                    "no reference to `{}` in {} ({} YAML file(s) read)",
+                    image.name(),
+                    describe_dirs(&spec.dirs),
+                    current.len()
+                ),
+            )
+            .hint("check the image name, and --in (paths are relative to the repository root)")
+            .into());
+        }
+        step.files.into_iter().for_each(|edit| layers.absorb(edit));
+        for skipped in step.skipped {
+            if !plan.skipped.contains(&skipped) {
+                plan.skipped.push(skipped);
+            }
+        }
+        plan.notes.extend(step.notes);
+    }
+    Ok(())
 }
 
 /// The scalar at a promotion's source, which must be exactly one value.
