@@ -275,44 +275,7 @@ impl Session {
         let mut tries = 0;
         callbacks.credentials(move |_url, url_user, allowed| {
             tries += 1;
-            let fail = |why: String| {
-                self.seen.borrow_mut().auth = Some(why.clone());
-                Err(git2::Error::from_str(&why))
-            };
-            if tries > 2 {
-                return fail("the server refused the credentials".into());
-            }
-            let user = url_user.unwrap_or("git");
-            if allowed.contains(CredentialType::SSH_KEY) {
-                if tries > 1 {
-                    return fail(format!("the server refused the SSH key for user `{user}`"));
-                }
-                if let Some(key) = &self.auth.ssh_key {
-                    let passphrase = self.auth.ssh_passphrase.as_ref().map(Secret::expose);
-                    return Cred::ssh_key_from_memory(user, None, key.expose(), passphrase)
-                        .or_else(|e| fail(format!("cannot use the SSH private key: {}", e.message())));
-                }
-                if self.auth.ssh_agent {
-                    return Cred::ssh_key_from_agent(user);
-                }
-                return fail(format!(
-                    "no SSH key: set {} (the key itself) or pass --ssh-key-file",
-                    self.auth.key_source()
-                ));
-            }
-            if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
-                if tries > 1 {
-                    return fail("the server refused the token".into());
-                }
-                return match &self.auth.token {
-                    Some(token) => Cred::userpass_plaintext(&self.auth.http_user, token.expose()),
-                    None => fail("the server wants a token: set TAGBUMP_GIT_TOKEN (or GITLAB_TOKEN, GITHUB_TOKEN, CI_JOB_TOKEN)".into()),
-                };
-            }
-            if allowed.contains(CredentialType::USERNAME) {
-                return Cred::username(user);
-            }
-            fail("the server asked for an unsupported kind of credentials".into())
+            self.credential(tries, url_user, allowed)
         });
         let name = hostkey::lookup_name(&self.remote.host, self.remote.port);
         callbacks.certificate_check(move |cert, _host| {
@@ -365,6 +328,55 @@ impl Session {
             });
         }
         callbacks
+    }
+
+    /// Credentials for the `tries`-th request of one connection: the SSH
+    /// key (from memory, or the agent) or the token, once each; a second
+    /// request means the first was refused, and that is said, not retried.
+    fn credential(
+        &self,
+        tries: u32,
+        url_user: Option<&str>,
+        allowed: CredentialType,
+    ) -> Result<Cred, git2::Error> {
+        let fail = |why: String| {
+            self.seen.borrow_mut().auth = Some(why.clone());
+            Err(git2::Error::from_str(&why))
+        };
+        if tries > 2 {
+            return fail("the server refused the credentials".into());
+        }
+        let user = url_user.unwrap_or("git");
+        if allowed.contains(CredentialType::SSH_KEY) {
+            if tries > 1 {
+                return fail(format!("the server refused the SSH key for user `{user}`"));
+            }
+            if let Some(key) = &self.auth.ssh_key {
+                let passphrase = self.auth.ssh_passphrase.as_ref().map(Secret::expose);
+                return Cred::ssh_key_from_memory(user, None, key.expose(), passphrase)
+                    .or_else(|e| fail(format!("cannot use the SSH private key: {}", e.message())));
+            }
+            if self.auth.ssh_agent {
+                return Cred::ssh_key_from_agent(user);
+            }
+            return fail(format!(
+                "no SSH key: set {} (the key itself) or pass --ssh-key-file",
+                self.auth.key_source()
+            ));
+        }
+        if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
+            if tries > 1 {
+                return fail("the server refused the token".into());
+            }
+            return match &self.auth.token {
+                Some(token) => Cred::userpass_plaintext(&self.auth.http_user, token.expose()),
+                None => fail("the server wants a token: set TAGBUMP_GIT_TOKEN (or GITLAB_TOKEN, GITHUB_TOKEN, CI_JOB_TOKEN)".into()),
+            };
+        }
+        if allowed.contains(CredentialType::USERNAME) {
+            return Cred::username(user);
+        }
+        fail("the server asked for an unsupported kind of credentials".into())
     }
 
     /// Turn a libgit2 error into one the user can act on.
