@@ -1,5 +1,7 @@
 //! GitLab CI and GitHub Actions: defaults read from their variables, and
-//! results handed back to them.
+//! results handed back to them. The one place CI variables are read (with
+//! one rule for each: `GITLAB_CI=true`, `GITHUB_ACTIONS=true`); everything
+//! else takes the [`Context`].
 //!
 //! Precedence everywhere: a flag, then its `TAGBUMP_*` variable (both via
 //! clap), then these CI defaults, then tagbump's own default.
@@ -18,13 +20,11 @@ pub enum System {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Context {
     pub system: Option<System>,
-    pub server_url: Option<String>,
+    /// The CI server's host name, lowercase: a repository on it is on this forge.
+    pub server_host: Option<String>,
+    /// The CI server's API (`CI_API_V4_URL`, `GITHUB_API_URL`).
     pub api_url: Option<String>,
-    /// `group/project` / `owner/repo` of the project being built.
-    pub project: Option<String>,
     pub commit_sha: Option<String>,
-    pub short_sha: Option<String>,
-    pub ref_name: Option<String>,
     pub pipeline_url: Option<String>,
     /// Who started the job, as a commit author.
     pub author: Option<(String, String)>,
@@ -42,13 +42,11 @@ pub fn detect(env: &dyn Fn(&str) -> Option<String>) -> Context {
         };
         return Context {
             system: Some(System::GitLab),
-            server_url: env("CI_SERVER_URL"),
+            server_host: env("CI_SERVER_HOST")
+                .or_else(|| env("CI_SERVER_URL").and_then(host_of))
+                .map(|h| h.to_ascii_lowercase()),
             api_url: env("CI_API_V4_URL"),
-            project: env("CI_PROJECT_PATH"),
-            short_sha: env("CI_COMMIT_SHORT_SHA")
-                .or_else(|| env("CI_COMMIT_SHA").map(|s| s.chars().take(8).collect())),
             commit_sha: env("CI_COMMIT_SHA"),
-            ref_name: env("CI_COMMIT_REF_NAME"),
             pipeline_url: env("CI_PIPELINE_URL"),
             author,
             ..Context::default()
@@ -62,11 +60,9 @@ pub fn detect(env: &dyn Fn(&str) -> Option<String>) -> Context {
         };
         return Context {
             system: Some(System::GitHub),
+            server_host: host_of(server.clone()),
             api_url: env("GITHUB_API_URL"),
-            project: env("GITHUB_REPOSITORY"),
-            short_sha: env("GITHUB_SHA").map(|s| s.chars().take(7).collect()),
             commit_sha: env("GITHUB_SHA"),
-            ref_name: env("GITHUB_REF_NAME"),
             pipeline_url,
             // The identity GitHub's own actions commit as.
             author: Some((
@@ -75,10 +71,15 @@ pub fn detect(env: &dyn Fn(&str) -> Option<String>) -> Context {
             )),
             github_output: env("GITHUB_OUTPUT").map(PathBuf::from),
             github_step_summary: env("GITHUB_STEP_SUMMARY").map(PathBuf::from),
-            server_url: Some(server),
         };
     }
     Context::default()
+}
+
+fn host_of(url: String) -> Option<String> {
+    url::Url::parse(&url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
 }
 
 /// Append `key=value` lines to the GitHub Actions output file. Values are
@@ -175,8 +176,7 @@ mod tests {
             c.api_url.as_deref(),
             Some("https://gitlab.example.com/api/v4")
         );
-        assert_eq!(c.project.as_deref(), Some("team/app"));
-        assert_eq!(c.short_sha.as_deref(), Some("1f8e3c2b"));
+        assert_eq!(c.server_host.as_deref(), Some("gitlab.example.com"));
         assert_eq!(
             c.pipeline_url.as_deref(),
             Some("https://gitlab.example.com/team/app/-/pipelines/4242")
@@ -196,7 +196,7 @@ mod tests {
             c.pipeline_url.as_deref(),
             Some("https://github.com/acme/app/actions/runs/987654321")
         );
-        assert_eq!(c.short_sha.as_deref(), Some("0123456"));
+        assert_eq!(c.server_host.as_deref(), Some("github.com"));
         assert_eq!(c.author.unwrap().0, "github-actions[bot]");
         assert!(c.github_output.is_some() && c.github_step_summary.is_some());
     }

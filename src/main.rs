@@ -14,7 +14,8 @@ fn main() -> ExitCode {
                 eprintln!("hint: {}", tagbump::secret::scrub(hint));
             }
             // In GitHub Actions, also an annotation on the run's page.
-            if std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true") {
+            let ci = tagbump::ci::detect(&tagbump::settings::process_env);
+            if ci.system == Some(tagbump::ci::System::GitHub) {
                 let message = tagbump::secret::scrub(&format!("{err:#}"));
                 println!("{}", tagbump::ci::github_error_annotation(&message));
             }

@@ -186,7 +186,7 @@ pub fn forge_spec(args: &UpdateArgs, spec: &UpdateSpec, env: Env<'_>) -> Result<
     let api_url = args
         .api_url
         .clone()
-        .unwrap_or_else(|| forge::default_api_url(kind, &spec.remote, env));
+        .unwrap_or_else(|| forge::default_api_url(kind, &spec.remote, &crate::ci::detect(env)));
     let Some(project) = args
         .project
         .clone()
@@ -256,7 +256,7 @@ fn forge_kind(
         Some(ForgeArg::None) => Ok(None),
         Some(ForgeArg::Gitlab) => Ok(Some(ForgeKind::GitLab)),
         Some(ForgeArg::Github) => Ok(Some(ForgeKind::GitHub)),
-        None => match forge::detect(&spec.remote, env) {
+        None => match forge::detect(&spec.remote, &crate::ci::detect(env)) {
             Some(kind) => Ok(Some(kind)),
             None => Err((spec.remote.scheme != Scheme::Local).then(|| {
                 format!(

@@ -133,25 +133,13 @@ pub async fn open_or_update(conn: &Connection, request: &ChangeRequest) -> Resul
 
 /// Which forge a remote is on: `--forge`, else the CI system whose server
 /// hosts the repo, else the host name; `None` when it cannot be told.
-pub fn detect(remote: &RemoteUrl, env: &dyn Fn(&str) -> Option<String>) -> Option<Kind> {
+pub fn detect(remote: &RemoteUrl, ci: &crate::ci::Context) -> Option<Kind> {
     if remote.scheme == Scheme::Local || remote.host.is_empty() {
         return None;
     }
     let host = remote.host.to_ascii_lowercase();
-    let host_of = |url: String| {
-        url::Url::parse(&url)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
-    };
-    if env("GITLAB_CI").is_some()
-        && env("CI_SERVER_HOST").map(|h| h.to_ascii_lowercase()) == Some(host.clone())
-    {
-        return Some(Kind::GitLab);
-    }
-    if env("GITHUB_ACTIONS").is_some()
-        && env("GITHUB_SERVER_URL").and_then(host_of) == Some(host.clone())
-    {
-        return Some(Kind::GitHub);
+    if let Some(kind) = ci_forge(&host, ci) {
+        return Some(kind);
     }
     if host.contains("github") {
         Some(Kind::GitHub)
@@ -162,24 +150,30 @@ pub fn detect(remote: &RemoteUrl, env: &dyn Fn(&str) -> Option<String>) -> Optio
     }
 }
 
+/// The forge the CI job runs on, when it hosts `host` (one rule for both).
+fn ci_forge(host: &str, ci: &crate::ci::Context) -> Option<Kind> {
+    if ci.server_host.as_deref() != Some(host) {
+        return None;
+    }
+    match ci.system? {
+        crate::ci::System::GitLab => Some(Kind::GitLab),
+        crate::ci::System::GitHub => Some(Kind::GitHub),
+    }
+}
+
 /// The default API base for a forge and remote: the CI system's own when the
 /// job runs on that server, else derived from the host.
-pub fn default_api_url(
-    kind: Kind,
-    remote: &RemoteUrl,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> String {
-    let host = &remote.host;
+pub fn default_api_url(kind: Kind, remote: &RemoteUrl, ci: &crate::ci::Context) -> String {
+    let host = remote.host.to_ascii_lowercase();
+    if let (Some(url), Some(on)) = (&ci.api_url, ci_forge(&host, ci)) {
+        if on == kind {
+            return url.clone();
+        }
+    }
     match kind {
-        Kind::GitLab => match env("CI_API_V4_URL") {
-            Some(url) if env("CI_SERVER_HOST").as_deref() == Some(host.as_str()) => url,
-            _ => format!("https://{host}/api/v4"),
-        },
-        Kind::GitHub => match env("GITHUB_API_URL") {
-            Some(url) if env("GITHUB_SERVER_URL").is_some_and(|s| s.contains(host.as_str())) => url,
-            _ if host == "github.com" => "https://api.github.com".into(),
-            _ => format!("https://{host}/api/v3"),
-        },
+        Kind::GitLab => format!("https://{}/api/v4", remote.host),
+        Kind::GitHub if host == "github.com" => "https://api.github.com".into(),
+        Kind::GitHub => format!("https://{}/api/v3", remote.host),
     }
 }
 
@@ -342,7 +336,7 @@ mod tests {
 
     #[test]
     fn detection() {
-        let none = env_of(&[]);
+        let none = crate::ci::detect(&env_of(&[]));
         let r = |u: &str| RemoteUrl::parse(u).unwrap();
         assert_eq!(
             detect(&r("git@github.com:o/r.git"), &none),
@@ -354,15 +348,18 @@ mod tests {
         );
         assert_eq!(detect(&r("https://git.example.com/g/r.git"), &none), None);
         assert_eq!(detect(&r("/srv/r.git"), &none), None);
-        let ci = env_of(&[("GITLAB_CI", "true"), ("CI_SERVER_HOST", "git.example.com")]);
+        let ci = crate::ci::detect(&env_of(&[
+            ("GITLAB_CI", "true"),
+            ("CI_SERVER_HOST", "git.example.com"),
+        ]));
         assert_eq!(
             detect(&r("https://git.example.com/g/r.git"), &ci),
             Some(Kind::GitLab)
         );
-        let gha = env_of(&[
+        let gha = crate::ci::detect(&env_of(&[
             ("GITHUB_ACTIONS", "true"),
             ("GITHUB_SERVER_URL", "https://ghe.example.com"),
-        ]);
+        ]));
         assert_eq!(
             detect(&r("https://ghe.example.com/o/r.git"), &gha),
             Some(Kind::GitHub)
@@ -371,7 +368,7 @@ mod tests {
 
     #[test]
     fn api_urls_and_projects() {
-        let none = env_of(&[]);
+        let none = crate::ci::detect(&env_of(&[]));
         let r = |u: &str| RemoteUrl::parse(u).unwrap();
         assert_eq!(
             default_api_url(Kind::GitHub, &r("git@github.com:o/r.git"), &none),
@@ -385,10 +382,11 @@ mod tests {
             default_api_url(Kind::GitLab, &r("git@gitlab.com:g/r.git"), &none),
             "https://gitlab.com/api/v4"
         );
-        let ci = env_of(&[
+        let ci = crate::ci::detect(&env_of(&[
+            ("GITLAB_CI", "true"),
             ("CI_API_V4_URL", "https://gl.example.com:8443/api/v4"),
             ("CI_SERVER_HOST", "gl.example.com"),
-        ]);
+        ]));
         assert_eq!(
             default_api_url(Kind::GitLab, &r("https://gl.example.com/g/r.git"), &ci),
             "https://gl.example.com:8443/api/v4"
