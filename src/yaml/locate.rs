@@ -274,7 +274,7 @@ impl Stream {
             mut flow_open,
             mut at,
         } = error;
-        if !error.message.ends_with("invalid indentation") {
+        if !error.message.contains("invalid indentation") {
             return Err(error);
         }
         let lines = Offsets::new(body, bom).line_starts;
@@ -289,9 +289,7 @@ impl Stream {
             };
             match Builder::new(joined, bom, Some(&lines)).run() {
                 Ok(stream) => return Ok(stream),
-                Err(next)
-                    if next.error.message.ends_with("invalid indentation") && next.at > at =>
-                {
+                Err(next) if next.error.message.contains("invalid indentation") && next.at > at => {
                     flow_open = next.flow_open;
                     at = next.at;
                 }

@@ -359,7 +359,16 @@ fn check_leaf(src: &str, document: usize, path: &Path, aliases: &[Path], value: 
 
     // 2. The result loads as the old document with only that leaf replaced.
     let body = |s: &str| s.strip_prefix('\u{feff}').unwrap_or(s).to_string();
-    let mut want = YamlLoader::load_from_str(&body(src)).expect("source loads");
+    // yaml-rust2's own loader refuses flow collections left of their key's
+    // column (the engine reads them; see Stream::parse): for those files the
+    // byte checks above and the engine's guard are the property.
+    let Ok(mut want) = YamlLoader::load_from_str(&body(src)) else {
+        assert!(
+            src.contains(['{', '[']),
+            "the oracle refused a file without flow collections"
+        );
+        return;
+    };
     let new = expected(at(&mut want[document], path), value);
     for p in std::iter::once(path).chain(aliases) {
         *at(&mut want[document], p) = new.clone();

@@ -512,3 +512,43 @@ image:
     );
     assert_eq!((err.kind, err.line), (YamlErrorKind::Syntax, 2), "{err}");
 }
+
+// The same, inside a block sequence item, with nested flow collections, a
+// comment and an empty one: each later line sits left of where yaml-rust2
+// wants flow content (and the scanner says "invalid indentation in flow
+// construct" for some of them).
+#[test]
+fn flow_collections_left_of_their_item() {
+    let src = "\
+containers:
+- name: app
+  args: [
+  \"--a\",
+  \"--b\"
+  ]
+  resources: {
+    limits: {cpu: 1},
+  requests: {cpu: 1}
+  }
+nodeSelector: {
+  # pick the pool
+  pool: \"a\"
+}
+tolerations: [
+]
+image:
+  tag: v1
+";
+    assert_eq!(
+        set_one(src, "containers[0].resources.requests.cpu", "2"),
+        src.replace("requests: {cpu: 1}", "requests: {cpu: 2}")
+    );
+    assert_eq!(
+        set_one(src, "nodeSelector.pool", "b"),
+        src.replace("pool: \"a\"", "pool: \"b\"")
+    );
+    assert_eq!(
+        set_one(src, "containers[0].args[1]", "--c"),
+        src.replace("\"--b\"", "\"--c\"")
+    );
+}
