@@ -228,18 +228,20 @@ fn the_readme_example_runs_and_writes_nothing() {
 
 #[test]
 fn an_empty_value_is_written_only_when_allowed() {
-    let t = Test::new().write("values.yaml", VALUES);
-    let run = t.run(&["set", "values.yaml", "image.tag="]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("`image.tag=` sets an empty value")
-            && run.stderr.contains("--allow-empty"),
-        "{}",
-        run.stderr
-    );
-    let run = t.run(&["set", "--allow-empty", "values.yaml", "image.tag="]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(t.read("values.yaml"), VALUES.replace("\"1.0\"", "\"\""));
+    let t = Test::new().write("values.yaml", VALUES).clean_env();
+    t.run(&["set", "values.yaml", "image.tag="])
+        .status(2)
+        .stderr(
+            "error: `image.tag=` sets an empty value; nothing was changed\n\
+         hint: an empty value is usually a CI variable that is not set; \
+         pass --allow-empty if an empty value is what you want\n",
+        );
+    t.expect_file("values.yaml", VALUES);
+    t.run(&["set", "--allow-empty", "values.yaml", "image.tag="])
+        .status(0)
+        .stdout("")
+        .stderr("values.yaml:3: image.tag: 1.0 -> \"\"\nupdated 1 file(s)\n");
+    t.expect_file("values.yaml", &VALUES.replace("\"1.0\"", "\"\""));
 }
 
 // Issue #8: special files under a scanned directory are skipped and
@@ -279,4 +281,21 @@ fn special_files_under_a_scanned_directory_are_skipped() {
         "{}",
         run.stderr
     );
+}
+
+// Settings come from TAGBUMP_* variables too; a clean environment keeps the
+// developer's (or CI's) own variables out of the run.
+#[test]
+fn the_repository_can_come_from_the_environment() {
+    Test::new()
+        .clean_env()
+        .env("TAGBUMP_REPO", "/no/such/manifests.git")
+        .run(&["update", "--image", "ghcr.io/acme/app:2.0"])
+        .status(4)
+        .stdout("")
+        .stderr(
+            "error: no such repository: `/no/such/manifests.git` does not exist here\n\
+             hint: a --repo without `scheme://` or `host:` is a local path; for a server use \
+             ssh://…, git@host:group/repo.git or https://…\n",
+        );
 }

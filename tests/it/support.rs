@@ -15,16 +15,41 @@ pub struct Run {
     pub stderr: String,
 }
 
-/// A temp directory with files in it, where tagbump runs.
+/// A temp directory with files in it, where tagbump runs, with the
+/// environment it runs in: `NO_COLOR=1` plus what `env` adds, on top of the
+/// test process's environment, or of nothing but PATH after `clean_env`.
 pub struct Test {
     pub dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+    clean: bool,
 }
 
 impl Test {
     pub fn new() -> Test {
         Test {
             dir: tempfile::tempdir().expect("temp dir"),
+            env: Vec::new(),
+            clean: false,
         }
+    }
+
+    /// Set a variable for the runs.
+    pub fn env(mut self, name: &str, value: &str) -> Test {
+        self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Run with an empty environment (PATH kept): no CI variables leak in.
+    pub fn clean_env(mut self) -> Test {
+        self.clean = true;
+        self
+    }
+
+    /// Assert the whole text of a file.
+    #[track_caller]
+    pub fn expect_file(&self, name: &str, text: &str) -> &Test {
+        assert_eq!(self.read(name), text, "{name}");
+        self
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -45,7 +70,19 @@ impl Test {
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
-        run_in(self.dir.path(), args)
+        let mut cmd = Command::new(bin());
+        if self.clean {
+            cmd.env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        }
+        let out = cmd
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("NO_COLOR", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("run tagbump");
+        Run::from(out)
     }
 
     /// Every file name in the directory, sorted (hidden files included).
@@ -66,10 +103,39 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Run {
         .env("NO_COLOR", "1")
         .output()
         .expect("run tagbump");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    Run::from(out)
+}
+
+impl From<std::process::Output> for Run {
+    fn from(out: std::process::Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// Assert the exit code, showing stderr when it differs.
+    #[track_caller]
+    pub fn status(&self, code: i32) -> &Run {
+        assert_eq!(self.code, code, "stderr:\n{}", self.stderr);
+        self
+    }
+
+    /// Assert the whole of stderr.
+    #[track_caller]
+    pub fn stderr(&self, text: &str) -> &Run {
+        assert_eq!(self.stderr, text);
+        self
+    }
+
+    /// Assert the whole of stdout.
+    #[track_caller]
+    pub fn stdout(&self, text: &str) -> &Run {
+        assert_eq!(self.stdout, text);
+        self
     }
 }
 
