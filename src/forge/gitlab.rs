@@ -44,15 +44,7 @@ pub fn encode_project(project: &str) -> String {
     if project.bytes().all(|b| b.is_ascii_digit()) {
         return project.to_string();
     }
-    project
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    super::percent_encode(project, false)
 }
 
 /// The reqwest client both forges' plain HTTP calls use.

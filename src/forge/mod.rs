@@ -191,6 +191,19 @@ pub fn project_path(remote: &RemoteUrl) -> Option<String> {
     (!path.is_empty()).then(|| path.to_string())
 }
 
+/// Percent-encode `text` for a URL path segment or query value: everything
+/// but RFC 3986's unreserved characters, and `/` unless `keep_slash`.
+pub fn percent_encode(text: &str, keep_slash: bool) -> String {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    const PATH: &AsciiSet = &UNRESERVED.remove(b'/');
+    utf8_percent_encode(text, if keep_slash { PATH } else { UNRESERVED }).to_string()
+}
+
 /// A response, reduced to what the clients need.
 #[derive(Debug, Clone)]
 pub struct Response {
