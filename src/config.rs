@@ -17,7 +17,8 @@ use serde::Deserialize;
 
 use crate::cli::{ForgeArg, MergeMethod, UpdateArgs};
 use crate::error::{Failure, Kind};
-use crate::update::{parse_file_set, parse_promotion};
+use crate::target::Assignment;
+use crate::update::{file_path, repo_path, FileSet, Promotion};
 
 pub const DEFAULT_FILE: &str = ".tagbump.yaml";
 
@@ -283,16 +284,35 @@ fn apply_targets(
                     .into())
                 }
             };
-            let parsed = parse_file_set(&format!("{}:{}={value}", set.file, set.path))
-                .map_err(|e| Failure::new(Kind::Input, format!("{}: {e}", file.display())))?;
-            args.sets.push(parsed);
+            // Built from the typed fields, not formatted back into a flag
+            // and parsed again.
+            let bad = |e: String| Failure::new(Kind::Input, format!("{}: {e}", file.display()));
+            args.sets.push(FileSet {
+                file: repo_path(&set.file).map_err(bad)?,
+                assignment: Assignment {
+                    path: crate::yaml::Path::parse(&set.path).map_err(|e| bad(e.to_string()))?,
+                    value,
+                },
+            });
         }
     }
     if args.promotions.is_empty() {
         for p in promotes {
-            let parsed = parse_promotion(&format!("{}={}", p.from, p.to))
-                .map_err(|e| Failure::new(Kind::Input, format!("{}: {e}", file.display())))?;
-            args.promotions.push(parsed);
+            let side = |text: &str| {
+                file_path(text).map_err(|e| {
+                    let why = e.unwrap_or_else(|| {
+                        format!("`{text}` in `promote` is not FILE:PATH, e.g. `envs/staging/values.yaml:image.tag`")
+                    });
+                    Failure::new(Kind::Input, format!("{}: {why}", file.display()))
+                })
+            };
+            let ((from_file, from), (to_file, to)) = (side(&p.from)?, side(&p.to)?);
+            args.promotions.push(Promotion {
+                from_file,
+                from,
+                to_file,
+                to,
+            });
         }
     }
     Ok(())

@@ -77,6 +77,19 @@ pub fn repo_path(text: &str) -> Result<String, String> {
     Ok(parts.join("/"))
 }
 
+/// `FILE:PATH` (a file in the repository and a YAML path in it). `Err(None)`
+/// when the text does not have that shape, for the caller to say what it wanted.
+pub fn file_path(text: &str) -> Result<(String, crate::yaml::Path), Option<String>> {
+    let (file, path) = text.split_once(':').ok_or(None)?;
+    if file.is_empty() {
+        return Err(None);
+    }
+    Ok((
+        repo_path(file).map_err(Some)?,
+        crate::yaml::Path::parse(path).map_err(|e| Some(e.to_string()))?,
+    ))
+}
+
 /// One `--promote FROM_FILE:PATH=TO_FILE:PATH`: copy a (tested) value.
 #[derive(Debug, Clone)]
 pub struct Promotion {
@@ -107,16 +120,7 @@ pub fn parse_promotion(text: &str) -> Result<Promotion, String> {
         Some((i, _)) => (&text[..i], &text[i + 1..]),
         None => return Err(usage()),
     };
-    let side = |s: &str| -> Result<(String, crate::yaml::Path), String> {
-        let (file, path) = s.split_once(':').ok_or_else(usage)?;
-        if file.is_empty() {
-            return Err(usage());
-        }
-        Ok((
-            repo_path(file)?,
-            crate::yaml::Path::parse(path).map_err(|e| e.to_string())?,
-        ))
-    };
+    let side = |s: &str| file_path(s).map_err(|e| e.unwrap_or_else(usage));
     let ((from_file, from), (to_file, to)) = (side(from)?, side(to)?);
     Ok(Promotion {
         from_file,
