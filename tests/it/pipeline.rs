@@ -76,6 +76,22 @@ pub fn with<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str
     env.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
+/// A run that bumps `registry.example.com/team/app` to `tag` over SSH, plus `extra` flags.
+pub fn bump(url: &str, server: &SshServer, tag: &str, extra: &[&str]) -> Update {
+    let image = format!("registry.example.com/team/app:{tag}");
+    let mut args = vec!["--repo", url, "--image", &image];
+    args.extend_from_slice(extra);
+    update(&args, &with(&ssh_env(server)))
+}
+
+/// A run that must succeed; its stderr otherwise.
+#[track_caller]
+pub fn succeeded(u: &Update) -> &Update {
+    assert_eq!(u.run.code, 0, "{}", u.run.stderr);
+    assert!(u.leftovers.is_empty(), "temp files left: {:?}", u.leftovers);
+    u
+}
+
 /// The failure contract: the given exit code, nothing pushed, no temp files.
 pub fn assert_failed(u: &Update, code: i32, needle: &str, repo: &Repo, before: &str) {
     assert_eq!(u.run.code, code, "stderr: {}", u.run.stderr);
@@ -142,25 +158,14 @@ fn ssh_review_branch_lifecycle() {
         return;
     };
     let (repo, url) = server.repo("team/review", &files());
-    let env = ssh_env(&server);
     let main_before = repo.git(&["rev-parse", "main"]);
     let branch = "tagbump/main/team-app-d3545c89";
 
-    let first = update(
-        &[
-            "--repo",
-            &url,
-            "--image",
-            "registry.example.com/team/app:1.4.2",
-        ],
-        &with(&env),
-    );
-    assert_eq!(first.run.code, 0, "{}", first.run.stderr);
-    assert!(
-        first.run.stderr.contains("new review branch"),
-        "{}",
-        first.run.stderr
-    );
+    let first = succeeded(&bump(&url, &server, "1.4.2", &[]))
+        .run
+        .stderr
+        .clone();
+    assert!(first.contains("new review branch"), "{}", first);
     assert_eq!(
         repo.git(&["rev-parse", "main"]),
         main_before,
@@ -173,39 +178,19 @@ fn ssh_review_branch_lifecycle() {
 
     // Same tag again: nothing to do, the branch is not rewritten.
     let tip = repo.git(&["rev-parse", branch]);
-    let again = update(
-        &[
-            "--repo",
-            &url,
-            "--image",
-            "registry.example.com/team/app:1.4.2",
-        ],
-        &with(&env),
-    );
-    assert_eq!(again.run.code, 0, "{}", again.run.stderr);
-    assert!(
-        again.run.stderr.contains("already has these changes"),
-        "{}",
-        again.run.stderr
-    );
+    let again = succeeded(&bump(&url, &server, "1.4.2", &[]))
+        .run
+        .stderr
+        .clone();
+    assert!(again.contains("already has these changes"), "{}", again);
     assert_eq!(repo.git(&["rev-parse", branch]), tip);
 
     // A new tag: the same branch is updated, still one commit on top of main.
-    let newer = update(
-        &[
-            "--repo",
-            &url,
-            "--image",
-            "registry.example.com/team/app:1.4.3",
-        ],
-        &with(&env),
-    );
-    assert_eq!(newer.run.code, 0, "{}", newer.run.stderr);
-    assert!(
-        newer.run.stderr.contains("updating the review branch"),
-        "{}",
-        newer.run.stderr
-    );
+    let newer = succeeded(&bump(&url, &server, "1.4.3", &[]))
+        .run
+        .stderr
+        .clone();
+    assert!(newer.contains("updating the review branch"), "{}", newer);
     assert_eq!(
         repo.git(&["rev-list", "--count", &format!("main..{branch}")]),
         "1"
@@ -236,15 +221,7 @@ fn ssh_review_branch_lifecycle() {
     git(&["commit", "-q", "-m", "human"]);
     git(&["push", "-q", "origin", branch]);
     let refs = repo.git(&["for-each-ref"]);
-    let blocked = update(
-        &[
-            "--repo",
-            &url,
-            "--image",
-            "registry.example.com/team/app:1.4.4",
-        ],
-        &with(&env),
-    );
+    let blocked = bump(&url, &server, "1.4.4", &[]);
     assert_failed(
         &blocked,
         8,
