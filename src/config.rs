@@ -15,7 +15,7 @@ use anyhow::Result;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::cli::{ForgeArg, MergeMethod, UpdateArgs};
+use crate::cli::{ForgeArg, MergeMethod};
 use crate::error::{Failure, Kind};
 use crate::target::Assignment;
 use crate::update::{file_path, repo_path, FileSet, Promotion};
@@ -186,20 +186,54 @@ pub fn load(explicit: Option<&Path>) -> Result<Option<(PathBuf, Config)>> {
             default
         }
     };
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| Failure::new(Kind::Io, format!("cannot read {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(&path).map_err(crate::error::io("read", &path))?;
     let config = parse(&path.display().to_string(), &text)?;
     Ok(Some((path, config)))
 }
 
-/// Fill what flags and `TAGBUMP_*` variables left unset from the config, and
-/// the environment `env_name` within it.
-pub fn apply(
-    args: &mut UpdateArgs,
+/// What the config file says for one run: the environment's values, then
+/// the top level's. Each field is a layer under the command line (a flag or
+/// its `TAGBUMP_*` variable) and over the CI facts and built-in defaults;
+/// [`crate::settings`] resolves them field by field.
+#[derive(Debug, Clone, Default)]
+pub struct Layer {
+    pub repo: Option<String>,
+    pub base: Option<String>,
+    pub branch: Option<String>,
+    pub direct: Option<bool>,
+    pub message: Option<String>,
+    pub author: Option<String>,
+    pub dirs: Vec<String>,
+    pub app_version: Option<bool>,
+    pub sets: Vec<FileSet>,
+    pub promotions: Vec<Promotion>,
+    pub forge: Option<ForgeArg>,
+    pub api_url: Option<String>,
+    pub project: Option<String>,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    /// The merge request's labels, then the environment's.
+    pub labels: Vec<String>,
+    pub assignees: Vec<String>,
+    pub reviewers: Vec<String>,
+    pub draft: Option<bool>,
+    pub squash: Option<bool>,
+    pub remove_source_branch: Option<bool>,
+    pub auto_merge: Option<bool>,
+    pub merge_method: Option<MergeMethod>,
+}
+
+/// The config's layer for the environment `env_name` (or the top level).
+/// `image_version` is the value of a `set` target without its own `value`;
+/// when there is none and the command line names its own `--set` targets
+/// (`flag_sets`), such targets are left out instead of refused.
+pub fn layer(
     config: &Config,
     file: &Path,
     env_name: Option<&str>,
-) -> Result<()> {
+    image_version: Option<&str>,
+    flag_sets: bool,
+) -> Result<Layer> {
     let environment = match env_name {
         Some(name) => Some(config.environments.get(name).ok_or_else(|| {
             let known: Vec<&str> = config.environments.keys().map(String::as_str).collect();
@@ -218,40 +252,6 @@ pub fn apply(
         })?),
         None => None,
     };
-    fill(&mut args.repo, &config.repo);
-    fill(
-        &mut args.base,
-        &environment
-            .and_then(|e| e.base.clone())
-            .or_else(|| config.base.clone()),
-    );
-    fill(
-        &mut args.branch,
-        &environment
-            .and_then(|e| e.branch.clone())
-            .or_else(|| config.branch.clone()),
-    );
-    // A flag (or TAGBUMP_DIRECT) wins, `--direct=false` included.
-    args.direct = args
-        .direct
-        .or(environment.and_then(|e| e.direct))
-        .or(config.direct);
-    fill(&mut args.message, &config.commit.message);
-    fill(&mut args.author, &config.commit.author);
-
-    apply_targets(args, config, environment, file)?;
-    apply_merge_request(args, &config.merge_request, environment);
-    Ok(())
-}
-
-/// What to change: the environment's targets, or the top-level ones, where
-/// the command line named none.
-fn apply_targets(
-    args: &mut UpdateArgs,
-    config: &Config,
-    environment: Option<&Environment>,
-    file: &Path,
-) -> Result<()> {
     let (dirs, sets, promotes, app_version) = match environment {
         Some(e) => (&e.dirs, &e.set, &e.promote, e.app_version),
         None => (
@@ -261,110 +261,97 @@ fn apply_targets(
             config.targets.app_version,
         ),
     };
-    if args.dirs.is_empty() {
-        args.dirs = dirs.clone();
-    }
-    args.app_version = args.app_version.or(app_version);
-    if args.sets.is_empty() {
-        let default_value = args.images.first().map(|i| i.version());
-        for set in sets {
-            let value = match (&set.value, &default_value) {
-                (Some(v), _) => v.clone(),
-                (None, Some(v)) => v.clone(),
-                (None, None) => {
-                    return Err(Failure::new(
-                        Kind::Usage,
-                        format!(
-                            "{}: `set` for {}:{} has no `value`, and no --image gives one",
-                            file.display(),
-                            set.file,
-                            set.path
-                        ),
-                    )
-                    .into())
-                }
-            };
-            // Built from the typed fields, not formatted back into a flag
-            // and parsed again.
-            let bad = |e: String| Failure::new(Kind::Input, format!("{}: {e}", file.display()));
-            args.sets.push(FileSet {
-                file: repo_path(&set.file).map_err(bad)?,
-                assignment: Assignment {
-                    path: crate::yaml::Path::parse(&set.path).map_err(|e| bad(e.to_string()))?,
-                    value,
-                },
-            });
-        }
-    }
-    if args.promotions.is_empty() {
-        for p in promotes {
-            let side = |text: &str| {
-                file_path(text).map_err(|e| {
-                    let why = e.unwrap_or_else(|| {
-                        format!("`{text}` in `promote` is not FILE:PATH, e.g. `envs/staging/values.yaml:image.tag`")
-                    });
-                    Failure::new(Kind::Input, format!("{}: {why}", file.display()))
-                })
-            };
-            let ((from_file, from), (to_file, to)) = (side(&p.from)?, side(&p.to)?);
-            args.promotions.push(Promotion {
-                from_file,
-                from,
-                to_file,
-                to,
-            });
-        }
-    }
-    Ok(())
-}
-
-/// The merge request's settings, where the command line left them unset.
-fn apply_merge_request(
-    args: &mut UpdateArgs,
-    mr: &MergeRequestConfig,
-    environment: Option<&Environment>,
-) {
-    if args.forge.is_none() {
-        args.forge = mr.forge.map(|f| match f {
+    let mr = &config.merge_request;
+    let mut labels = mr.labels.clone();
+    labels.extend(environment.map(|e| e.labels.clone()).unwrap_or_default());
+    Ok(Layer {
+        repo: config.repo.clone(),
+        base: environment
+            .and_then(|e| e.base.clone())
+            .or_else(|| config.base.clone()),
+        branch: environment
+            .and_then(|e| e.branch.clone())
+            .or_else(|| config.branch.clone()),
+        direct: environment.and_then(|e| e.direct).or(config.direct),
+        message: config.commit.message.clone(),
+        author: config.commit.author.clone(),
+        dirs: dirs.clone(),
+        app_version,
+        sets: sets
+            .iter()
+            .filter(|set| !(flag_sets && set.value.is_none() && image_version.is_none()))
+            .map(|set| file_set(set, file, image_version))
+            .collect::<Result<_>>()?,
+        promotions: promotes
+            .iter()
+            .map(|p| promotion(p, file))
+            .collect::<Result<_>>()?,
+        forge: mr.forge.map(|f| match f {
             ForgeName::Gitlab => ForgeArg::Gitlab,
             ForgeName::Github => ForgeArg::Github,
             ForgeName::None => ForgeArg::None,
-        });
-    }
-    fill(&mut args.api_url, &mr.api_url);
-    fill(&mut args.project, &mr.project);
-    fill(&mut args.title, &mr.title);
-    fill(&mut args.description, &mr.description);
-    if args.labels.is_empty() {
-        args.labels = mr.labels.clone();
-        args.labels
-            .extend(environment.map(|e| e.labels.clone()).unwrap_or_default());
-    }
-    if args.assignees.is_empty() {
-        args.assignees = mr.assignees.clone();
-    }
-    if args.reviewers.is_empty() {
-        args.reviewers = mr.reviewers.clone();
-    }
-    // The command line wins, `--draft=false` included: a lower layer never
-    // switches on what a higher one switched off.
-    args.draft = args.draft.or(mr.draft);
-    args.squash = args.squash.or(mr.squash);
-    args.remove_source_branch = args.remove_source_branch.or(mr.remove_source_branch);
-    args.auto_merge = args.auto_merge.or(mr.auto_merge);
-    if args.merge_method.is_none() {
-        args.merge_method = mr.merge_method.map(|m| match m {
+        }),
+        api_url: mr.api_url.clone(),
+        project: mr.project.clone(),
+        title: mr.title.clone(),
+        description: mr.description.clone(),
+        labels,
+        assignees: mr.assignees.clone(),
+        reviewers: mr.reviewers.clone(),
+        draft: mr.draft,
+        squash: mr.squash,
+        remove_source_branch: mr.remove_source_branch,
+        auto_merge: mr.auto_merge,
+        merge_method: mr.merge_method.map(|m| match m {
             MergeMethodName::Merge => MergeMethod::Merge,
             MergeMethodName::Squash => MergeMethod::Squash,
             MergeMethodName::Rebase => MergeMethod::Rebase,
-        });
-    }
+        }),
+    })
 }
 
-fn fill(slot: &mut Option<String>, value: &Option<String>) {
-    if slot.is_none() {
-        slot.clone_from(value);
-    }
+/// A `set` target, built from its typed fields (not formatted back into a
+/// flag and parsed again).
+fn file_set(set: &SetTarget, file: &Path, image_version: Option<&str>) -> Result<FileSet> {
+    let Some(value) = set.value.as_deref().or(image_version) else {
+        return Err(Failure::new(
+            Kind::Usage,
+            format!(
+                "{}: `set` for {}:{} has no `value`, and no --image gives one",
+                file.display(),
+                set.file,
+                set.path
+            ),
+        )
+        .into());
+    };
+    let bad = |e: String| Failure::new(Kind::Input, format!("{}: {e}", file.display()));
+    Ok(FileSet {
+        file: repo_path(&set.file).map_err(bad)?,
+        assignment: Assignment {
+            path: crate::yaml::Path::parse(&set.path).map_err(|e| bad(e.to_string()))?,
+            value: value.to_string(),
+        },
+    })
+}
+
+/// A `promote` target: two `FILE:PATH` sides.
+fn promotion(p: &Promote, file: &Path) -> Result<Promotion> {
+    let side = |text: &str| {
+        file_path(text).map_err(|e| {
+            let why = e.unwrap_or_else(|| {
+                format!("`{text}` in `promote` is not FILE:PATH, e.g. `envs/staging/values.yaml:image.tag`")
+            });
+            Failure::new(Kind::Input, format!("{}: {why}", file.display()))
+        })
+    };
+    let ((from_file, from), (to_file, to)) = (side(&p.from)?, side(&p.to)?);
+    Ok(Promotion {
+        from_file,
+        from,
+        to_file,
+        to,
+    })
 }
 
 #[cfg(test)]
@@ -438,91 +425,64 @@ merge_request:
         );
     }
 
-    fn applied(config: &str, flags: &[&str]) -> UpdateArgs {
-        use clap::Parser;
-        let mut argv = vec!["tagbump", "update", "--image", "ghcr.io/acme/app:1"];
-        argv.extend_from_slice(flags);
-        let mut args = match crate::cli::Cli::try_parse_from(argv).unwrap().command {
-            crate::cli::Command::Update(a) => *a,
-            _ => unreachable!(),
-        };
-        let config = parse(".tagbump.yaml", config).unwrap();
-        apply(&mut args, &config, Path::new(".tagbump.yaml"), None).unwrap();
-        args
-    }
-
-    // Issue #10: a boolean the config file switches on can be switched off
-    // on the command line (flag > config), and the config fills what the
-    // command line left open.
+    // An environment's values come before the top level's; its labels add
+    // to the merge request's.
     #[test]
-    fn flags_switch_off_config_booleans() {
-        let config = "repo: x
-direct: true
+    fn the_environment_comes_before_the_top_level() {
+        let config = parse(
+            ".tagbump.yaml",
+            "base: main
+direct: false
+targets:
+  in: [apps]
 merge_request:
-  draft: true
-  squash: true
-  auto_merge: true
-  remove_source_branch: true
-";
-        let a = applied(config, &[]);
+  labels: [gitops]
+environments:
+  prod:
+    base: production
+    direct: true
+    in: [envs/prod]
+    labels: [prod]
+    set:
+      - file: Chart.yaml
+        path: appVersion
+",
+        )
+        .unwrap();
+        let file = Path::new(".tagbump.yaml");
+        let top = layer(&config, file, None, None, false).unwrap();
         assert_eq!(
-            (
-                a.direct,
-                a.draft,
-                a.squash,
-                a.auto_merge,
-                a.remove_source_branch
-            ),
-            (Some(true), Some(true), Some(true), Some(true), Some(true))
+            (top.base.as_deref(), top.direct, top.dirs.as_slice()),
+            (Some("main"), Some(false), ["apps".to_string()].as_slice())
         );
-        let a = applied(
-            config,
-            &[
-                "--direct=false",
-                "--draft=false",
-                "--squash=no",
-                "--auto-merge=0",
-                "--remove-source-branch=false",
-            ],
-        );
+        assert_eq!(top.labels, ["gitops"]);
+        let prod = layer(&config, file, Some("prod"), Some("1.2"), false).unwrap();
         assert_eq!(
+            (prod.base.as_deref(), prod.direct, prod.dirs.as_slice()),
             (
-                a.direct,
-                a.draft,
-                a.squash,
-                a.auto_merge,
-                a.remove_source_branch
-            ),
-            (
-                Some(false),
-                Some(false),
-                Some(false),
-                Some(false),
-                Some(false)
+                Some("production"),
+                Some(true),
+                ["envs/prod".to_string()].as_slice()
             )
         );
-        // A bare flag is `true`; nothing anywhere is `None` (off).
-        let a = applied(
-            "repo: x
-",
-            &["--draft"],
+        assert_eq!(prod.labels, ["gitops", "prod"]);
+        assert_eq!(prod.sets[0].assignment.value, "1.2");
+        // A `set` without `value` needs an --image, unless the command line
+        // names its own targets.
+        let err = layer(&config, file, Some("prod"), None, false).unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            ".tagbump.yaml: `set` for Chart.yaml:appVersion has no `value`, and no --image gives one"
         );
-        assert_eq!((a.draft, a.squash), (Some(true), None));
-    }
-
-    #[test]
-    fn flags_win_over_the_config_file_for_values() {
-        let a = applied(
-            "repo: from-config
-base: develop
-merge_request:
-  title: config title
-",
-            &["--repo", "from-flag", "--title", "flag title"],
+        assert!(layer(&config, file, Some("prod"), None, true)
+            .unwrap()
+            .sets
+            .is_empty());
+        let err = layer(&config, file, Some("qa"), None, false).unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            ".tagbump.yaml: no environment `qa` (environments: prod)"
         );
-        assert_eq!(a.repo.as_deref(), Some("from-flag"));
-        assert_eq!(a.base.as_deref(), Some("develop"));
-        assert_eq!(a.title.as_deref(), Some("flag title"));
     }
 
     #[test]

@@ -49,6 +49,9 @@ impl Kind {
     }
 }
 
+/// A library error of any type, kept as a [`Failure`]'s cause.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// A failure of a known kind: what went wrong (naming the object), its
 /// cause when a library gave one, and what to do (any number of hints).
 #[derive(Debug)]
@@ -57,7 +60,7 @@ pub struct Failure {
     pub message: String,
     pub hints: Vec<String>,
     /// The library error behind it; printed after the message (`: cause`).
-    pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    pub source: Option<BoxError>,
     /// A fault that may pass: a retry can succeed (a shed connection, a 503).
     pub transient: bool,
 }
@@ -86,11 +89,8 @@ impl Failure {
     }
 
     /// Keep the library error that caused this one.
-    pub fn with_source(
-        mut self,
-        source: impl std::error::Error + Send + Sync + 'static,
-    ) -> Failure {
-        self.source = Some(Box::new(source));
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Failure {
+        self.source = Some(source.into());
         self
     }
 }
@@ -107,6 +107,34 @@ impl std::error::Error for Failure {
             .as_deref()
             .map(|s| s as &(dyn std::error::Error + 'static))
     }
+}
+
+// Library errors become failures here, each naming the object it was about.
+// (The remote's git errors are classified by the git session, which knows
+// the remote; HTTP transport errors by `forge::send_with_retries`.)
+
+/// An I/O error on a file the user named or tagbump writes: `cannot {doing}
+/// {path}`, with the system's words as the cause.
+pub fn io(doing: &str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Failure {
+    let message = format!("cannot {doing} {}", path.display());
+    move |err| Failure::new(Kind::Io, message).with_source(err)
+}
+
+/// An error and its causes, as one line (`a: b: c`) — for log lines; an
+/// error that ends the run is printed by anyhow the same way.
+pub fn chain_text(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut next = err.source();
+    while let Some(cause) = next {
+        let cause_text = cause.to_string();
+        // Some libraries repeat their cause in their own message.
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        next = cause.source();
+    }
+    text
 }
 
 /// A libgit2 error on the temporary clone (not the remote: those go through

@@ -113,7 +113,7 @@ fn collect(paths: &[PathBuf]) -> Result<Collected> {
     let mut found = Vec::new();
     let mut unreadable = Vec::new();
     for path in paths {
-        let meta = fs::metadata(path).map_err(|e| io_failure(path, "cannot read", &e))?;
+        let meta = fs::metadata(path).map_err(io("read", path))?;
         if meta.is_dir() {
             walk(path, &mut found, &mut unreadable)?;
         } else if meta.is_file() {
@@ -130,7 +130,7 @@ fn collect(paths: &[PathBuf]) -> Result<Collected> {
         if !seen.insert(key) {
             continue;
         }
-        let bytes = fs::read(&path).map_err(|e| io_failure(&path, "cannot read", &e))?;
+        let bytes = fs::read(&path).map_err(io("read", &path))?;
         let Ok(text) = String::from_utf8(bytes) else {
             unreadable.push((display(&path), "not UTF-8 text".to_string()));
             continue;
@@ -162,17 +162,15 @@ fn special_file(kind: &fs::FileType) -> String {
 
 fn walk(dir: &Path, found: &mut Vec<PathBuf>, skipped: &mut Vec<(String, String)>) -> Result<()> {
     let mut entries: Vec<_> = fs::read_dir(dir)
-        .map_err(|e| io_failure(dir, "cannot list", &e))?
+        .map_err(io("list", dir))?
         .collect::<std::io::Result<_>>()
-        .map_err(|e| io_failure(dir, "cannot list", &e))?;
+        .map_err(io("list", dir))?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let name = entry.file_name();
         let name = name.to_string_lossy();
         let path = entry.path();
-        let kind = entry
-            .file_type()
-            .map_err(|e| io_failure(&path, "cannot read", &e))?;
+        let kind = entry.file_type().map_err(io("read", &path))?;
         if kind.is_dir() {
             if target::is_scanned_dir(&name) {
                 walk(&path, found, skipped)?;
@@ -206,7 +204,7 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>, skipped: &mut Vec<(String, String)
 }
 
 fn read_text(path: &Path) -> Result<String> {
-    let meta = fs::metadata(path).map_err(|e| io_failure(path, "cannot read", &e))?;
+    let meta = fs::metadata(path).map_err(io("read", path))?;
     if !meta.is_file() {
         return Err(Failure::new(
             Kind::Io,
@@ -218,7 +216,7 @@ fn read_text(path: &Path) -> Result<String> {
         )
         .into());
     }
-    let bytes = fs::read(path).map_err(|e| io_failure(path, "cannot read", &e))?;
+    let bytes = fs::read(path).map_err(io("read", path))?;
     String::from_utf8(bytes).map_err(|e| {
         Failure::new(
             Kind::Input,
@@ -235,14 +233,14 @@ fn read_text(path: &Path) -> Result<String> {
 /// Replace `path`'s content with `text` atomically, keeping its permissions.
 /// A symlink is followed, so the link stays a link.
 pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let target = fs::canonicalize(path).map_err(|e| io_failure(path, "cannot resolve", &e))?;
+    let target = fs::canonicalize(path).map_err(io("resolve", path))?;
     let dir = target.parent().unwrap_or(Path::new("."));
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let perms = fs::metadata(&target)
-        .map_err(|e| io_failure(path, "cannot read", &e))?
+        .map_err(io("read", path))?
         .permissions();
     let tmp = dir.join(format!(".{name}.tagbump-{}.tmp", std::process::id()));
     let result = (|| -> std::io::Result<()> {
@@ -257,13 +255,14 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
     })();
     if let Err(e) = result {
         let _ = fs::remove_file(&tmp);
-        return Err(io_failure(path, "cannot write", &e).into());
+        return Err(io("write", path)(e).into());
     }
     Ok(())
 }
 
-fn io_failure(path: &Path, what: &str, err: &std::io::Error) -> Failure {
-    Failure::new(Kind::Io, format!("{what} {}: {err}", display(path)))
+/// An I/O error naming the path as the user wrote it.
+fn io(doing: &str, path: &Path) -> impl FnOnce(std::io::Error) -> Failure {
+    crate::error::io(doing, Path::new(&display(path)))
 }
 
 /// A path as the user wrote it, with `/` separators.

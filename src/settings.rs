@@ -1,5 +1,11 @@
 //! Flags and environment resolved into one validated [`UpdateSpec`].
 //!
+//! Each field comes from the first layer that has it: the command line (a
+//! flag, or the `TAGBUMP_*` variable clap reads for it), the config file's
+//! [`Layer`], the CI facts ([`crate::ci::detect`]), then a built-in default.
+//! Nothing here reads the process environment: it is passed in as [`Env`],
+//! so tests resolve settings in fixed environments.
+//!
 //! Secrets are only ever read from the environment or files (never flags,
 //! which other users of the machine can read in the process list), and go
 //! straight into [`Secret`]s.
@@ -9,12 +15,13 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use crate::cli::{ForgeArg, GitLabTokenType, MergeMethod, UpdateArgs};
+use crate::config::Layer;
 use crate::error::{Failure, Kind};
 use crate::forge::{self, ChangeRequest, Connection, Kind as ForgeKind, TokenHeader};
 use crate::git::hostkey::{Policy, Source};
 use crate::git::{Auth, RemoteUrl, Scheme};
 use crate::secret::Secret;
-use crate::update::UpdateSpec;
+use crate::update::{FileSet, Promotion, UpdateSpec};
 use crate::yaml::Documents;
 
 /// Reads one environment variable; tests pass their own.
@@ -24,22 +31,44 @@ pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-/// Resolve `tagbump update`'s arguments.
-pub fn update_spec(args: &UpdateArgs, env: Env<'_>) -> Result<UpdateSpec> {
-    check_targets(args)?;
-    let Some(repo) = &args.repo else {
+/// The first layer that has a value: the command line (a flag, or the
+/// `TAGBUMP_*` variable clap read for it), then the config file. The CI
+/// facts and built-in defaults come after, where each field is resolved.
+fn first<T: Clone>(flag: &Option<T>, config: &Option<T>) -> Option<T> {
+    flag.clone().or_else(|| config.clone())
+}
+
+/// A list from the command line replaces the config file's, never extends it.
+fn first_list<'a, T>(flag: &'a [T], config: &'a [T]) -> &'a [T] {
+    if flag.is_empty() {
+        config
+    } else {
+        flag
+    }
+}
+
+/// Resolve `tagbump update`'s arguments: each field from the first layer
+/// that has it (flag, `TAGBUMP_*`, config file, CI, built-in).
+pub fn update_spec(args: &UpdateArgs, config: &Layer, env: Env<'_>) -> Result<UpdateSpec> {
+    let sets = first_list(&args.sets, &config.sets);
+    let promotions = first_list(&args.promotions, &config.promotions);
+    let dirs = first_list(&args.dirs, &config.dirs);
+    check_targets(args, sets, promotions, dirs)?;
+    let Some(repo) = first(&args.repo, &config.repo) else {
         return Err(
             Failure::new(Kind::Usage, "no manifest repository: pass --repo URL")
                 .hint("or set TAGBUMP_REPO, or `repo:` in .tagbump.yaml")
                 .into(),
         );
     };
-    let remote = RemoteUrl::parse(repo)?;
+    let remote = RemoteUrl::parse(&repo)?;
     check_local_repository(&remote)?;
-    check_branch_names(args)?;
+    let base = first(&args.base, &config.base);
+    let branch = first(&args.branch, &config.branch);
+    check_branch_names(&base, &branch)?;
     let ci = crate::ci::detect(env);
-    let (author_name, author_email) = match (&args.author, &ci.author) {
-        (Some(text), _) => parse_author(text)?,
+    let (author_name, author_email) = match (first(&args.author, &config.author), &ci.author) {
+        (Some(text), _) => parse_author(&text)?,
         (None, Some(ci_author)) => ci_author.clone(),
         (None, None) => ("tagbump".to_string(), "tagbump@localhost".to_string()),
     };
@@ -52,24 +81,23 @@ pub fn update_spec(args: &UpdateArgs, env: Env<'_>) -> Result<UpdateSpec> {
     Ok(UpdateSpec {
         remote,
         auth,
-        base: args.base.clone(),
-        branch: args.branch.clone(),
-        direct: args.direct.unwrap_or(false),
+        base,
+        branch,
+        direct: first(&args.direct, &config.direct).unwrap_or(false),
         dry_run: args.common.dry_run,
-        sets: args.sets.clone(),
-        promotions: args.promotions.clone(),
+        sets: sets.to_vec(),
+        promotions: promotions.to_vec(),
         documents,
         images: args.images.clone(),
-        dirs: args
-            .dirs
+        dirs: dirs
             .iter()
             .map(|d| {
                 crate::update::repo_path(d)
                     .map_err(|e| Failure::new(Kind::Usage, format!("--in {e}")))
             })
             .collect::<Result<_, _>>()?,
-        app_version: args.app_version.unwrap_or(false),
-        message: args.message.clone(),
+        app_version: first(&args.app_version, &config.app_version).unwrap_or(false),
+        message: first(&args.message, &config.message),
         author_name,
         author_email,
         attempts: args.attempts,
@@ -80,18 +108,23 @@ pub fn update_spec(args: &UpdateArgs, env: Env<'_>) -> Result<UpdateSpec> {
 }
 
 /// Flags that make no sense together, refused before anything else.
-fn check_targets(args: &UpdateArgs) -> Result<()> {
-    if args.images.is_empty() && args.sets.is_empty() && args.promotions.is_empty() {
+fn check_targets(
+    args: &UpdateArgs,
+    sets: &[FileSet],
+    promotions: &[Promotion],
+    dirs: &[String],
+) -> Result<()> {
+    if args.images.is_empty() && sets.is_empty() && promotions.is_empty() {
         return Err(Failure::new(
             Kind::Usage,
             "nothing to update: pass --image NEWREF, --set FILE:PATH=VALUE or --promote FROM=TO",
         )
         .into());
     }
-    if !args.dirs.is_empty() && args.images.is_empty() {
+    if !dirs.is_empty() && args.images.is_empty() {
         return Err(Failure::new(Kind::Usage, "--in only applies to --image").into());
     }
-    if (args.all || args.document.is_some()) && args.sets.is_empty() && args.promotions.is_empty() {
+    if (args.all || args.document.is_some()) && sets.is_empty() && promotions.is_empty() {
         return Err(Failure::new(
             Kind::Usage,
             "--document and --all only apply to --set and --promote",
@@ -99,7 +132,7 @@ fn check_targets(args: &UpdateArgs) -> Result<()> {
         .into());
     }
     if !args.allow_empty {
-        if let Some(set) = args.sets.iter().find(|s| s.assignment.value.is_empty()) {
+        if let Some(set) = sets.iter().find(|s| s.assignment.value.is_empty()) {
             return Err(crate::target::empty_value_refused(&format!(
                 "{}:{}",
                 set.file, set.assignment.path
@@ -130,8 +163,8 @@ fn check_local_repository(remote: &RemoteUrl) -> Result<()> {
 }
 
 /// `--base` and `--branch` by `git check-ref-format`'s rules, before any network work.
-fn check_branch_names(args: &UpdateArgs) -> Result<()> {
-    for (flag, name) in [("--base", &args.base), ("--branch", &args.branch)] {
+fn check_branch_names(base: &Option<String>, branch: &Option<String>) -> Result<()> {
+    for (flag, name) in [("--base", base), ("--branch", branch)] {
         if let Some(name) = name {
             if !git2::Reference::is_valid_name(&format!("refs/heads/{name}")) {
                 return Err(Failure::new(
@@ -164,18 +197,23 @@ pub struct ForgeSpec {
 
 /// Resolve the merge/pull request options. Runs before anything is cloned,
 /// so a missing token fails fast instead of after a push.
-pub fn forge_spec(args: &UpdateArgs, spec: &UpdateSpec, env: Env<'_>) -> Result<ForgeSpec> {
+pub fn forge_spec(
+    args: &UpdateArgs,
+    config: &Layer,
+    spec: &UpdateSpec,
+    env: Env<'_>,
+) -> Result<ForgeSpec> {
     let mut out = ForgeSpec {
         connection: None,
         note: None,
-        title: args.title.clone(),
-        description: args.description.clone(),
-        request: request_options(args),
+        title: first(&args.title, &config.title),
+        description: first(&args.description, &config.description),
+        request: request_options(args, config),
     };
     if spec.direct {
         return Ok(out);
     }
-    let kind = match forge_kind(args, spec, env) {
+    let kind = match forge_kind(first(&args.forge, &config.forge), spec, env) {
         Ok(Some(kind)) => kind,
         Ok(None) => return Ok(out),
         Err(note) => {
@@ -183,14 +221,10 @@ pub fn forge_spec(args: &UpdateArgs, spec: &UpdateSpec, env: Env<'_>) -> Result<
             return Ok(out);
         }
     };
-    let api_url = args
-        .api_url
-        .clone()
+    let api_url = first(&args.api_url, &config.api_url)
         .unwrap_or_else(|| forge::default_api_url(kind, &spec.remote, &crate::ci::detect(env)));
-    let Some(project) = args
-        .project
-        .clone()
-        .or_else(|| forge::project_path(&spec.remote))
+    let Some(project) =
+        first(&args.project, &config.project).or_else(|| forge::project_path(&spec.remote))
     else {
         return Err(Failure::new(
             Kind::Usage,
@@ -219,22 +253,23 @@ pub fn forge_spec(args: &UpdateArgs, spec: &UpdateSpec, env: Env<'_>) -> Result<
     Ok(out)
 }
 
-/// The merge/pull request's options from the flags (and config file).
-fn request_options(args: &UpdateArgs) -> ChangeRequest {
+/// The merge/pull request's options from the flags, then the config file.
+fn request_options(args: &UpdateArgs, config: &Layer) -> ChangeRequest {
+    let merge_method = first(&args.merge_method, &config.merge_method);
     ChangeRequest {
-        labels: args
-            .labels
+        labels: first_list(&args.labels, &config.labels)
             .iter()
             .map(|l| l.trim().to_string())
             .filter(|l| !l.is_empty())
             .collect(),
-        assignees: args.assignees.clone(),
-        reviewers: args.reviewers.clone(),
-        draft: args.draft.unwrap_or(false),
-        remove_source_branch: args.remove_source_branch.unwrap_or(false),
-        squash: args.squash.unwrap_or(false),
-        auto_merge: args.auto_merge.unwrap_or(false),
-        merge_method: match args.merge_method.unwrap_or(MergeMethod::Squash) {
+        assignees: first_list(&args.assignees, &config.assignees).to_vec(),
+        reviewers: first_list(&args.reviewers, &config.reviewers).to_vec(),
+        draft: first(&args.draft, &config.draft).unwrap_or(false),
+        remove_source_branch: first(&args.remove_source_branch, &config.remove_source_branch)
+            .unwrap_or(false),
+        squash: first(&args.squash, &config.squash).unwrap_or(false),
+        auto_merge: first(&args.auto_merge, &config.auto_merge).unwrap_or(false),
+        merge_method: match merge_method.unwrap_or(MergeMethod::Squash) {
             MergeMethod::Merge => "MERGE",
             MergeMethod::Squash => "SQUASH",
             MergeMethod::Rebase => "REBASE",
@@ -248,11 +283,11 @@ fn request_options(args: &UpdateArgs) -> ChangeRequest {
 /// for `--forge none`; `Err(note)` when it cannot be told (the note says so,
 /// except for local repositories, which have no forge).
 fn forge_kind(
-    args: &UpdateArgs,
+    asked: Option<ForgeArg>,
     spec: &UpdateSpec,
     env: Env<'_>,
 ) -> Result<Option<ForgeKind>, Option<String>> {
-    match args.forge {
+    match asked {
         Some(ForgeArg::None) => Ok(None),
         Some(ForgeArg::Gitlab) => Ok(Some(ForgeKind::GitLab)),
         Some(ForgeArg::Github) => Ok(Some(ForgeKind::GitHub)),
@@ -476,13 +511,8 @@ fn value_or_file(value: &str, var: &str) -> Result<String> {
 }
 
 fn read_secret_file(path: &Path, what: &str) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| {
-        Failure::new(
-            Kind::Io,
-            format!("cannot read the {what} from {}: {e}", path.display()),
-        )
-        .into()
-    })
+    std::fs::read_to_string(path)
+        .map_err(|e| crate::error::io(&format!("read the {what} from"), path)(e).into())
 }
 
 /// Keys pasted into CI variables arrive mangled: CRLF, literal `\n`, quotes,
@@ -519,16 +549,31 @@ mod tests {
     #[test]
     fn token_user_follows_the_source() {
         let a = args(&["--repo", "https://gitlab.example.com/g/r.git"]);
-        let s = update_spec(&a, &env_of(&[("CI_JOB_TOKEN", "job-token-123")])).unwrap();
+        let s = update_spec(
+            &a,
+            &Layer::default(),
+            &env_of(&[("CI_JOB_TOKEN", "job-token-123")]),
+        )
+        .unwrap();
         assert_eq!(s.auth.http_user, "gitlab-ci-token");
         assert_eq!(s.auth.token.unwrap().expose(), "job-token-123");
-        let s = update_spec(&a, &env_of(&[("GITLAB_TOKEN", "glpat-123456")])).unwrap();
+        let s = update_spec(
+            &a,
+            &Layer::default(),
+            &env_of(&[("GITLAB_TOKEN", "glpat-123456")]),
+        )
+        .unwrap();
         assert_eq!(s.auth.http_user, "oauth2");
         let a = args(&["--repo", "https://github.com/o/r.git"]);
-        let s = update_spec(&a, &env_of(&[("TAGBUMP_GIT_TOKEN", "ghp_123456")])).unwrap();
+        let s = update_spec(
+            &a,
+            &Layer::default(),
+            &env_of(&[("TAGBUMP_GIT_TOKEN", "ghp_123456")]),
+        )
+        .unwrap();
         assert_eq!(s.auth.http_user, "x-access-token");
         let a = args(&["--repo", "https://user:pw-123456@git.example.com/r.git"]);
-        let s = update_spec(&a, &env_of(&[])).unwrap();
+        let s = update_spec(&a, &Layer::default(), &env_of(&[])).unwrap();
         assert_eq!(
             (s.auth.http_user.as_str(), s.auth.token.unwrap().expose()),
             ("user", "pw-123456")
@@ -553,6 +598,7 @@ mod tests {
         let a = args(&["--repo", "git@gitlab.com:g/r.git"]);
         let s = update_spec(
             &a,
+            &Layer::default(),
             &env_of(&[("SSH_KNOWN_HOSTS", "gitlab.com ssh-ed25519 AAAA")]),
         )
         .unwrap();
@@ -565,7 +611,7 @@ mod tests {
             "--ssh-host-fingerprint",
             "MD5:aa",
         ]);
-        let err = update_spec(&a, &env_of(&[])).unwrap_err();
+        let err = update_spec(&a, &Layer::default(), &env_of(&[])).unwrap_err();
         assert_eq!(
             crate::error::kind(&err),
             crate::error::Kind::Usage,
@@ -584,6 +630,7 @@ mod tests {
         ]);
         let s = update_spec(
             &a,
+            &Layer::default(),
             &env_of(&[
                 ("GITHUB_ACTIONS", "true"),
                 ("GITHUB_SHA", "abc"),
@@ -609,23 +656,222 @@ mod tests {
             ("GITLAB_USER_NAME", "Alice"),
             ("GITLAB_USER_EMAIL", "a@x"),
         ]);
-        let s = update_spec(&a, &gitlab).unwrap();
+        let s = update_spec(&a, &Layer::default(), &gitlab).unwrap();
         assert_eq!(
             (s.author_name.as_str(), s.author_email.as_str()),
             ("Alice", "a@x")
         );
-        let s = update_spec(&a, &env_of(&[])).unwrap();
+        let s = update_spec(&a, &Layer::default(), &env_of(&[])).unwrap();
         assert_eq!(
             (s.author_name.as_str(), s.author_email.as_str()),
             ("tagbump", "tagbump@localhost")
         );
         let a = args(&["--repo", "https://example.com/x.git", "--author", "nobody"]);
-        let err = update_spec(&a, &env_of(&[])).unwrap_err();
+        let err = update_spec(&a, &Layer::default(), &env_of(&[])).unwrap_err();
         assert_eq!(
             crate::error::kind(&err),
             crate::error::Kind::Usage,
             "{err:#}"
         );
         assert!(format!("{err:#}").contains("nobody"), "{err:#}");
+    }
+
+    /// The spec and forge spec of a dry run with these flags over this
+    /// config file, in this (fixed) environment.
+    fn resolved(
+        config: &str,
+        flags: &[&str],
+        env: &'static [(&'static str, &'static str)],
+    ) -> (UpdateSpec, ForgeSpec) {
+        // A dry run: no forge token needed where a test does not set one.
+        let a = args(&[&["--dry-run"], flags].concat());
+        let config = crate::config::parse(".tagbump.yaml", config).unwrap();
+        let image = a.images.first().map(|i| i.version());
+        let layer = crate::config::layer(
+            &config,
+            Path::new(".tagbump.yaml"),
+            a.environment.as_deref(),
+            image.as_deref(),
+            !a.sets.is_empty(),
+        )
+        .unwrap();
+        let env = env_of(env);
+        let spec = update_spec(&a, &layer, &env).unwrap();
+        let forge = forge_spec(&a, &layer, &spec, &env).unwrap();
+        (spec, forge)
+    }
+
+    const REPO: &str = "repo: https://gitlab.example.com/team/manifests.git\n";
+
+    // Values: flag, then config, then built-in (none).
+    #[test]
+    fn values_come_from_the_flag_then_the_config() {
+        let config = format!("{REPO}base: develop\nmerge_request:\n  title: config title\n");
+        let (s, f) = resolved(&config, &["--title", "flag title"], &[]);
+        assert_eq!(
+            s.remote.url,
+            "https://gitlab.example.com/team/manifests.git"
+        );
+        assert_eq!(s.base.as_deref(), Some("develop"));
+        assert_eq!(f.title.as_deref(), Some("flag title"));
+        let (s, f) = resolved(&config, &["--base", "main", "--repo", "/tmp"], &[]);
+        assert_eq!(
+            (s.remote.url.as_str(), s.base.as_deref()),
+            ("/tmp", Some("main"))
+        );
+        assert_eq!(f.title.as_deref(), Some("config title"));
+        let (s, f) = resolved(REPO, &[], &[]);
+        assert_eq!((s.base, f.title), (None, None));
+    }
+
+    // Issue #10: a boolean the config file switches on can be switched off on
+    // the command line; a bare flag is `true`; unset anywhere is off.
+    #[test]
+    fn flags_switch_off_config_booleans() {
+        let on = format!(
+            "{REPO}targets:\n  app_version: true\nmerge_request:\n  draft: true\n  squash: true\n  auto_merge: true\n  remove_source_branch: true\n"
+        );
+        let bools = |(s, f): (UpdateSpec, ForgeSpec)| {
+            let r = f.request;
+            [
+                s.app_version,
+                r.draft,
+                r.squash,
+                r.auto_merge,
+                r.remove_source_branch,
+            ]
+        };
+        assert_eq!(bools(resolved(&on, &[], &[])), [true; 5]);
+        let off = [
+            "--app-version=false",
+            "--draft=false",
+            "--squash=no",
+            "--auto-merge=0",
+            "--remove-source-branch=false",
+        ];
+        assert_eq!(bools(resolved(&on, &off, &[])), [false; 5]);
+        assert_eq!(bools(resolved(REPO, &[], &[])), [false; 5]);
+        let (_, f) = resolved(REPO, &["--draft"], &[]);
+        assert_eq!((f.request.draft, f.request.squash), (true, false));
+        // `direct` too: with it on, no merge request is resolved at all.
+        let direct = format!("{REPO}direct: true\n");
+        assert!(resolved(&direct, &[], &[]).0.direct);
+        assert!(!resolved(&direct, &["--direct=false"], &[]).0.direct);
+    }
+
+    // Lists: the command line's replaces the config's, never extends it.
+    #[test]
+    fn lists_from_the_flag_replace_the_config() {
+        let config = format!(
+            "{REPO}merge_request:\n  labels: [gitops]\n  reviewers: [alice]\nenvironments:\n  prod:\n    labels: [prod]\n"
+        );
+        let (_, f) = resolved(&config, &["--env", "prod"], &[]);
+        assert_eq!(f.request.labels, ["gitops", "prod"]);
+        assert_eq!(f.request.reviewers, ["alice"]);
+        let (_, f) = resolved(&config, &["--env", "prod", "--label", " hotfix "], &[]);
+        assert_eq!(f.request.labels, ["hotfix"]);
+        assert_eq!(f.request.reviewers, ["alice"]);
+    }
+
+    // Choices: flag, then config, then detected (forge) or built-in (squash).
+    #[test]
+    fn choices_come_from_the_flag_then_the_config_then_detection() {
+        const TOKEN: &[(&str, &str)] = &[
+            ("GITLAB_TOKEN", "glpat-123456"),
+            ("GITHUB_TOKEN", "ghp-123456"),
+        ];
+        let kind = |(_, f): (UpdateSpec, ForgeSpec)| f.connection.map(|c| c.kind);
+        assert_eq!(kind(resolved(REPO, &[], TOKEN)), Some(ForgeKind::GitLab));
+        let config = format!("{REPO}merge_request:\n  forge: github\n  merge_method: rebase\n");
+        assert_eq!(kind(resolved(&config, &[], TOKEN)), Some(ForgeKind::GitHub));
+        assert_eq!(kind(resolved(&config, &["--forge", "none"], TOKEN)), None);
+        let (_, f) = resolved(&config, &[], TOKEN);
+        assert_eq!(f.request.merge_method, "REBASE");
+        let (_, f) = resolved(&config, &["--merge-method", "merge"], TOKEN);
+        assert_eq!(f.request.merge_method, "MERGE");
+        let (_, f) = resolved(REPO, &[], TOKEN);
+        assert_eq!(f.request.merge_method, "SQUASH");
+    }
+
+    // Facts CI knows: flag, then config, then CI, then built-in.
+    #[test]
+    fn ci_facts_come_after_the_flag_and_the_config() {
+        const CI: &[(&str, &str)] = &[
+            ("GITLAB_CI", "true"),
+            ("GITLAB_USER_NAME", "Alice"),
+            ("GITLAB_USER_EMAIL", "a@x"),
+            ("CI_SERVER_HOST", "gitlab.example.com"),
+            ("CI_API_V4_URL", "https://gitlab.example.com/ci-api/v4"),
+            ("CI_JOB_TOKEN", "job-token-123"),
+        ];
+        let author =
+            |(s, _): &(UpdateSpec, ForgeSpec)| format!("{} <{}>", s.author_name, s.author_email);
+        let api = |(_, f): &(UpdateSpec, ForgeSpec)| f.connection.clone().unwrap().api_url;
+        let config = format!(
+            "{REPO}commit:\n  author: Config <c@x>\nmerge_request:\n  api_url: https://config.example.com/api/v4\n"
+        );
+        let flags = [
+            "--author",
+            "Flag <f@x>",
+            "--api-url",
+            "https://flag.example.com/api/v4",
+        ];
+        let r = resolved(&config, &flags, CI);
+        assert_eq!(
+            (author(&r), api(&r)),
+            (
+                "Flag <f@x>".into(),
+                "https://flag.example.com/api/v4".into()
+            )
+        );
+        let r = resolved(&config, &[], CI);
+        assert_eq!(
+            (author(&r), api(&r)),
+            (
+                "Config <c@x>".into(),
+                "https://config.example.com/api/v4".into()
+            )
+        );
+        let r = resolved(REPO, &[], CI);
+        assert_eq!(
+            (author(&r), api(&r)),
+            (
+                "Alice <a@x>".into(),
+                "https://gitlab.example.com/ci-api/v4".into()
+            )
+        );
+        let r = resolved(REPO, &[], &[("GITLAB_TOKEN", "glpat-123456")]);
+        assert_eq!(
+            (author(&r), api(&r)),
+            (
+                "tagbump <tagbump@localhost>".into(),
+                "https://gitlab.example.com/api/v4".into()
+            )
+        );
+    }
+
+    // Targets: the command line's replace the config's; a config `set`
+    // without `value` takes the --image's version.
+    #[test]
+    fn targets_from_the_flag_replace_the_config() {
+        let config = format!(
+            "{REPO}targets:\n  in: [apps]\n  set:\n    - file: Chart.yaml\n      path: appVersion\n"
+        );
+        let (s, _) = resolved(&config, &[], &[]);
+        assert_eq!(s.dirs, ["apps"]);
+        assert_eq!(
+            (s.sets[0].file.as_str(), s.sets[0].assignment.value.as_str()),
+            ("Chart.yaml", "1")
+        );
+        let (s, _) = resolved(&config, &["--in", "envs", "--set", "a.yaml:x=2"], &[]);
+        assert_eq!(s.dirs, ["envs"]);
+        assert_eq!(
+            (
+                s.sets.len(),
+                s.sets[0].file.as_str(),
+                s.sets[0].assignment.value.as_str()
+            ),
+            (1, "a.yaml", "2")
+        );
     }
 }

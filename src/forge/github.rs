@@ -14,8 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    api_error, retry_after, send_with_retries, ChangeRequest, Connection, Kind, Operation, Outcome,
-    Response,
+    retry_after, send_with_retries, ChangeRequest, Connection, Kind, Operation, Outcome, Response,
 };
 use crate::error::{Failure, Kind as ErrorKind};
 
@@ -102,14 +101,14 @@ impl Client {
                 Verb::Post => self.octocrab._post(url, body).await,
                 Verb::Patch => self.octocrab._patch(url, body).await,
             };
-            let response = result.map_err(|e| e.to_string())?;
+            let response = result.map_err(Box::new)?;
             let status = response.status().as_u16();
             let retry_after = retry_after(response.headers());
             let body = self
                 .octocrab
                 .body_to_string(response)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(Box::new)?;
             Ok(Response {
                 status,
                 retry_after,
@@ -128,10 +127,7 @@ impl Client {
         let url = format!("{}{path}", self.api);
         let what = format!("GitHub {} {path}", verb.name());
         let response = self.call(verb, &url, body).await?;
-        if !response.ok() {
-            return Err(api_error(Kind::GitHub, &what, &response));
-        }
-        response.parse(&what)
+        response.answer(Kind::GitHub, &what)
     }
 
     fn repo_path(&self) -> String {
@@ -281,18 +277,22 @@ impl Client {
         });
         let url = graphql_url(&self.api);
         let response = self.call(Verb::Post, &url, Some(&query)).await?;
-        if !response.ok() {
-            return Err(api_error(
-                Kind::GitHub,
-                "GitHub GraphQL enablePullRequestAutoMerge",
-                &response,
-            ));
+        // GraphQL answers 200 with `errors` when the mutation failed.
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            #[serde(default)]
+            errors: Vec<GraphQlError>,
         }
-        let errors = response.json()["errors"].clone();
-        let Some(first) = errors.as_array().and_then(|e| e.first()) else {
+        #[derive(serde::Deserialize)]
+        struct GraphQlError {
+            message: String,
+        }
+        let answer: Answer =
+            response.answer(Kind::GitHub, "GitHub GraphQL enablePullRequestAutoMerge")?;
+        let Some(first) = answer.errors.first() else {
             return Ok(None);
         };
-        let message = first["message"].as_str().unwrap_or("unknown error");
+        let message = first.message.as_str();
         let why = if message.to_lowercase().contains("not allowed") {
             format!(
                 "the repository does not allow auto-merge ({message}); enable \"Allow auto-merge\" \

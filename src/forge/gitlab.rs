@@ -108,13 +108,13 @@ impl Client {
                 let response = request
                     .send()
                     .await
-                    .map_err(|e| e.without_url().to_string())?;
+                    .map_err(|e| Box::new(e.without_url()))?;
                 let status = response.status().as_u16();
                 let retry_after = retry_after(response.headers());
                 let body = response
                     .text()
                     .await
-                    .map_err(|e| e.without_url().to_string())?;
+                    .map_err(|e| Box::new(e.without_url()))?;
                 Ok(Response {
                     status,
                     retry_after,
@@ -134,10 +134,7 @@ impl Client {
     ) -> Result<T> {
         let what = format!("GitLab {method} {path}");
         let response = self.call(method, path, query, body).await?;
-        if !response.ok() {
-            return Err(api_error(Kind::GitLab, &what, &response));
-        }
-        response.parse(&what)
+        response.answer(Kind::GitLab, &what)
     }
 
     fn mrs(&self) -> String {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::error::{Failure, Kind as ErrorKind};
+use crate::error::{chain_text, BoxError, Failure, Kind as ErrorKind};
 use crate::git::{RemoteUrl, Scheme};
 use crate::secret::{scrub, Secret};
 
@@ -217,8 +217,19 @@ impl Response {
         (200..300).contains(&self.status)
     }
 
-    pub fn json(&self) -> serde_json::Value {
+    /// The body as loose JSON (`Null` when it is not JSON): only for error
+    /// bodies, which vary by server and proxy; answers the code relies on
+    /// go through [`Response::parse`].
+    pub fn loose_json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// A 2xx answer's body as `T`; any other status is the API's error.
+    pub fn answer<T: serde::de::DeserializeOwned>(&self, forge: Kind, what: &str) -> Result<T> {
+        if !self.ok() {
+            return Err(api_error(forge, what, self));
+        }
+        self.parse(what)
     }
 
     /// The body as `T`. An answer that is not JSON, or lacks a field the
@@ -245,7 +256,7 @@ pub const RETRIES: u32 = 4;
 pub async fn send_with_retries<F, Fut>(what: &str, mut send: F) -> Result<Response>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Response, String>>,
+    Fut: Future<Output = Result<Response, BoxError>>,
 {
     let mut attempt = 0;
     loop {
@@ -256,7 +267,8 @@ where
         };
         if !retryable || attempt >= RETRIES {
             return result.map_err(|e| {
-                Failure::new(ErrorKind::Remote, format!("{what}: {}", scrub(&e)))
+                Failure::new(ErrorKind::Remote, what)
+                    .with_source(e)
                     .hint(
                         "check the API URL (--api-url) and that the server is reachable from here",
                     )
@@ -272,7 +284,7 @@ where
         };
         let why = match &result {
             Ok(r) => format!("HTTP {}", r.status),
-            Err(e) => scrub(e),
+            Err(e) => scrub(&chain_text(e.as_ref())),
         };
         eprintln!("{what}: {why}; retrying in {:.1} s", wait.as_secs_f32());
         tokio::time::sleep(wait).await;
@@ -298,7 +310,7 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 
 /// A non-2xx response as an error with the API's message and a hint.
 pub fn api_error(kind: Kind, what: &str, response: &Response) -> anyhow::Error {
-    let json = response.json();
+    let json = response.loose_json();
     let message = ["message", "error", "error_description", "detail", "title"]
         .iter()
         .find_map(|k| match json.get(k) {

@@ -12,10 +12,15 @@ use crate::{ci, cli, config, error, interrupt, output, report, settings, update}
 /// results for later CI steps.
 pub fn run(args: &cli::UpdateArgs) -> Result<()> {
     let env = settings::process_env;
-    let mut args = args.clone();
-    let environment = args.environment.clone();
-    match config::load(args.config.as_deref())? {
-        Some((path, config)) => config::apply(&mut args, &config, &path, environment.as_deref())?,
+    let image_version = args.images.first().map(|i| i.version());
+    let layer = match config::load(args.config.as_deref())? {
+        Some((path, config)) => config::layer(
+            &config,
+            &path,
+            args.environment.as_deref(),
+            image_version.as_deref(),
+            !args.sets.is_empty(),
+        )?,
         None if args.environment.is_some() => {
             return Err(
                 error::Failure::new(error::Kind::Usage, "--env needs a config file")
@@ -23,11 +28,10 @@ pub fn run(args: &cli::UpdateArgs) -> Result<()> {
                     .into(),
             )
         }
-        None => {}
-    }
-    let args = &args;
-    let spec = settings::update_spec(args, &env)?;
-    let forge_spec = settings::forge_spec(args, &spec, &env)?;
+        None => config::Layer::default(),
+    };
+    let spec = settings::update_spec(args, &layer, &env)?;
+    let forge_spec = settings::forge_spec(args, &layer, &spec, &env)?;
     // Every git connection gets a connect timeout and an idle timeout
     // (libgit2 applies them to HTTP; SSH has only the --timeout watchdog).
     // SAFETY: set once, before any network operation, from the main thread.
