@@ -2,7 +2,8 @@
 # The whole test suite, exactly as CI runs it: formatting, lints, every test.
 # On a fresh Debian machine with Rust it installs what the tests need: git,
 # OpenSSH's server (real sshd for SSH tests), lighttpd with TLS (real smart-HTTP
-# git server), openssl (test CA), curl, Node.js + Stoplight Prism (contract
+# git server), openssl (test CA), curl, GnuPG (OpenPGP keys and `git
+# verify-commit` for signed commits), Node.js + Stoplight Prism (contract
 # tests against GitLab's and GitHub's OpenAPI descriptions), and in a Python venv
 # check-jsonschema and gitlab-emulator (CI files). Servers are started by the tests themselves,
 # on 127.0.0.1 only, and stopped when each test ends.
@@ -17,6 +18,7 @@ command -v git >/dev/null && command -v git-shell >/dev/null || need+=(git)
 command -v openssl >/dev/null || need+=(openssl)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v curl >/dev/null || need+=(curl)
+command -v gpg >/dev/null && command -v gpgconf >/dev/null && command -v gpg-agent >/dev/null || need+=(gnupg)
 command -v npm >/dev/null || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}"

@@ -195,6 +195,30 @@ pub struct UpdateArgs {
     #[arg(long)]
     pub insecure_accept_any_host_key: bool,
 
+    /// Environment variable holding the key to sign commits with: an OpenSSH
+    /// or OpenPGP private key (or, as GitLab file variables do, the path to
+    /// it). Default: TAGBUMP_SIGNING_KEY, when set.
+    #[arg(long, value_name = "VAR", help_heading = "Signing")]
+    pub signing_key_env: Option<String>,
+
+    /// File holding the key to sign commits with.
+    #[arg(
+        long,
+        value_name = "PATH",
+        help_heading = "Signing",
+        conflicts_with = "signing_key_env"
+    )]
+    pub signing_key_file: Option<std::path::PathBuf>,
+
+    /// Environment variable holding the signing key's passphrase.
+    #[arg(
+        long,
+        default_value = "TAGBUMP_SIGNING_PASSPHRASE",
+        value_name = "VAR",
+        help_heading = "Signing"
+    )]
+    pub signing_passphrase_env: String,
+
     /// Environment variable holding the HTTPS token. Default: the first set of
     /// TAGBUMP_GIT_TOKEN, GITLAB_TOKEN, GITHUB_TOKEN, CI_JOB_TOKEN.
     #[arg(long, value_name = "VAR")]

@@ -109,6 +109,12 @@ pub struct CommitConfig {
     pub message: Option<String>,
     /// `Name <email>`.
     pub author: Option<String>,
+    /// A file holding the key to sign commits with (OpenSSH or OpenPGP).
+    /// Relative to the working directory. Never the key itself: keys belong
+    /// in masked CI variables, not in the repository.
+    pub signing_key_file: Option<PathBuf>,
+    /// The variable holding the signing key (default TAGBUMP_SIGNING_KEY).
+    pub signing_key_env: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -203,6 +209,8 @@ pub struct Layer {
     pub direct: Option<bool>,
     pub message: Option<String>,
     pub author: Option<String>,
+    pub signing_key_file: Option<PathBuf>,
+    pub signing_key_env: Option<String>,
     pub dirs: Vec<String>,
     pub app_version: Option<bool>,
     pub sets: Vec<FileSet>,
@@ -275,6 +283,8 @@ pub fn layer(
         direct: environment.and_then(|e| e.direct).or(config.direct),
         message: config.commit.message.clone(),
         author: config.commit.author.clone(),
+        signing_key_file: config.commit.signing_key_file.clone(),
+        signing_key_env: config.commit.signing_key_env.clone(),
         dirs: dirs.clone(),
         app_version,
         sets: sets

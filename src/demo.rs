@@ -72,6 +72,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         message: None,
         author_name: "tagbump demo".into(),
         author_email: "demo@tagbump.invalid".into(),
+        signer: None,
         attempts: 3,
         timeout: std::time::Duration::from_secs(60),
         source_commit: None,

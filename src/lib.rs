@@ -16,6 +16,7 @@ pub mod output;
 pub mod report;
 pub mod secret;
 pub mod settings;
+pub mod signing;
 pub mod target;
 pub mod update;
 pub mod yaml;

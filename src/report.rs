@@ -26,6 +26,11 @@ pub struct JsonReport {
     pub commit: Option<String>,
     /// The base commit the change was made on.
     pub parent: String,
+    /// How `commit` is signed: `ssh`, `openpgp`, or null (unsigned).
+    pub signed: Option<crate::signing::Format>,
+    /// The fingerprint of the signing key: `SHA256:…` (SSH), or the
+    /// OpenPGP (sub)key's hex fingerprint.
+    pub signing_key: Option<String>,
     pub attempts: u32,
     pub files: Vec<JsonFile>,
     pub skipped: Vec<JsonSkipped>,
@@ -177,6 +182,8 @@ impl JsonReport {
             branch: report.branch.clone(),
             commit: report.commit.clone(),
             parent: report.parent.clone(),
+            signed: report.signed.as_ref().map(|(format, _)| *format),
+            signing_key: report.signed.as_ref().map(|(_, fp)| fp.clone()),
             attempts: report.attempts,
             files: report
                 .plan

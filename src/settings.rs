@@ -21,6 +21,7 @@ use crate::forge::{self, ChangeRequest, Connection, Kind as ForgeKind, TokenHead
 use crate::git::hostkey::{Policy, Source};
 use crate::git::{Auth, RemoteUrl, Scheme};
 use crate::secret::Secret;
+use crate::signing::Signer;
 use crate::update::{FileSet, Promotion, UpdateSpec};
 use crate::yaml::Documents;
 
@@ -73,6 +74,13 @@ pub fn update_spec(args: &UpdateArgs, config: &Layer, env: Env<'_>) -> Result<Up
         (None, None) => ("tagbump".to_string(), "tagbump@localhost".to_string()),
     };
     let auth = auth(args, &remote, env)?;
+    let signer = signer(args, config, env)?;
+    if let Some(warning) = signer
+        .as_ref()
+        .and_then(|s| s.identity_warning(&author_email))
+    {
+        eprintln!("warning: {warning}");
+    }
     let documents = match (args.all, args.document) {
         (true, _) => Documents::All,
         (false, Some(n)) => Documents::Index(n),
@@ -100,6 +108,7 @@ pub fn update_spec(args: &UpdateArgs, config: &Layer, env: Env<'_>) -> Result<Up
         message: first(&args.message, &config.message),
         author_name,
         author_email,
+        signer: signer.map(std::sync::Arc::new),
         attempts: args.attempts,
         timeout: std::time::Duration::from_secs(args.timeout),
         source_commit: ci.commit_sha.clone(),
@@ -450,6 +459,44 @@ fn auth(args: &UpdateArgs, remote: &RemoteUrl, env: Env<'_>) -> Result<Auth> {
         auth.trust.push(format!("GIT_SSL_CAINFO={ca}"));
     }
     Ok(auth)
+}
+
+/// The commit signing key: `--signing-key-file`, else the variable
+/// `--signing-key-env` names (its value, or a path), else
+/// `TAGBUMP_SIGNING_KEY` when set; the config file's keys below the flags.
+/// Parsed and unlocked now, before any network traffic.
+fn signer(args: &UpdateArgs, config: &Layer, env: Env<'_>) -> Result<Option<Signer>> {
+    let (text, source) = match first(&args.signing_key_file, &config.signing_key_file) {
+        Some(path) => (
+            read_secret_file(&path, "signing key")?,
+            path.display().to_string(),
+        ),
+        None => {
+            let named = first(&args.signing_key_env, &config.signing_key_env);
+            let var = named.as_deref().unwrap_or("TAGBUMP_SIGNING_KEY");
+            match (env(var), &named) {
+                (Some(value), _) => (value_or_file(&value, var)?, format!("${var}")),
+                (None, Some(_)) => {
+                    return Err(Failure::new(
+                        Kind::Usage,
+                        format!("--signing-key-env names ${var}, which is not set"),
+                    )
+                    .into())
+                }
+                (None, None) => return Ok(None),
+            }
+        }
+    };
+    // Registered as a secret first, so no message can echo the key.
+    let key = Secret::new(normalize_key(&text));
+    let passphrase = env(&args.signing_passphrase_env).map(Secret::new);
+    Signer::from_text(
+        key.expose(),
+        passphrase.as_ref(),
+        &source,
+        &args.signing_passphrase_env,
+    )
+    .map(Some)
 }
 
 fn host_key_policy(args: &UpdateArgs, env: Env<'_>) -> Result<Policy> {

@@ -636,20 +636,47 @@ impl Session {
             .map_err(local_git(format_args!("read the tree of {commit}")))?)
     }
 
+    /// Make the commit (not on any ref: the push names it), signed by
+    /// `signer` when there is one, as `git commit -S` does: the signature of
+    /// the commit's bytes goes into its `gpgsig` header.
     pub fn commit(
         &self,
         parent: Oid,
         tree: Oid,
         message: &str,
         author: &Signature<'_>,
+        signer: Option<&crate::signing::Signer>,
     ) -> Result<Oid> {
-        let make = || {
-            let parent = self.repo.find_commit(parent)?;
-            let tree = self.repo.find_tree(tree)?;
-            self.repo
+        let doing = format!("make the commit on {parent}");
+        let doing = doing.as_str();
+        let parent = self.repo.find_commit(parent).map_err(local_git(doing))?;
+        let tree = self.repo.find_tree(tree).map_err(local_git(doing))?;
+        let Some(signer) = signer else {
+            return Ok(self
+                .repo
                 .commit(None, author, author, message, &tree, &[&parent])
+                .map_err(local_git(doing))?);
         };
-        Ok(make().map_err(local_git(format_args!("make the commit on {parent}")))?)
+        let content = self
+            .repo
+            .commit_create_buffer(author, author, message, &tree, &[&parent])
+            .map_err(local_git(doing))?;
+        // The buffer is UTF-8: git2 wrote it from `&str`s.
+        let content = String::from_utf8_lossy(&content).into_owned();
+        let signature = signer.sign(content.as_bytes())?;
+        // Without its last newline, libgit2 writes the header byte for byte
+        // as git does (no trailing ` ` continuation line).
+        Ok(self
+            .repo
+            .commit_signed(&content, signature.trim_end_matches('\n'), None)
+            .map_err(local_git(doing))?)
+    }
+
+    /// Whether `commit` carries a signature (`gpgsig`) made by `signer`.
+    pub fn is_signed_by(&self, commit: Oid, signer: &crate::signing::Signer) -> bool {
+        self.repo
+            .extract_signature(&commit, None)
+            .is_ok_and(|(signature, _)| signature.as_str().is_ok_and(|s| signer.made(s)))
     }
 
     /// Whether `commit` (a review branch tip) is one tagbump made.

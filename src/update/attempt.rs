@@ -28,7 +28,7 @@ pub fn push_backoff(attempt: u32) -> Duration {
 
 /// What one attempt came to.
 enum Attempt {
-    Done(Report),
+    Done(Box<Report>),
     /// Try again from a fresh clone. `contention`: another push came first
     /// (the base moved), not a fault of the server or the network.
     Again {
@@ -58,7 +58,7 @@ pub fn run(spec: &UpdateSpec) -> Result<Report> {
     loop {
         attempt += 1;
         let (why, contention) = match attempt_once(spec, attempt, &author) {
-            Ok(Attempt::Done(report)) => return Ok(report),
+            Ok(Attempt::Done(report)) => return Ok(*report),
             Ok(Attempt::Again { why, contention }) => (why, contention),
             Err(e) if crate::error::is_transient(&e) => {
                 (crate::secret::scrub(&format!("{e:#}")), false)
@@ -143,28 +143,43 @@ fn attempt_once(spec: &UpdateSpec, attempt: u32, author: &Signature<'_>) -> Resu
         branch_existed: branch_tip.is_some(),
         parent: base_tip.to_string(),
         commit: None,
+        signed: None,
         plan,
         attempts: attempt,
         message: String::new(),
     };
     if !report.plan.changed() {
-        return Ok(Attempt::Done(report));
+        return Ok(Attempt::Done(Box::new(report)));
     }
     let tree = session.build_tree(base_tip, &report.plan.files)?;
     if let (false, Some(tip)) = (spec.direct, branch_tip) {
         check_lease(&session, tip, &branch, spec)?;
-        if session.tree_and_parent(tip) == Some((tree, Some(base_tip))) {
+        // A branch holding the change unsigned (or signed by another key)
+        // gets a new commit signed by the key configured now.
+        let signed_enough = match &spec.signer {
+            Some(signer) => session.is_signed_by(tip, signer),
+            None => true,
+        };
+        if signed_enough && session.tree_and_parent(tip) == Some((tree, Some(base_tip))) {
             report.commit = Some(tip.to_string());
+            report.signed = signed_as(spec);
             report.operation = Operation::AlreadyOnBranch;
-            return Ok(Attempt::Done(report));
+            return Ok(Attempt::Done(Box::new(report)));
         }
     }
     report.message = message(spec, &report.plan, &base, &branch)?;
-    let commit = session.commit(base_tip, tree, &report.message, author)?;
+    let commit = session.commit(
+        base_tip,
+        tree,
+        &report.message,
+        author,
+        spec.signer.as_deref(),
+    )?;
     report.commit = Some(commit.to_string());
+    report.signed = signed_as(spec);
     if spec.dry_run {
         report.operation = Operation::DryRun;
-        return Ok(Attempt::Done(report));
+        return Ok(Attempt::Done(Box::new(report)));
     }
     crate::interrupt::stage(format!("pushing `{branch}` to {}", session.url()));
     crate::interrupt::pushing(&commit.to_string(), &branch);
@@ -173,7 +188,7 @@ fn attempt_once(spec: &UpdateSpec, attempt: u32, author: &Signature<'_>) -> Resu
     match pushed? {
         Pushed::Done => {
             report.operation = Operation::Pushed;
-            Ok(Attempt::Done(report))
+            Ok(Attempt::Done(Box::new(report)))
         }
         Pushed::Rejected(why) => refused(&session, &branch, why),
         Pushed::Stale => Ok(Attempt::Again {
@@ -284,6 +299,12 @@ fn resolve_base(spec: &UpdateSpec, advert: &Advert, url: &str) -> Result<String>
         .into());
     }
     Ok(base)
+}
+
+/// What the report says of the signature of a commit tagbump made or kept.
+fn signed_as(spec: &UpdateSpec) -> Option<(crate::signing::Format, String)> {
+    let signer = spec.signer.as_ref()?;
+    Some((signer.format(), signer.fingerprint().to_string()))
 }
 
 #[cfg(test)]

@@ -153,6 +153,8 @@ pub struct UpdateSpec {
     pub message: Option<String>,
     pub author_name: String,
     pub author_email: String,
+    /// Signs every commit, when a signing key is configured.
+    pub signer: Option<std::sync::Arc<crate::signing::Signer>>,
     pub attempts: u32,
     /// The wall-clock cap on the whole run (`--timeout`).
     pub timeout: Duration,
@@ -184,6 +186,8 @@ pub struct Report {
     /// The base tip the change was made on.
     pub parent: String,
     pub commit: Option<String>,
+    /// The kind and fingerprint of the key that signed `commit`.
+    pub signed: Option<(crate::signing::Format, String)>,
     pub plan: Plan,
     pub attempts: u32,
     pub message: String,
@@ -208,6 +212,7 @@ pub(crate) fn example_spec() -> UpdateSpec {
         message: None,
         author_name: "t".into(),
         author_email: "t@x".into(),
+        signer: None,
         attempts: 3,
         timeout: Duration::from_secs(60),
         source_commit: None,

@@ -9,4 +9,5 @@ mod forge;
 mod packaging;
 mod pipeline;
 mod servers;
+mod signing;
 mod support;

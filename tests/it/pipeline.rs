@@ -792,10 +792,37 @@ fn secrets_never_leak() {
     let ca = http.ca.to_string_lossy().into_owned();
     let embedded = https_url.replace("https://", &format!("https://oauth2:{token}@"));
     let img = "registry.example.com/team/app:1.4.2";
+    // A commit signing key (issue #11), encrypted: with a wrong passphrase,
+    // and with the right one on a run that fails later (host key unknown).
+    let keys = tempfile::tempdir().unwrap();
+    let signing_path = keys.path().join("signing");
+    crate::servers::run(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "SIGNPASS-canary-42", "-f"])
+            .arg(&signing_path),
+    );
+    let signing = std::fs::read_to_string(&signing_path).unwrap();
+    let signing_line = signing.lines().nth(1).unwrap().to_string();
     let runs: Vec<Update> = vec![
         update(
             &["--repo", &ssh_url, "--image", img],
             &[("SSH_PRIVATE_KEY", &ssh.key)],
+        ),
+        update(
+            &["--repo", &ssh_url, "--image", img],
+            &[
+                ("SSH_PRIVATE_KEY", &ssh.key),
+                ("TAGBUMP_SIGNING_KEY", &signing),
+                ("TAGBUMP_SIGNING_PASSPHRASE", "SIGNPASS-wrong-42"),
+            ],
+        ),
+        update(
+            &["--repo", &ssh_url, "--image", img],
+            &[
+                ("SSH_PRIVATE_KEY", &ssh.key),
+                ("TAGBUMP_SIGNING_KEY", &signing),
+                ("TAGBUMP_SIGNING_PASSPHRASE", "SIGNPASS-canary-42"),
+            ],
         ),
         update(
             &["--repo", &ssh_url, "--image", img],
@@ -850,16 +877,23 @@ fn secrets_never_leak() {
     ];
     for (i, u) in runs.iter().enumerate() {
         let all = format!("{}{}", u.run.stdout, u.run.stderr);
-        for secret in [token, key_line.as_str(), wrong_line.as_str()] {
+        for secret in [
+            token,
+            key_line.as_str(),
+            wrong_line.as_str(),
+            signing_line.as_str(),
+            "SIGNPASS-canary-42",
+            "SIGNPASS-wrong-42",
+        ] {
             assert!(!all.contains(secret), "run {i} leaked a secret:\n{all}");
         }
         assert!(u.leftovers.is_empty(), "run {i} left {:?}", u.leftovers);
     }
     // The embedded-token URL is printed without the token.
     assert!(
-        runs[5].run.stderr.contains(&https_url),
+        runs[7].run.stderr.contains(&https_url),
         "{}",
-        runs[5].run.stderr
+        runs[7].run.stderr
     );
 }
 
