@@ -96,6 +96,7 @@ fn benches(c: &mut Criterion) {
         text: big.clone(),
     }];
     let update = ImageUpdate {
+        digest_in_tag: false,
         image: ImageRef::parse("registry.example.com/team/svc-7:1.0.8").unwrap(),
         app_version: false,
     };

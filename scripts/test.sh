@@ -3,7 +3,8 @@
 # On a fresh Debian machine with Rust it installs what the tests need: git,
 # OpenSSH's server (real sshd for SSH tests), lighttpd with TLS (real smart-HTTP
 # git server), openssl (test CA), curl, GnuPG (OpenPGP keys and `git
-# verify-commit` for signed commits), Node.js + Stoplight Prism (contract
+# verify-commit` for signed commits), CNCF distribution (Debian's docker-registry,
+# a real OCI registry) with skopeo and htpasswd to fill it, Node.js + Stoplight Prism (contract
 # tests against GitLab's and GitHub's OpenAPI descriptions), and in a Python venv
 # check-jsonschema and gitlab-emulator (CI files). Servers are started by the tests themselves,
 # on 127.0.0.1 only, and stopped when each test ends.
@@ -19,6 +20,9 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v curl >/dev/null || need+=(curl)
 command -v gpg >/dev/null && command -v gpgconf >/dev/null && command -v gpg-agent >/dev/null || need+=(gnupg)
+command -v docker-registry >/dev/null || need+=(docker-registry)
+command -v skopeo >/dev/null || need+=(skopeo)
+command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v npm >/dev/null || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}"
@@ -27,8 +31,8 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-# Installing lighttpd may start its system service on port 80; the tests use
-# their own instances on free ports, so it is left alone.
+# Installing lighttpd (or docker-registry) may start its system service on port
+# 80 (5000); the tests use their own instances on free ports, so it is left alone.
 
 # check-jsonschema validates action.yml / .gitlab-ci.yml / the component against
 # the published schemas (bundled, offline); gitlab-emulator runs the example job.

@@ -106,8 +106,9 @@ pub struct UpdateArgs {
     #[arg(long = "promote", value_name = "FROM_FILE:PATH=TO_FILE:PATH", value_parser = crate::update::parse_promotion)]
     pub promotions: Vec<crate::update::Promotion>,
 
-    /// Update every reference to this image (name with tag and/or digest). Repeatable.
-    #[arg(long = "image", value_name = "NEWREF", value_parser = parse_new_image)]
+    /// Update every reference to this image (name with tag and/or digest;
+    /// the name alone with --tag-policy). Repeatable.
+    #[arg(long = "image", value_name = "NEWREF", value_parser = parse_image)]
     pub images: Vec<ImageRef>,
 
     /// Where --image looks: a directory or file in the repo. Repeatable. Default: everywhere.
@@ -130,6 +131,65 @@ pub struct UpdateArgs {
     /// unset CI variable) is refused.
     #[arg(long)]
     pub allow_empty: bool,
+
+    /// Check with the registry that each new image reference exists before
+    /// changing anything (a HEAD of its manifest). `=false` switches off a
+    /// `true` from the config file.
+    #[arg(long, env = "TAGBUMP_VERIFY_IMAGE", help_heading = "Registry", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub verify_image: Option<bool>,
+
+    /// Write the digest the tag resolves to now: `name:tag@sha256:…` in
+    /// image strings, `digest:` keys where the file has them. `=tag` also
+    /// writes `tag@sha256:…` into a Helm `tag` with no digest key; `=false`
+    /// switches it off.
+    #[arg(long, env = "TAGBUMP_PIN_DIGEST", help_heading = "Registry", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "true|tag|false", value_parser = parse_pin)]
+    pub pin_digest: Option<crate::registry::Pin>,
+
+    /// Choose the tag from the registry's: `semver:RANGE` (`~1.4`, `^2`,
+    /// `>=1.2 <2`), `regex:EXPR` (ordered by its first group, see
+    /// --tag-sort), or `latest-digest` (keep the tag, pin its digest now).
+    /// With semver and regex, --image names the image without a tag.
+    #[arg(
+        long,
+        env = "TAGBUMP_TAG_POLICY",
+        help_heading = "Registry",
+        value_name = "POLICY"
+    )]
+    pub tag_policy: Option<String>,
+
+    /// How `regex:` policies order tags. Default: alphabetical.
+    #[arg(long, env = "TAGBUMP_TAG_SORT", help_heading = "Registry", value_enum)]
+    pub tag_sort: Option<crate::registry::policy::Sort>,
+
+    /// The registry user; the password is read from --registry-password-env.
+    /// Default: docker's config.json, then the CI's registry credentials.
+    #[arg(
+        long,
+        env = "TAGBUMP_REGISTRY_USER",
+        help_heading = "Registry",
+        value_name = "USER"
+    )]
+    pub registry_user: Option<String>,
+
+    /// Environment variable holding the registry password or token.
+    #[arg(
+        long,
+        default_value = "TAGBUMP_REGISTRY_PASSWORD",
+        help_heading = "Registry",
+        value_name = "VAR"
+    )]
+    pub registry_password_env: String,
+
+    /// A registry reached over plain HTTP (HOST[:PORT]); loopback registries
+    /// always are. Repeatable.
+    #[arg(
+        long,
+        env = "TAGBUMP_INSECURE_REGISTRY",
+        help_heading = "Registry",
+        value_name = "HOST",
+        value_delimiter = ','
+    )]
+    pub insecure_registry: Vec<String>,
 
     /// Commit message template. Placeholders: {image} {name} {old_tag} {new_tag}
     /// {files} {changes} {branch} {base} {source_commit} {pipeline_url}.
@@ -448,6 +508,23 @@ pub struct Common {
     /// Print a unified diff of what would change and write nothing.
     #[arg(long, short = 'n')]
     pub dry_run: bool,
+}
+
+/// An image reference, with or without a tag (`update` checks that a tag
+/// or digest is there unless a tag policy chooses one).
+pub fn parse_image(text: &str) -> Result<ImageRef, String> {
+    ImageRef::parse(text).map_err(|e| e.to_string())
+}
+
+/// `--pin-digest`: a boolean, or `tag`.
+pub fn parse_pin(text: &str) -> Result<crate::registry::Pin, String> {
+    use crate::registry::Pin;
+    match text.to_ascii_lowercase().as_str() {
+        "tag" => Ok(Pin::Tag),
+        "true" | "yes" | "on" | "1" => Ok(Pin::On),
+        "false" | "no" | "off" | "0" => Ok(Pin::Off),
+        _ => Err(format!("`{text}` is not true, false or tag")),
+    }
 }
 
 /// A new image reference must say what to move to: a tag or a digest.

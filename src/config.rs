@@ -44,6 +44,43 @@ pub struct Config {
     pub commit: CommitConfig,
     #[serde(default)]
     pub merge_request: MergeRequestConfig,
+    #[serde(default)]
+    pub registry: RegistryConfig,
+}
+
+/// What to ask the image registry before writing (see `--verify-image`).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    pub verify_image: Option<bool>,
+    /// `true`, `false` or `tag`.
+    pub pin_digest: Option<PinDigest>,
+    /// `semver:RANGE`, `regex:EXPR` or `latest-digest`.
+    pub tag_policy: Option<String>,
+    pub tag_sort: Option<TagSortName>,
+    /// Registries reached over plain HTTP (HOST[:PORT]).
+    #[serde(default)]
+    pub insecure: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum PinDigest {
+    Bool(bool),
+    Word(PinWord),
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PinWord {
+    Tag,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TagSortName {
+    Alphabetical,
+    Numeric,
 }
 
 /// What to change.
@@ -229,6 +266,11 @@ pub struct Layer {
     pub remove_source_branch: Option<bool>,
     pub auto_merge: Option<bool>,
     pub merge_method: Option<MergeMethod>,
+    pub verify_image: Option<bool>,
+    pub pin_digest: Option<crate::registry::Pin>,
+    pub tag_policy: Option<String>,
+    pub tag_sort: Option<crate::registry::policy::Sort>,
+    pub insecure_registry: Vec<String>,
 }
 
 /// The config's layer for the environment `env_name` (or the top level).
@@ -317,6 +359,18 @@ pub fn layer(
             MergeMethodName::Squash => MergeMethod::Squash,
             MergeMethodName::Rebase => MergeMethod::Rebase,
         }),
+        verify_image: config.registry.verify_image,
+        pin_digest: config.registry.pin_digest.map(|p| match p {
+            PinDigest::Bool(true) => crate::registry::Pin::On,
+            PinDigest::Bool(false) => crate::registry::Pin::Off,
+            PinDigest::Word(PinWord::Tag) => crate::registry::Pin::Tag,
+        }),
+        tag_policy: config.registry.tag_policy.clone(),
+        tag_sort: config.registry.tag_sort.map(|s| match s {
+            TagSortName::Alphabetical => crate::registry::policy::Sort::Alphabetical,
+            TagSortName::Numeric => crate::registry::policy::Sort::Numeric,
+        }),
+        insecure_registry: config.registry.insecure.clone(),
     })
 }
 
@@ -419,7 +473,7 @@ merge_request:
         assert_eq!(
             error("repos: x\n"),
             ".tagbump.yaml:1:1: unknown field `repos`, expected one of `repo`, `base`, `branch`, `direct`, \
-             `targets`, `environments`, `commit`, `merge_request`"
+             `targets`, `environments`, `commit`, `merge_request`, `registry`"
         );
         assert_eq!(
             error("direct: maybe\n"),

@@ -73,6 +73,8 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         author_name: "tagbump demo".into(),
         author_email: "demo@tagbump.invalid".into(),
         signer: None,
+        registry: Default::default(),
+        image_sources: Vec::new(),
         attempts: 3,
         timeout: std::time::Duration::from_secs(60),
         source_commit: None,

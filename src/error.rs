@@ -30,6 +30,9 @@ pub enum Kind {
     Conflict,
     /// The server declined the push by policy: a hook, a protected branch.
     Declined,
+    /// The registry does not have the image reference (or no tag matches
+    /// the policy).
+    MissingImage,
 }
 
 impl Kind {
@@ -45,6 +48,7 @@ impl Kind {
             Kind::Remote => 7,
             Kind::Conflict => 8,
             Kind::Declined => 9,
+            Kind::MissingImage => 10,
         }
     }
 }

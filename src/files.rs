@@ -48,6 +48,7 @@ pub fn image(args: &ImageArgs) -> Result<()> {
     let update = ImageUpdate {
         image: args.image.clone(),
         app_version: args.app_version,
+        digest_in_tag: false,
     };
     let mut plan = target::plan_image(&files, &update).map_err(Failure::from)?;
     let unreadable_len = unreadable.len();

@@ -32,6 +32,9 @@ pub struct JsonReport {
     /// OpenPGP (sub)key's hex fingerprint.
     pub signing_key: Option<String>,
     pub attempts: u32,
+    /// Each `--image`: the reference written and where its tag and digest
+    /// came from.
+    pub images: Vec<JsonImage>,
     pub files: Vec<JsonFile>,
     pub skipped: Vec<JsonSkipped>,
     pub notes: Vec<String>,
@@ -85,6 +88,18 @@ pub struct JsonChange {
     pub old: String,
     pub new: String,
     pub changed: bool,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct JsonImage {
+    /// The reference as written: `registry.example.com/team/app:1.4.2@sha256:…`.
+    pub reference: String,
+    pub name: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+    /// `given` (not checked), `verified` (the registry has it), `resolved`
+    /// (the digest the tag points to), `policy` (the tag chosen by --tag-policy).
+    pub source: crate::registry::Source,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -170,9 +185,10 @@ pub fn schema() -> String {
 impl JsonReport {
     pub fn new(
         report: &crate::update::Report,
-        url: &str,
+        spec: &crate::update::UpdateSpec,
         outcome: Option<&crate::forge::Outcome>,
     ) -> JsonReport {
+        let url = &spec.remote.url;
         JsonReport {
             version: 1,
             changed: report.operation == crate::update::Operation::Pushed,
@@ -185,6 +201,22 @@ impl JsonReport {
             signed: report.signed.as_ref().map(|(format, _)| *format),
             signing_key: report.signed.as_ref().map(|(_, fp)| fp.clone()),
             attempts: report.attempts,
+            images: spec
+                .images
+                .iter()
+                .enumerate()
+                .map(|(i, image)| JsonImage {
+                    reference: image.to_string(),
+                    name: image.name(),
+                    tag: image.tag.clone(),
+                    digest: image.digest.clone(),
+                    source: spec
+                        .image_sources
+                        .get(i)
+                        .copied()
+                        .unwrap_or(crate::registry::Source::Given),
+                })
+                .collect(),
             files: report
                 .plan
                 .files

@@ -20,6 +20,9 @@ use crate::error::{Failure, Kind};
 use crate::forge::{self, ChangeRequest, Connection, Kind as ForgeKind, TokenHeader};
 use crate::git::hostkey::{Policy, Source};
 use crate::git::{Auth, RemoteUrl, Scheme};
+use crate::registry::credentials::Credentials;
+use crate::registry::policy::Policy as TagPolicy;
+use crate::registry::RegistrySpec;
 use crate::secret::Secret;
 use crate::signing::Signer;
 use crate::update::{FileSet, Promotion, UpdateSpec};
@@ -75,6 +78,7 @@ pub fn update_spec(args: &UpdateArgs, config: &Layer, env: Env<'_>) -> Result<Up
     };
     let auth = auth(args, &remote, env)?;
     let signer = signer(args, config, env)?;
+    let registry = registry_spec(args, config, env)?;
     if let Some(warning) = signer
         .as_ref()
         .and_then(|s| s.identity_warning(&author_email))
@@ -109,6 +113,8 @@ pub fn update_spec(args: &UpdateArgs, config: &Layer, env: Env<'_>) -> Result<Up
         author_name,
         author_email,
         signer: signer.map(std::sync::Arc::new),
+        registry,
+        image_sources: Vec::new(),
         attempts: args.attempts,
         timeout: std::time::Duration::from_secs(args.timeout),
         source_commit: ci.commit_sha.clone(),
@@ -461,6 +467,60 @@ fn auth(args: &UpdateArgs, remote: &RemoteUrl, env: Env<'_>) -> Result<Auth> {
     Ok(auth)
 }
 
+/// What to ask the image registry: each field from the flag, then the
+/// config file; credentials from the environment ([`Credentials`]).
+fn registry_spec(args: &UpdateArgs, config: &Layer, env: Env<'_>) -> Result<RegistrySpec> {
+    let sort = first(&args.tag_sort, &config.tag_sort).unwrap_or_default();
+    let policy = match first(&args.tag_policy, &config.tag_policy) {
+        Some(text) => Some(
+            TagPolicy::parse(&text, sort)
+                .map_err(|e| Failure::new(Kind::Usage, format!("--tag-policy: {e}")))?,
+        ),
+        None => None,
+    };
+    let spec = RegistrySpec {
+        verify: first(&args.verify_image, &config.verify_image).unwrap_or(false),
+        pin: first(&args.pin_digest, &config.pin_digest).unwrap_or_default(),
+        policy,
+        credentials: Credentials::from_env(
+            args.registry_user.as_deref(),
+            &args.registry_password_env,
+            env,
+        ),
+        insecure: first_list(&args.insecure_registry, &config.insecure_registry).to_vec(),
+        timeout: std::time::Duration::from_secs(30),
+    };
+    if spec.active() && args.images.is_empty() {
+        return Err(Failure::new(
+            Kind::Usage,
+            "--verify-image, --pin-digest and --tag-policy apply to --image",
+        )
+        .into());
+    }
+    let chooses_tags = matches!(
+        spec.policy,
+        Some(TagPolicy::Semver(_) | TagPolicy::Regex(..))
+    );
+    if let Some(image) = args
+        .images
+        .iter()
+        .find(|i| i.tag.is_none() && i.digest.is_none())
+    {
+        if !chooses_tags {
+            return Err(Failure::new(
+                Kind::Usage,
+                format!(
+                    "`{image}` has no tag or digest; write e.g. `{image}:1.4.2` or \
+                     `{image}@sha256:<64 hex>`"
+                ),
+            )
+            .hint("or let the registry choose: --tag-policy semver:RANGE")
+            .into());
+        }
+    }
+    Ok(spec)
+}
+
 /// The commit signing key: `--signing-key-file`, else the variable
 /// `--signing-key-env` names (its value, or a path), else
 /// `TAGBUMP_SIGNING_KEY` when set; the config file's keys below the flags.
@@ -801,6 +861,18 @@ mod tests {
         let (_, f) = resolved(REPO, &["--draft"], &[]);
         assert_eq!((f.request.draft, f.request.squash), (true, false));
         // `direct` too: with it on, no merge request is resolved at all.
+        // The registry's booleans too.
+        let registry = format!("{REPO}registry:\n  verify_image: true\n  pin_digest: tag\n");
+        let (s, _) = resolved(&registry, &[], &[]);
+        assert!(s.registry.verify);
+        assert_eq!(s.registry.pin, crate::registry::Pin::Tag);
+        let (s, _) = resolved(
+            &registry,
+            &["--verify-image=false", "--pin-digest=false"],
+            &[],
+        );
+        assert!(!s.registry.verify);
+        assert_eq!(s.registry.pin, crate::registry::Pin::Off);
         let direct = format!("{REPO}direct: true\n");
         assert!(resolved(&direct, &[], &[]).0.direct);
         assert!(!resolved(&direct, &["--direct=false"], &[]).0.direct);

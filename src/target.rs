@@ -186,6 +186,9 @@ pub struct ImageUpdate {
     /// Also set `appVersion` in the `Chart.yaml` of each chart whose files
     /// reference the image.
     pub app_version: bool,
+    /// A Helm `tag` without a digest key beside it gets `tag@sha256:…`
+    /// (`--pin-digest=tag`) instead of a note.
+    pub digest_in_tag: bool,
 }
 
 /// Scan `files` for references to `update.image` and plan the edits.
@@ -215,6 +218,7 @@ pub fn plan_image(files: &[SourceFile], update: &ImageUpdate) -> Result<Plan, Fi
                 file: &file.path,
                 document: index,
                 image: &update.image,
+                digest_in_tag: update.digest_in_tag,
                 templates: &templates,
                 found: &mut found,
                 notes: &mut plan.notes,
@@ -410,6 +414,7 @@ struct Scan<'a> {
     file: &'a str,
     document: usize,
     image: &'a ImageRef,
+    digest_in_tag: bool,
     /// The chart's templates, when the file is part of a chart in the tree.
     templates: &'a [&'a str],
     found: &'a mut Vec<Found>,
@@ -517,11 +522,22 @@ impl Scan<'_> {
         if !old.same_image(self.image) {
             return Ok(());
         }
+        let digest_key = ["digest", "sha"].into_iter().find(|k| map.get(k).is_some());
+        let in_tag = match (&self.image.digest, digest_key) {
+            (Some(digest), None) if self.digest_in_tag => Some(digest.clone()),
+            _ => None,
+        };
         if let Some(new_tag) = self.image.tag.clone() {
             let what = self.here(Some("tag"));
-            self.record(tag, what, &new_tag)?;
+            let value = match &in_tag {
+                Some(digest) => format!("{new_tag}@{digest}"),
+                None => new_tag,
+            };
+            self.record(tag, what, &value)?;
         }
-        let digest_key = ["digest", "sha"].into_iter().find(|k| map.get(k).is_some());
+        if in_tag.is_some() {
+            return Ok(());
+        }
         self.digest(map, digest_key, "tag")
     }
 
@@ -548,8 +564,13 @@ impl Scan<'_> {
                 self.record(node, what, &value)
             }
             (Some(_), _, _) => {
+                let helm = if tag_key == "tag" {
+                    " (`--pin-digest=tag` writes `TAG@sha256:…` into a Helm tag)"
+                } else {
+                    ""
+                };
                 self.notes.push(format!(
-                    "{}:{}: `{}` has no `digest` key beside `{tag_key}`; the digest was not written",
+                    "{}:{}: `{}` has no `digest` key beside `{tag_key}`; the digest was not written{helm}",
                     self.file,
                     map.line,
                     self.here(None)
@@ -666,6 +687,7 @@ mod tests {
         plan_image(
             files,
             &ImageUpdate {
+                digest_in_tag: false,
                 image: ImageRef::parse(image).unwrap(),
                 app_version: true,
             },

@@ -13,10 +13,9 @@ use octocrab::Octocrab;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{
-    retry_after, send_with_retries, ChangeRequest, Connection, Kind, Operation, Outcome, Response,
-};
+use super::{ChangeRequest, Connection, Kind, Operation, Outcome, Response, UNREACHABLE_HINT};
 use crate::error::{Failure, Kind as ErrorKind};
+use crate::http::{retry_after, send_with_retries};
 
 #[derive(Clone, Copy, Debug)]
 enum Verb {
@@ -95,7 +94,7 @@ impl Client {
             verb.name(),
             url.strip_prefix(&self.api).unwrap_or(url)
         );
-        send_with_retries(&what, || async move {
+        send_with_retries(&what, UNREACHABLE_HINT, || async move {
             let result = match verb {
                 Verb::Get => self.octocrab._get(url).await,
                 Verb::Post => self.octocrab._post(url, body).await,
@@ -104,6 +103,7 @@ impl Client {
             let response = result.map_err(Box::new)?;
             let status = response.status().as_u16();
             let retry_after = retry_after(response.headers());
+            let headers = response.headers().clone();
             let body = self
                 .octocrab
                 .body_to_string(response)
@@ -112,6 +112,7 @@ impl Client {
             Ok(Response {
                 status,
                 retry_after,
+                headers,
                 body,
             })
         })

@@ -16,10 +16,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    api_error, retry_after, send_with_retries, ChangeRequest, Connection, Kind, Operation, Outcome,
-    Response, TokenHeader,
+    api_error, ChangeRequest, Connection, Kind, Operation, Outcome, Response, TokenHeader,
+    UNREACHABLE_HINT,
 };
 use crate::error::{Failure, Kind as ErrorKind};
+use crate::http::{retry_after, send_with_retries};
 
 /// How long to wait for an MR's pipeline before setting auto-merge, and how
 /// often to ask. Tests shorten it with TAGBUMP_POLL_MS.
@@ -48,16 +49,6 @@ pub fn encode_project(project: &str) -> String {
 }
 
 /// The reqwest client both forges' plain HTTP calls use.
-pub fn http_client(timeout: Duration) -> Result<reqwest::Client> {
-    // One crypto provider for rustls, shared with octocrab's connector.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .user_agent(concat!("tagbump/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| Failure::new(ErrorKind::Internal, format!("cannot set up HTTPS: {e}")).into())
-}
-
 impl Client {
     pub fn new(conn: &Connection) -> Result<Client> {
         let (name, value) = match conn.header {
@@ -79,7 +70,7 @@ impl Client {
         })?;
         value.set_sensitive(true);
         Ok(Client {
-            http: http_client(conn.timeout)?,
+            http: crate::http::client(conn.timeout)?,
             api: conn.api_url.trim_end_matches('/').to_string(),
             project: encode_project(&conn.project),
             auth: (name, value),
@@ -95,7 +86,7 @@ impl Client {
     ) -> Result<Response> {
         let url = format!("{}{path}", self.api);
         let what = format!("GitLab {method} {path}");
-        send_with_retries(&what, || {
+        send_with_retries(&what, UNREACHABLE_HINT, || {
             let mut request = self
                 .http
                 .request(method.clone(), &url)
@@ -111,6 +102,7 @@ impl Client {
                     .map_err(|e| Box::new(e.without_url()))?;
                 let status = response.status().as_u16();
                 let retry_after = retry_after(response.headers());
+                let headers = response.headers().clone();
                 let body = response
                     .text()
                     .await
@@ -118,6 +110,7 @@ impl Client {
                 Ok(Response {
                     status,
                     retry_after,
+                    headers,
                     body,
                 })
             }
@@ -395,6 +388,7 @@ mod tests {
         let response = Response {
             status: 200,
             retry_after: None,
+            headers: Default::default(),
             body: r#"[{"web_url": "https://g.example/x/-/merge_requests/1", "source_branch": "b",
                       "target_branch": "main", "title": "t"}]"#
                 .into(),
@@ -410,6 +404,7 @@ mod tests {
         let not_json = Response {
             status: 200,
             retry_after: None,
+            headers: Default::default(),
             body: "<html>".into(),
         };
         let err = not_json.parse::<MergeRequest>("GitLab GET /x").unwrap_err();

@@ -1,7 +1,7 @@
 //! Merge requests (GitLab) and pull requests (GitHub): one [`ChangeRequest`],
 //! opened or, when one is already open for the branch, updated in place.
 //!
-//! Both clients speak through [`send_with_retries`]: timeouts, retries with
+//! Both clients speak through [`crate::http::send_with_retries`]: timeouts, retries with
 //! backoff on 429 and 5xx honouring `Retry-After`, and errors that carry the
 //! API's own message plus a hint (a 401/403 names the token scope to check).
 
@@ -9,13 +9,13 @@ pub mod github;
 pub mod gitlab;
 
 use std::fmt;
-use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::error::{chain_text, BoxError, Failure, Kind as ErrorKind};
+use crate::error::{Failure, Kind as ErrorKind};
 use crate::git::{RemoteUrl, Scheme};
+pub use crate::http::Response;
 use crate::secret::{scrub, Secret};
 
 /// Which forge hosts the manifest repo.
@@ -204,26 +204,7 @@ pub fn percent_encode(text: &str, keep_slash: bool) -> String {
     utf8_percent_encode(text, if keep_slash { PATH } else { UNRESERVED }).to_string()
 }
 
-/// A response, reduced to what the clients need.
-#[derive(Debug, Clone)]
-pub struct Response {
-    pub status: u16,
-    pub retry_after: Option<Duration>,
-    pub body: String,
-}
-
 impl Response {
-    pub fn ok(&self) -> bool {
-        (200..300).contains(&self.status)
-    }
-
-    /// The body as loose JSON (`Null` when it is not JSON): only for error
-    /// bodies, which vary by server and proxy; answers the code relies on
-    /// go through [`Response::parse`].
-    pub fn loose_json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
-    }
-
     /// A 2xx answer's body as `T`; any other status is the API's error.
     pub fn answer<T: serde::de::DeserializeOwned>(&self, forge: Kind, what: &str) -> Result<T> {
         if !self.ok() {
@@ -247,66 +228,9 @@ impl Response {
     }
 }
 
-/// How many times a request is retried on 429, 5xx or a transport error.
-pub const RETRIES: u32 = 4;
-
-/// Send with retries: 429 and 5xx (and transport errors: timeouts, resets)
-/// are retried after `Retry-After` when the server gives one (at most 60 s),
-/// else after 0.5, 1, 2, 4 s.
-pub async fn send_with_retries<F, Fut>(what: &str, mut send: F) -> Result<Response>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Response, BoxError>>,
-{
-    let mut attempt = 0;
-    loop {
-        let result = send().await;
-        let retryable = match &result {
-            Ok(r) => r.status == 429 || (500..600).contains(&r.status),
-            Err(_) => true,
-        };
-        if !retryable || attempt >= RETRIES {
-            return result.map_err(|e| {
-                Failure::new(ErrorKind::Remote, what)
-                    .with_source(e)
-                    .hint(
-                        "check the API URL (--api-url) and that the server is reachable from here",
-                    )
-                    .into()
-            });
-        }
-        let wait = match &result {
-            Ok(r) => r
-                .retry_after
-                .unwrap_or(http_backoff(attempt))
-                .min(Duration::from_secs(60)),
-            Err(_) => http_backoff(attempt),
-        };
-        let why = match &result {
-            Ok(r) => format!("HTTP {}", r.status),
-            Err(e) => scrub(&chain_text(e.as_ref())),
-        };
-        eprintln!("{what}: {why}; retrying in {:.1} s", wait.as_secs_f32());
-        tokio::time::sleep(wait).await;
-        attempt += 1;
-    }
-}
-
-fn http_backoff(attempt: u32) -> Duration {
-    Duration::from_millis(500 << attempt.min(6))
-}
-
-/// `Retry-After`: seconds (HTTP dates are rare on these APIs; they fall back
-/// to the exponential backoff).
-pub fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
-    value?.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
-/// `Retry-After` from a response's headers (reqwest's and octocrab's are the
-/// same `http` type).
-pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    parse_retry_after(headers.get("retry-after").and_then(|v| v.to_str().ok()))
-}
+/// What the forge clients add to a transport failure.
+pub const UNREACHABLE_HINT: &str =
+    "check the API URL (--api-url) and that the server is reachable from here";
 
 /// A non-2xx response as an error with the API's message and a hint.
 pub fn api_error(kind: Kind, what: &str, response: &Response) -> anyhow::Error {
@@ -428,15 +352,5 @@ mod tests {
             project_path(&r("https://github.com/o/r")).as_deref(),
             Some("o/r")
         );
-    }
-
-    #[test]
-    fn retry_after() {
-        assert_eq!(parse_retry_after(Some("7")), Some(Duration::from_secs(7)));
-        assert_eq!(
-            parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")),
-            None
-        );
-        assert_eq!(parse_retry_after(None), None);
     }
 }

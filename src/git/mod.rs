@@ -869,7 +869,7 @@ pub fn http_retry_after(remote: &RemoteUrl, auth: &Auth) -> Option<std::time::Du
         .build()
         .ok()?;
     let _inside = runtime.enter();
-    let client = crate::forge::gitlab::http_client(std::time::Duration::from_secs(10)).ok()?;
+    let client = crate::http::client(std::time::Duration::from_secs(10)).ok()?;
     let url = format!(
         "{}/info/refs?service=git-upload-pack",
         remote.url.trim_end_matches('/')
@@ -882,7 +882,7 @@ pub fn http_retry_after(remote: &RemoteUrl, auth: &Auth) -> Option<std::time::Du
     if !matches!(response.status().as_u16(), 429 | 503) {
         return None;
     }
-    crate::forge::retry_after(response.headers())
+    crate::http::retry_after(response.headers())
 }
 
 /// Whether a push the server refused was declined by its policy (a hook, a

@@ -6,7 +6,7 @@
 use anyhow::{Context, Result};
 
 use super::change_request;
-use crate::{ci, cli, config, error, interrupt, output, report, settings, update};
+use crate::{ci, cli, config, error, interrupt, output, registry, report, settings, update};
 
 /// `tagbump update`: the push, then the merge/pull request, then the
 /// results for later CI steps.
@@ -30,7 +30,7 @@ pub fn run(args: &cli::UpdateArgs) -> Result<()> {
         }
         None => config::Layer::default(),
     };
-    let spec = settings::update_spec(args, &layer, &env)?;
+    let mut spec = settings::update_spec(args, &layer, &env)?;
     let forge_spec = settings::forge_spec(args, &layer, &spec, &env)?;
     // Every git connection gets a connect timeout and an idle timeout
     // (libgit2 applies them to HTTP; SSH has only the --timeout watchdog).
@@ -40,6 +40,11 @@ pub fn run(args: &cli::UpdateArgs) -> Result<()> {
         let _ = git2::opts::set_server_timeout_in_milliseconds(60_000);
     }
     interrupt::install(spec.timeout);
+    // The registry first: a missing image stops the run before the clone.
+    interrupt::stage("asking the image registry".into());
+    let images = registry::resolve(&spec.images, &spec.registry)?;
+    spec.images = images.iter().map(|r| r.image.clone()).collect();
+    spec.image_sources = images.iter().map(|r| r.source).collect();
     let report = update::run(&spec)?;
     interrupt::stage("opening or updating the merge request".into());
     let json = args.output == cli::OutputFormat::Json;
@@ -57,7 +62,7 @@ pub fn run(args: &cli::UpdateArgs) -> Result<()> {
         .context("cannot write the result")?;
     }
     let outcome = change_request::open_or_update(&spec, &forge_spec, &report)?;
-    let summary = report::JsonReport::new(&report, &spec.remote.url, outcome.as_ref());
+    let summary = report::JsonReport::new(&report, &spec, outcome.as_ref());
     if json {
         let text = serde_json::to_string_pretty(&summary).context("cannot encode the result")?;
         println!("{text}");

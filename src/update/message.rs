@@ -174,6 +174,22 @@ pub fn default_description(spec: &UpdateSpec, report: &Report, noun: &str) -> St
         ),
         None => format!("tagbump updated these values on `{}`.\n\n", report.base),
     };
+    for (image, source) in spec.images.iter().zip(&spec.image_sources) {
+        let how = match source {
+            crate::registry::Source::Given => continue,
+            crate::registry::Source::Verified => "the registry has it",
+            crate::registry::Source::Resolved => "digest resolved from the registry",
+            crate::registry::Source::Policy => "tag chosen from the registry by --tag-policy",
+        };
+        text.push_str(&format!("- `{image}` ({how})\n"));
+    }
+    if spec
+        .image_sources
+        .iter()
+        .any(|s| *s != crate::registry::Source::Given)
+    {
+        text.push('\n');
+    }
     text.push_str("| file | path | old | new |\n|---|---|---|---|\n");
     for file in report.plan.files.iter().filter(|f| f.changed()) {
         for o in file.outcomes.iter().filter(|o| o.changed) {

@@ -155,6 +155,11 @@ pub struct UpdateSpec {
     pub author_email: String,
     /// Signs every commit, when a signing key is configured.
     pub signer: Option<std::sync::Arc<crate::signing::Signer>>,
+    /// What to ask the image registry before the clone.
+    pub registry: crate::registry::RegistrySpec,
+    /// Where each of `images` came from (given, verified, resolved, chosen),
+    /// once the registry was asked; empty before.
+    pub image_sources: Vec<crate::registry::Source>,
     pub attempts: u32,
     /// The wall-clock cap on the whole run (`--timeout`).
     pub timeout: Duration,
@@ -213,6 +218,8 @@ pub(crate) fn example_spec() -> UpdateSpec {
         author_name: "t".into(),
         author_email: "t@x".into(),
         signer: None,
+        registry: Default::default(),
+        image_sources: Vec::new(),
         attempts: 3,
         timeout: Duration::from_secs(60),
         source_commit: None,

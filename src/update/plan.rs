@@ -136,6 +136,7 @@ fn plan_images(
         let update = ImageUpdate {
             image: image.clone(),
             app_version: spec.app_version,
+            digest_in_tag: spec.registry.pin == crate::registry::Pin::Tag,
         };
         let step = target::plan_image(&current, &update).map_err(Failure::from)?;
         if step.files.is_empty() {

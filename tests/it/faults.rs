@@ -262,7 +262,7 @@ fn sigterm_removes_the_temporary_clone() {
 /// A proxy in front of a real smart-HTTP server that answers the first
 /// `refuse` connections with `503 Service Unavailable` and `Retry-After: 1`,
 /// and passes the rest through. Returns its port and the count of 503s sent.
-fn flaky_proxy(backend: u16, refuse: usize) -> (u16, Arc<AtomicUsize>) {
+pub fn flaky_proxy(backend: u16, refuse: usize) -> (u16, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let refused = Arc::new(AtomicUsize::new(0));

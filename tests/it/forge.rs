@@ -377,6 +377,15 @@ fn json_output_github_outputs_and_dotenv() {
   "signed": null,
   "signing_key": null,
   "attempts": 1,
+  "images": [
+    {
+      "reference": "registry.example.com/team/app:1.4.2",
+      "name": "registry.example.com/team/app",
+      "tag": "1.4.2",
+      "digest": null,
+      "source": "given"
+    }
+  ],
   "files": [
     {
       "path": "apps/app/values.yaml",

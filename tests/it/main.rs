@@ -8,6 +8,8 @@ mod fixtures;
 mod forge;
 mod packaging;
 mod pipeline;
+mod registry;
+mod registry_server;
 mod servers;
 mod signing;
 mod support;

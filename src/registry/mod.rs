@@ -1,0 +1,525 @@
+//! Talking to OCI registries over the distribution v2 HTTP API, before
+//! anything is cloned: does a reference exist (`--verify-image`), which
+//! digest does its tag resolve to (`--pin-digest`), which tags are there
+//! (`--tag-policy`). Three requests answer each question: the `HEAD` of the
+//! manifest (which does not count against Docker Hub's pull limit), the
+//! token it asks for, and the `HEAD` again with the token.
+//!
+//! Auth is the registries' own: `401` with `WWW-Authenticate: Basic` (ECR,
+//! a plain htpasswd) or `Bearer realm=…,service=…,scope=…` (Docker Hub, GHCR,
+//! GitLab, Quay), whose token is fetched with the credentials found by
+//! [`credentials`] (or none, for a public image). Plain HTTP only for
+//! loopback registries and `--insecure-registry` hosts, as Docker does.
+//! Missing references, refused credentials and failing registries are three
+//! different errors; 429 and 5xx are retried ([`crate::http`]).
+
+pub mod credentials;
+pub mod policy;
+mod resolve;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Result;
+use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION};
+use reqwest::Method;
+use sha2::{Digest as _, Sha256};
+
+pub use resolve::{resolve, Pin, RegistrySpec, Resolved, Source};
+
+use crate::error::{Failure, Kind};
+use crate::http::{send_with_retries, Response};
+use crate::image::ImageRef;
+use crate::secret::Secret;
+use credentials::{Credential, Credentials};
+
+/// Every manifest type a `docker pull` accepts, so a multi-arch image
+/// answers with its index (and the index's digest), not one platform's.
+pub const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, \
+     application/vnd.docker.distribution.manifest.list.v2+json, \
+     application/vnd.oci.image.manifest.v1+json, \
+     application/vnd.docker.distribution.manifest.v2+json";
+
+/// The most tags asked for per page (registries may send fewer).
+const PAGE: usize = 100;
+
+/// Where an image's registry API is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `https://ghcr.io`, `http://127.0.0.1:5000`.
+    pub base: String,
+    /// The registry as references name it: `docker.io`, `ghcr.io`.
+    pub host: String,
+    /// `library/nginx`, `team/app`.
+    pub repository: String,
+}
+
+impl Endpoint {
+    pub fn of(image: &ImageRef, insecure: &[String]) -> Endpoint {
+        let name = image.normalized_name();
+        let (host, repository) = name.split_once('/').unwrap_or(("docker.io", &name));
+        // Docker Hub's API is not on the name references use.
+        let api = if host == "docker.io" {
+            "registry-1.docker.io"
+        } else {
+            host
+        };
+        let scheme = if is_loopback(host) || insecure.iter().any(|h| h == host) {
+            "http"
+        } else {
+            "https"
+        };
+        Endpoint {
+            base: format!("{scheme}://{api}"),
+            host: host.to_string(),
+            repository: repository.to_string(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/v2/{}/{path}", self.base, self.repository)
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    name == "localhost" || name == "[::1]" || name.starts_with("127.")
+}
+
+/// A registry client for one run: it keeps the tokens it was given.
+pub struct Client {
+    http: reqwest::Client,
+    credentials: Credentials,
+    /// `Authorization` values by registry host and repository.
+    auth: Mutex<HashMap<String, Secret>>,
+    requests: AtomicUsize,
+}
+
+impl Client {
+    pub fn new(credentials: Credentials, timeout: Duration) -> Result<Client> {
+        Ok(Client {
+            http: crate::http::client(timeout)?,
+            credentials,
+            auth: Mutex::new(HashMap::new()),
+            requests: AtomicUsize::new(0),
+        })
+    }
+
+    /// How many HTTP requests were sent (the token requests included).
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// The digest `reference` (a tag or digest) resolves to, as `docker pull`
+    /// would; `None` when the registry does not have it.
+    pub async fn digest(&self, ep: &Endpoint, reference: &str) -> Result<Option<String>> {
+        let path = format!("manifests/{reference}");
+        let head = self.send(Method::HEAD, ep, &ep.url(&path)).await?;
+        if head.status == 404 {
+            return Ok(None);
+        }
+        self.check(ep, &head, reference)?;
+        if let Some(digest) = head.header("docker-content-digest") {
+            return Ok(Some(digest.to_string()));
+        }
+        // No `Docker-Content-Digest`: the digest is the hash of the bytes.
+        let get = self.send(Method::GET, ep, &ep.url(&path)).await?;
+        if get.status == 404 {
+            return Ok(None);
+        }
+        self.check(ep, &get, reference)?;
+        Ok(Some(format!(
+            "sha256:{:x}",
+            Sha256::digest(get.body.as_bytes())
+        )))
+    }
+
+    /// Every tag of the repository, following `Link` pagination.
+    pub async fn tags(&self, ep: &Endpoint) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let mut tags = Vec::new();
+        let mut url = ep.url(&format!("tags/list?n={PAGE}"));
+        loop {
+            let response = self.send(Method::GET, ep, &url).await?;
+            if response.status == 404 {
+                return Err(missing(ep, None).into());
+            }
+            self.check(ep, &response, "tags/list")?;
+            let page: Page = serde_json::from_str(&response.body).map_err(|e| {
+                Failure::new(
+                    Kind::Remote,
+                    format!("{} answered a tag list tagbump cannot read: {e}", ep.host),
+                )
+            })?;
+            tags.extend(page.tags.unwrap_or_default());
+            match response.header("link").and_then(next_link) {
+                Some(next) => url = join(&ep.base, &next),
+                None => return Ok(tags),
+            }
+        }
+    }
+
+    /// A request with the auth this repository needs: sent as is (or with
+    /// what an earlier challenge gave), and on `401` once more after the
+    /// challenge is answered.
+    async fn send(&self, method: Method, ep: &Endpoint, url: &str) -> Result<Response> {
+        let key = format!("{}/{}", ep.host, ep.repository);
+        let mut response = self.once(method.clone(), url, &key).await?;
+        if response.status == 401 {
+            let challenge = response
+                .header("www-authenticate")
+                .unwrap_or("")
+                .to_string();
+            let value = self.answer(ep, &challenge).await?;
+            self.auth
+                .lock()
+                .map_err(poisoned)?
+                .insert(key.clone(), value);
+            response = self.once(method, url, &key).await?;
+        }
+        Ok(response)
+    }
+
+    async fn once(&self, method: Method, url: &str, key: &str) -> Result<Response> {
+        let auth = self.auth.lock().map_err(poisoned)?.get(key).cloned();
+        let what = format!("registry {method} {}", scrub_query(url));
+        send_with_retries(
+            &what,
+            "check that the registry is reachable from here",
+            || {
+                self.requests.fetch_add(1, Ordering::Relaxed);
+                let mut request = self
+                    .http
+                    .request(method.clone(), url)
+                    .header(ACCEPT, MANIFEST_TYPES);
+                if let Some(auth) = &auth {
+                    if let Ok(mut value) = HeaderValue::from_str(auth.expose()) {
+                        value.set_sensitive(true);
+                        request = request.header(AUTHORIZATION, value);
+                    }
+                }
+                read(request)
+            },
+        )
+        .await
+    }
+
+    /// The `Authorization` value that answers a `WWW-Authenticate` challenge.
+    async fn answer(&self, ep: &Endpoint, challenge: &str) -> Result<Secret> {
+        let credential = self.credentials.find(&ep.host);
+        let (scheme, params) = parse_challenge(challenge);
+        match scheme.to_ascii_lowercase().as_str() {
+            "basic" => match &credential {
+                Some(c) => Ok(Secret::new(format!("Basic {}", c.basic()))),
+                None => Err(no_credentials(ep, &self.credentials).into()),
+            },
+            "bearer" => self.token(ep, &params, credential.as_ref()).await,
+            _ => Err(Failure::new(
+                Kind::Remote,
+                format!(
+                    "{} asked for credentials in a way tagbump does not speak: `{challenge}`",
+                    ep.host
+                ),
+            )
+            .into()),
+        }
+    }
+
+    /// A Bearer token from the challenge's realm, for pulling this repository.
+    async fn token(
+        &self,
+        ep: &Endpoint,
+        params: &HashMap<String, String>,
+        credential: Option<&Credential>,
+    ) -> Result<Secret> {
+        #[derive(serde::Deserialize)]
+        struct Token {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let Some(realm) = params.get("realm") else {
+            return Err(Failure::new(
+                Kind::Remote,
+                format!(
+                    "{} asked for a Bearer token without saying where to get it",
+                    ep.host
+                ),
+            )
+            .into());
+        };
+        let mut query = vec![("scope", format!("repository:{}:pull", ep.repository))];
+        if let Some(service) = params.get("service") {
+            query.push(("service", service.clone()));
+        }
+        let url = reqwest::Url::parse_with_params(realm, &query).map_err(|e| {
+            Failure::new(
+                Kind::Remote,
+                format!(
+                    "{} named a token realm that is not a URL (`{realm}`): {e}",
+                    ep.host
+                ),
+            )
+        })?;
+        let basic = credential.map(|c| Secret::new(format!("Basic {}", c.basic())));
+        let what = format!("registry token for {}/{}", ep.host, ep.repository);
+        let response = send_with_retries(
+            &what,
+            "check that the registry's token service is reachable",
+            || {
+                self.requests.fetch_add(1, Ordering::Relaxed);
+                let mut request = self.http.get(url.clone());
+                if let Some(basic) = &basic {
+                    if let Ok(mut value) = HeaderValue::from_str(basic.expose()) {
+                        value.set_sensitive(true);
+                        request = request.header(AUTHORIZATION, value);
+                    }
+                }
+                read(request)
+            },
+        )
+        .await?;
+        if matches!(response.status, 401 | 403) {
+            return Err(refused(ep, credential, &self.credentials).into());
+        }
+        if !response.ok() {
+            return Err(
+                Failure::new(Kind::Remote, format!("{what}: HTTP {}", response.status)).into(),
+            );
+        }
+        let token: Token = serde_json::from_str(&response.body).map_err(|e| {
+            Failure::new(
+                Kind::Remote,
+                format!("{what}: an answer tagbump cannot read: {e}"),
+            )
+        })?;
+        match token.token.or(token.access_token) {
+            Some(token) if !token.is_empty() => Ok(Secret::new(format!("Bearer {token}"))),
+            _ => {
+                Err(Failure::new(Kind::Remote, format!("{what}: the answer holds no token")).into())
+            }
+        }
+    }
+
+    /// Any answer but a success, after auth: refused credentials (or none
+    /// where some are needed) are auth errors; the rest are the registry's.
+    fn check(&self, ep: &Endpoint, response: &Response, what: &str) -> Result<()> {
+        if response.ok() {
+            return Ok(());
+        }
+        if matches!(response.status, 401 | 403) {
+            let credential = self.credentials.find(&ep.host);
+            return Err(refused(ep, credential.as_ref(), &self.credentials).into());
+        }
+        let message = registry_message(&response.body);
+        Err(Failure::new(
+            Kind::Remote,
+            format!(
+                "{} answered HTTP {} for {}:{what}{message}",
+                ep.host, response.status, ep.repository
+            ),
+        )
+        .into())
+    }
+}
+
+async fn read(request: reqwest::RequestBuilder) -> Result<Response, crate::error::BoxError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| Box::new(e.without_url()))?;
+    let status = response.status().as_u16();
+    let retry_after = crate::http::retry_after(response.headers());
+    let headers = response.headers().clone();
+    let body = response
+        .text()
+        .await
+        .map_err(|e| Box::new(e.without_url()))?;
+    Ok(Response {
+        status,
+        retry_after,
+        headers,
+        body,
+    })
+}
+
+fn poisoned<T>(_: std::sync::PoisonError<T>) -> Failure {
+    Failure::new(Kind::Internal, "the registry client's state was poisoned")
+}
+
+/// The reference does not exist: its own exit code.
+pub fn missing(ep: &Endpoint, reference: Option<&str>) -> Failure {
+    let what = match reference {
+        Some(r) if r.starts_with("sha256:") => format!("{}/{}@{r}", ep.host, ep.repository),
+        Some(r) => format!("{}/{}:{r}", ep.host, ep.repository),
+        None => format!("{}/{}", ep.host, ep.repository),
+    };
+    Failure::new(
+        Kind::MissingImage,
+        format!("{what} does not exist on {}", ep.host),
+    )
+    .hint("check the tag for a typo, and that the build job pushed it; nothing was changed")
+}
+
+fn refused(ep: &Endpoint, credential: Option<&Credential>, all: &Credentials) -> Failure {
+    match credential {
+        Some(c) => Failure::new(
+            Kind::Auth,
+            format!(
+                "{} refused the credentials from {} (user `{}`) for {}",
+                ep.host, c.source, c.user, ep.repository
+            ),
+        )
+        .hint("check the password or token, and that it may pull this repository"),
+        None => no_credentials(ep, all),
+    }
+}
+
+fn no_credentials(ep: &Endpoint, all: &Credentials) -> Failure {
+    Failure::new(
+        Kind::Auth,
+        format!(
+            "{} wants credentials to read {}, and none were found for it",
+            ep.host, ep.repository
+        ),
+    )
+    .hint(format!("searched: {}", all.searched()))
+    .hint("set TAGBUMP_REGISTRY_USER and TAGBUMP_REGISTRY_PASSWORD, or log in with `docker login`")
+}
+
+/// The registry's own error message (`{"errors":[{"code","message"}]}`).
+fn registry_message(body: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<Error>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Error {
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    match serde_json::from_str::<Errors>(body) {
+        Ok(e) if !e.errors.is_empty() => {
+            let parts: Vec<String> = e
+                .errors
+                .iter()
+                .map(|e| format!("{} ({})", e.code, e.message))
+                .collect();
+            format!(": {}", crate::secret::scrub(&parts.join(", ")))
+        }
+        _ => String::new(),
+    }
+}
+
+/// `Bearer realm="…",service="…"` → (`Bearer`, {realm, service}).
+pub fn parse_challenge(header: &str) -> (String, HashMap<String, String>) {
+    let (scheme, rest) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
+    let mut params = HashMap::new();
+    let mut rest = rest.trim();
+    while !rest.is_empty() {
+        let Some((key, after)) = rest.split_once('=') else {
+            break;
+        };
+        let key = key
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
+        let (value, next) = match after.strip_prefix('"') {
+            Some(quoted) => match quoted.find('"') {
+                Some(end) => (&quoted[..end], &quoted[end + 1..]),
+                None => (quoted, ""),
+            },
+            None => after.split_once(',').unwrap_or((after, "")),
+        };
+        params.insert(key, value.to_string());
+        rest = next.trim().trim_start_matches(',').trim();
+    }
+    (scheme.to_string(), params)
+}
+
+/// The `rel="next"` target of a `Link` header.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        params
+            .split(';')
+            .any(|p| p.trim().replace(' ', "") == "rel=\"next\"")
+            .then(|| {
+                target
+                    .trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_string()
+            })
+    })
+}
+
+/// A `Link` target against the registry: absolute, or a path.
+fn join(base: &str, target: &str) -> String {
+    if target.starts_with("http://") || target.starts_with("https://") {
+        target.to_string()
+    } else {
+        format!("{base}{target}")
+    }
+}
+
+/// A URL for messages, without its query (a `last=` cursor says nothing).
+fn scrub_query(url: &str) -> &str {
+    url.split_once('?').map_or(url, |(u, _)| u)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        let ep =
+            |s: &str| Endpoint::of(&ImageRef::parse(s).unwrap(), &["registry.lan:5000".into()]);
+        assert_eq!(
+            ep("nginx:1"),
+            Endpoint {
+                base: "https://registry-1.docker.io".into(),
+                host: "docker.io".into(),
+                repository: "library/nginx".into()
+            }
+        );
+        assert_eq!(ep("ghcr.io/o/app:1").base, "https://ghcr.io");
+        assert_eq!(ep("127.0.0.1:5000/app:1").base, "http://127.0.0.1:5000");
+        assert_eq!(ep("localhost:5000/app").base, "http://localhost:5000");
+        assert_eq!(ep("registry.lan:5000/app").base, "http://registry.lan:5000");
+        assert_eq!(ep("registry.lan/app").base, "https://registry.lan");
+    }
+
+    #[test]
+    fn challenges_and_links() {
+        let (scheme, p) = parse_challenge(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull""#,
+        );
+        assert_eq!(scheme, "Bearer");
+        assert_eq!(p["realm"], "https://auth.docker.io/token");
+        assert_eq!(p["service"], "registry.docker.io");
+        assert_eq!(p["scope"], "repository:library/nginx:pull");
+        let (scheme, p) = parse_challenge(r#"Basic realm="test-registry""#);
+        assert_eq!(
+            (scheme.as_str(), p["realm"].as_str()),
+            ("Basic", "test-registry")
+        );
+        assert_eq!(
+            next_link(r#"</v2/app/tags/list?last=t99&n=100>; rel="next""#).as_deref(),
+            Some("/v2/app/tags/list?last=t99&n=100")
+        );
+        assert_eq!(next_link(r#"<https://x/y>; rel="prev""#), None);
+        assert_eq!(join("http://h:1", "/v2/x"), "http://h:1/v2/x");
+    }
+}

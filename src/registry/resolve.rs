@@ -1,0 +1,170 @@
+//! From the `--image` references given to the ones written: checked
+//! (`--verify-image`), pinned to their digest (`--pin-digest`) or with a tag
+//! chosen by policy (`--tag-policy`). Runs before the clone, so a missing
+//! image leaves the manifest repository untouched.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::credentials::Credentials;
+use super::policy::Policy;
+use super::{missing, Client, Endpoint};
+use crate::error::{Failure, Kind};
+use crate::image::ImageRef;
+
+/// `--pin-digest`: where a resolved digest is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pin {
+    #[default]
+    Off,
+    /// `name:tag@sha256:…` in image strings, `digest:` keys where the file
+    /// has them (a note where it has none).
+    On,
+    /// As `On`, and `tag@sha256:…` into a Helm `tag` with no digest key.
+    Tag,
+}
+
+/// What to ask the registry, resolved from the settings.
+#[derive(Debug, Clone, Default)]
+pub struct RegistrySpec {
+    pub verify: bool,
+    pub pin: Pin,
+    pub policy: Option<Policy>,
+    pub credentials: Credentials,
+    /// Hosts reached over plain HTTP (`--insecure-registry`).
+    pub insecure: Vec<String>,
+    pub timeout: Duration,
+}
+
+impl RegistrySpec {
+    /// Whether the registry is asked anything at all.
+    pub fn active(&self) -> bool {
+        self.verify || self.pin != Pin::Off || self.policy.is_some()
+    }
+}
+
+/// Where the tag and digest that were written came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// As given, not checked.
+    Given,
+    /// As given, and the registry has it.
+    Verified,
+    /// The digest was resolved from the given tag.
+    Resolved,
+    /// The tag was chosen by `--tag-policy` (and its digest resolved when pinning).
+    Policy,
+}
+
+/// One `--image` after the registry was asked.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The reference to write.
+    pub image: ImageRef,
+    pub source: Source,
+}
+
+/// Ask the registry about each image. With nothing to ask, the images are
+/// returned as given and nothing is sent.
+pub fn resolve(images: &[ImageRef], spec: &RegistrySpec) -> Result<Vec<Resolved>> {
+    if !spec.active() {
+        return Ok(images
+            .iter()
+            .map(|image| Resolved {
+                image: image.clone(),
+                source: Source::Given,
+            })
+            .collect());
+    }
+    for note in &spec.credentials.notes {
+        eprintln!("note: {note}");
+    }
+    let client = Client::new(spec.credentials.clone(), spec.timeout)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let mut out = Vec::new();
+    for image in images {
+        let resolved = runtime.block_on(one(&client, image, spec))?;
+        let shown = match resolved.source {
+            Source::Policy => format!("chosen by --tag-policy: {}", resolved.image),
+            Source::Resolved => format!("resolved: {}", resolved.image),
+            Source::Verified => format!("verified: {} exists", resolved.image),
+            Source::Given => continue,
+        };
+        eprintln!("registry: {shown}");
+        out.push(resolved);
+    }
+    Ok(out)
+}
+
+async fn one(client: &Client, image: &ImageRef, spec: &RegistrySpec) -> Result<Resolved> {
+    let ep = Endpoint::of(image, &spec.insecure);
+    let mut image = image.clone();
+    let mut source = Source::Verified;
+    match &spec.policy {
+        Some(Policy::LatestDigest) if image.tag.is_none() => {
+            return Err(Failure::new(
+                Kind::Usage,
+                format!("--tag-policy latest-digest pins the digest of a tag: `{image}` has none"),
+            )
+            .hint(format!("e.g. --image {}:main", image.name()))
+            .into());
+        }
+        Some(Policy::LatestDigest) => {}
+        Some(policy) => {
+            if let Some(tag) = &image.tag {
+                return Err(Failure::new(
+                    Kind::Usage,
+                    format!(
+                        "--tag-policy chooses the tag, and `{image}` already has one (`{tag}`)"
+                    ),
+                )
+                .hint(format!("pass --image {} without a tag", image.name()))
+                .into());
+            }
+            let tags = client.tags(&ep).await?;
+            let Some(chosen) = policy.choose(&tags) else {
+                return Err(Failure::new(
+                    Kind::MissingImage,
+                    format!(
+                        "no tag of {}/{} matches the policy ({} tags looked at)",
+                        ep.host,
+                        ep.repository,
+                        tags.len()
+                    ),
+                )
+                .hint("check --tag-policy against the tags the registry has; nothing was changed")
+                .into());
+            };
+            image.tag = Some(chosen.to_string());
+            source = Source::Policy;
+            if spec.pin == Pin::Off {
+                return Ok(Resolved { image, source });
+            }
+        }
+        None => {}
+    }
+    let pin = spec.pin != Pin::Off || matches!(spec.policy, Some(Policy::LatestDigest));
+    // A digest given with the tag is what is checked (`tag@digest` pulls by digest).
+    let reference = match (&image.digest, &image.tag) {
+        (Some(digest), _) => digest.clone(),
+        (None, Some(tag)) => tag.clone(),
+        (None, None) => {
+            return Err(Failure::new(Kind::Usage, format!("`{image}` has no tag or digest")).into())
+        }
+    };
+    let Some(digest) = client.digest(&ep, &reference).await? else {
+        return Err(missing(&ep, Some(&reference)).into());
+    };
+    if pin && image.digest.is_none() {
+        image.digest = Some(digest);
+        if source == Source::Verified {
+            source = Source::Resolved;
+        }
+    }
+    Ok(Resolved { image, source })
+}
