@@ -501,6 +501,59 @@ mod tests {
         assert_eq!(ep("registry.lan/app").base, "https://registry.lan");
     }
 
+    /// A registry that leaves out `Docker-Content-Digest`: the digest is
+    /// the hash of the manifest a GET returns.
+    #[test]
+    fn without_a_digest_header_the_manifest_is_hashed() {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let manifest = r#"{"schemaVersion":2}"#;
+        let server = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for stream in listener.incoming().take(2).flatten() {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap() == 0 || h.trim().is_empty() {
+                        break;
+                    }
+                }
+                let head = line.starts_with("HEAD");
+                seen.push(line.split(' ').take(2).collect::<Vec<_>>().join(" "));
+                let body = if head { "" } else { manifest };
+                let _ = (&stream).write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        manifest.len()
+                    )
+                    .as_bytes(),
+                );
+            }
+            seen
+        });
+        let client = Client::new(Credentials::default(), Duration::from_secs(5)).unwrap();
+        let ep = Endpoint::of(
+            &ImageRef::parse(&format!("127.0.0.1:{port}/app:1")).unwrap(),
+            &[],
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let digest = runtime.block_on(client.digest(&ep, "1")).unwrap();
+        assert_eq!(
+            digest.as_deref(),
+            Some(format!("sha256:{:x}", Sha256::digest(manifest.as_bytes())).as_str())
+        );
+        assert_eq!(
+            server.join().unwrap(),
+            ["HEAD /v2/app/manifests/1", "GET /v2/app/manifests/1"]
+        );
+    }
+
     #[test]
     fn challenges_and_links() {
         let (scheme, p) = parse_challenge(

@@ -221,6 +221,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_description_says_where_each_image_came_from() {
+        let mut spec = crate::update::example_spec();
+        spec.images = vec![
+            crate::image::ImageRef::parse("ghcr.io/o/app:1.4.2@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef").unwrap(),
+            crate::image::ImageRef::parse("ghcr.io/o/web:2.0.0").unwrap(),
+        ];
+        spec.image_sources = vec![
+            crate::registry::Source::Resolved,
+            crate::registry::Source::Policy,
+        ];
+        let report = Report {
+            operation: crate::update::Operation::Pushed,
+            base: "main".into(),
+            branch: "b".into(),
+            branch_existed: false,
+            parent: String::new(),
+            commit: None,
+            signed: None,
+            plan: Default::default(),
+            attempts: 1,
+            message: String::new(),
+        };
+        let text = default_description(&spec, &report, "merge request");
+        assert!(text.contains(
+            "- `ghcr.io/o/app:1.4.2@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef` (digest resolved from the registry)\n\
+             - `ghcr.io/o/web:2.0.0` (tag chosen from the registry by --tag-policy)\n\n| file |"
+        ), "{text}");
+    }
+
+    #[test]
     fn message_templates() {
         let mut vars = BTreeMap::new();
         vars.insert("name", "team/app".to_string());
