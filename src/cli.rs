@@ -106,6 +106,13 @@ pub struct UpdateArgs {
     #[arg(long = "promote", value_name = "FROM_FILE:PATH=TO_FILE:PATH", value_parser = crate::update::parse_promotion)]
     pub promotions: Vec<crate::update::Promotion>,
 
+    /// Add or replace whole files: LOCAL=REPO_PATH, e.g. a rendered
+    /// `manifest.yaml=apps/app/production/manifest.yaml`. A directory copies
+    /// its files (recursively) under REPO_PATH. Regular UTF-8 files only;
+    /// YAML files must parse. Repeatable.
+    #[arg(long = "put", value_name = "LOCAL=REPO_PATH", value_parser = parse_put)]
+    pub puts: Vec<PutArg>,
+
     /// Update every reference to this image (name with tag and/or digest;
     /// the name alone with --tag-policy). Repeatable.
     #[arg(long = "image", value_name = "NEWREF", value_parser = parse_image)]
@@ -508,6 +515,34 @@ pub struct Common {
     /// Print a unified diff of what would change and write nothing.
     #[arg(long, short = 'n')]
     pub dry_run: bool,
+}
+
+/// One `--put LOCAL=REPO_PATH`.
+#[derive(Debug, Clone)]
+pub struct PutArg {
+    pub local: std::path::PathBuf,
+    pub repo: String,
+}
+
+pub fn parse_put(text: &str) -> Result<PutArg, String> {
+    let Some((local, repo)) = text.split_once('=') else {
+        return Err(format!(
+            "`{text}` is not LOCAL=REPO_PATH, e.g. `manifest.yaml=apps/app/manifest.yaml`"
+        ));
+    };
+    if local.is_empty() || repo.is_empty() {
+        return Err(format!("`{text}` needs both LOCAL and REPO_PATH"));
+    }
+    let repo = crate::update::repo_path(repo)?;
+    if repo.is_empty() {
+        return Err(format!(
+            "`{text}`: REPO_PATH names the repository root, not a file"
+        ));
+    }
+    Ok(PutArg {
+        local: local.into(),
+        repo,
+    })
 }
 
 /// An image reference, with or without a tag (`update` checks that a tag

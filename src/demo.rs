@@ -65,6 +65,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         dry_run: false,
         sets: Vec::new(),
         promotions: Vec::new(),
+        puts: Vec::new(),
         documents: Documents::One,
         images: vec![ImageRef::parse(IMAGE)?],
         dirs: Vec::new(),

@@ -58,6 +58,7 @@ pub fn update_spec(args: &UpdateArgs, config: &Layer, env: Env<'_>) -> Result<Up
     let promotions = first_list(&args.promotions, &config.promotions);
     let dirs = first_list(&args.dirs, &config.dirs);
     check_targets(args, sets, promotions, dirs)?;
+    let puts = crate::update::put::read(&args.puts)?;
     let Some(repo) = first(&args.repo, &config.repo) else {
         return Err(
             Failure::new(Kind::Usage, "no manifest repository: pass --repo URL")
@@ -99,6 +100,7 @@ pub fn update_spec(args: &UpdateArgs, config: &Layer, env: Env<'_>) -> Result<Up
         dry_run: args.common.dry_run,
         sets: sets.to_vec(),
         promotions: promotions.to_vec(),
+        puts,
         documents,
         images: args.images.clone(),
         dirs: dirs
@@ -129,10 +131,11 @@ fn check_targets(
     promotions: &[Promotion],
     dirs: &[String],
 ) -> Result<()> {
-    if args.images.is_empty() && sets.is_empty() && promotions.is_empty() {
+    if args.images.is_empty() && sets.is_empty() && promotions.is_empty() && args.puts.is_empty() {
         return Err(Failure::new(
             Kind::Usage,
-            "nothing to update: pass --image NEWREF, --set FILE:PATH=VALUE or --promote FROM=TO",
+            "nothing to update: pass --image NEWREF, --set FILE:PATH=VALUE, --promote FROM=TO \
+             or --put LOCAL=REPO_PATH",
         )
         .into());
     }

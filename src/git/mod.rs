@@ -532,6 +532,14 @@ impl Session {
         }
     }
 
+    /// Whether `path` is a directory (a tree) at `commit`.
+    pub fn is_directory(&self, commit: Oid, path: &str) -> bool {
+        self.tree_of(commit)
+            .ok()
+            .and_then(|tree| tree.get_path(FsPath::new(path)).ok())
+            .is_some_and(|entry| entry.kind() == Some(ObjectType::Tree))
+    }
+
     /// Every `*.yaml`/`*.yml` blob at or under `dir` (`""` for the whole tree).
     /// Symlinks and submodules are not followed; hidden directories are skipped.
     /// Returns the files and those that are not UTF-8.

@@ -57,6 +57,7 @@ pub fn targets_id(spec: &UpdateSpec) -> String {
                 .map(|p| format!("promote {}:{}<-{}:{}", p.to_file, p.to, p.from_file, p.from)),
         )
         .chain(spec.dirs.iter().map(|d| format!("in {d}")))
+        .chain(spec.puts.iter().map(|p| format!("put {}", p.path)))
         .collect();
     keys.sort();
     keys.dedup();

@@ -19,6 +19,7 @@ pub mod change_request;
 pub mod command;
 pub mod message;
 pub mod plan;
+pub mod put;
 
 use std::time::Duration;
 
@@ -144,6 +145,8 @@ pub struct UpdateSpec {
     pub dry_run: bool,
     pub sets: Vec<FileSet>,
     pub promotions: Vec<Promotion>,
+    /// Whole files to add or replace (`--put`), already read.
+    pub puts: Vec<put::Put>,
     pub documents: Documents,
     pub images: Vec<ImageRef>,
     /// Where image scans look (relative to the repo root); empty = everywhere.
@@ -210,6 +213,7 @@ pub(crate) fn example_spec() -> UpdateSpec {
         dry_run: false,
         sets: vec![],
         promotions: vec![],
+        puts: vec![],
         documents: Documents::One,
         images: vec![],
         dirs: vec![],

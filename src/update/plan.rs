@@ -98,8 +98,64 @@ pub fn plan_on(session: &Session, commit: Oid, spec: &UpdateSpec) -> Result<Plan
         layers.absorb(edit);
     }
 
+    for put in &spec.puts {
+        plan_put(session, commit, put, &mut layers)?;
+    }
+
     plan.files = layers.into_files();
     Ok(plan)
+}
+
+/// A `--put`: the whole file replaced (or added). A file another target
+/// also edits is refused: one of the two would be lost.
+fn plan_put(
+    session: &Session,
+    commit: Oid,
+    put: &super::put::Put,
+    layers: &mut Layers,
+) -> Result<()> {
+    if layers.text(&put.path).is_some() {
+        return Err(Failure::new(
+            Kind::Usage,
+            format!(
+                "--put {} replaces `{}`, which --image/--set/--promote also edit",
+                put.local, put.path
+            ),
+        )
+        .hint("put the edited file, or edit the one you put before rendering it")
+        .into());
+    }
+    if session.is_directory(commit, &put.path) {
+        return Err(Failure::new(
+            Kind::Input,
+            format!(
+                "--put {}: `{}` is a directory in the repository",
+                put.local, put.path
+            ),
+        )
+        .hint("name a file path under it")
+        .into());
+    }
+    let old = session.read_file(commit, &put.path)?;
+    let describe = |text: &str| format!("{} lines", text.lines().count());
+    let outcome = crate::yaml::Outcome {
+        document: 0,
+        line: 1,
+        what: format!("--put {}", put.local),
+        old: old
+            .as_deref()
+            .map_or_else(|| "(no file)".to_string(), describe),
+        new: describe(&put.text),
+        changed: old.as_deref() != Some(put.text.as_str()),
+    };
+    layers.absorb(FileEdit {
+        path: put.path.clone(),
+        old: old.unwrap_or_default(),
+        new: put.text.clone(),
+        outcomes: vec![outcome],
+        notes: Vec::new(),
+    });
+    Ok(())
 }
 
 /// The image scans, one image after another on the text the previous left.

@@ -956,3 +956,82 @@ fn promotion_copies_the_tested_value_in_the_same_commit() {
         &refs,
     );
 }
+
+// Issue #13: `--put` adds or replaces whole files (a rendered manifest, a
+// directory of them) in the same commit as the other edits.
+#[test]
+fn put_writes_whole_files_in_the_same_commit() {
+    let Some(server) = SshServer::start() else {
+        return;
+    };
+    let (repo, url) = server.repo("team/put", &files());
+    let local = tempfile::tempdir().unwrap();
+    let l = local.path();
+    std::fs::write(l.join("manifest.yaml"), "kind: List\nitems: []\n").unwrap();
+    std::fs::create_dir_all(l.join("rendered/sub")).unwrap();
+    std::fs::write(l.join("rendered/a.yaml"), "a: 1\n").unwrap();
+    std::fs::write(l.join("rendered/sub/b.yaml"), "b: 2\n").unwrap();
+    let manifest = format!(
+        "{}=apps/app/production/manifest.yaml",
+        l.join("manifest.yaml").display()
+    );
+    let rendered = format!("{}=apps/app/rendered", l.join("rendered").display());
+    let u = bump(
+        &url,
+        &server,
+        "1.4.2",
+        &["--direct", "--put", &manifest, "--put", &rendered],
+    );
+    succeeded(&u);
+    assert_eq!(repo.count("main"), 2, "one commit for all of it");
+    assert_eq!(
+        repo.git(&["diff", "--name-only", "main~1", "main"]),
+        "apps/app/production/manifest.yaml\napps/app/rendered/a.yaml\napps/app/rendered/sub/b.yaml\napps/app/values.yaml"
+    );
+    assert_eq!(
+        repo.show("main:apps/app/production/manifest.yaml"),
+        "kind: List\nitems: []\n"
+    );
+    assert_eq!(repo.show("main:apps/app/rendered/sub/b.yaml"), "b: 2\n");
+    // The same files again: nothing to commit.
+    let u = bump(
+        &url,
+        &server,
+        "1.4.2",
+        &["--direct", "--put", &manifest, "--put", &rendered],
+    );
+    assert!(
+        succeeded(&u).run.stderr.contains("already up to date"),
+        "{}",
+        u.run.stderr
+    );
+    // Replacing one file.
+    std::fs::write(l.join("manifest.yaml"), "kind: List\nitems: [x]\n").unwrap();
+    succeeded(&bump(
+        &url,
+        &server,
+        "1.4.2",
+        &["--direct", "--put", &manifest],
+    ));
+    assert_eq!(
+        repo.show("main:apps/app/production/manifest.yaml"),
+        "kind: List\nitems: [x]\n"
+    );
+
+    // Refused before the network: a YAML file that does not load; a file
+    // another target edits.
+    let refs = repo.git(&["for-each-ref"]);
+    std::fs::write(l.join("broken.yaml"), "a: [1\n").unwrap();
+    let broken = format!("{}=apps/x.yaml", l.join("broken.yaml").display());
+    let u = bump(&url, &server, "1.4.3", &["--direct", "--put", &broken]);
+    assert_failed(&u, 3, "broken.yaml: is not valid YAML", &repo, &refs);
+    let over = format!("{}=apps/app/values.yaml", l.join("manifest.yaml").display());
+    let u = bump(&url, &server, "1.4.3", &["--direct", "--put", &over]);
+    assert_failed(
+        &u,
+        2,
+        "replaces `apps/app/values.yaml`, which --image/--set/--promote also edit",
+        &repo,
+        &refs,
+    );
+}
