@@ -5,7 +5,8 @@
 # git server), openssl (test CA), curl, GnuPG (OpenPGP keys and `git
 # verify-commit` for signed commits), CNCF distribution (Debian's docker-registry,
 # a real OCI registry) with skopeo and htpasswd to fill it, Node.js + Stoplight Prism (contract
-# tests against GitLab's and GitHub's OpenAPI descriptions), and in a Python venv
+# tests against GitLab's and GitHub's OpenAPI descriptions; graphql-js with GitHub's
+# GraphQL schema), and in a Python venv
 # check-jsonschema and gitlab-emulator (CI files). Servers are started by the tests themselves,
 # on 127.0.0.1 only, and stopped when each test ends.
 set -euo pipefail
@@ -52,6 +53,15 @@ if [ ! -x "$PRISM" ]; then
   echo "== installing Prism (npm) into target/tools/prism"
   mkdir -p target/tools/prism
   npm install --prefix target/tools/prism --no-audit --no-fund --loglevel=error @stoplight/prism-cli@5.14.2 >/dev/null
+fi
+
+# graphql-js and GitHub's published GraphQL schema validate the documents
+# `--via api` sends (tests/contracts/validate-graphql.js).
+GQL=target/tools/graphql/node_modules
+if [ ! -f "$GQL/@octokit/graphql-schema/schema.json" ] || [ ! -d "$GQL/graphql" ]; then
+  echo "== installing graphql and @octokit/graphql-schema (npm) into target/tools/graphql"
+  mkdir -p target/tools/graphql
+  npm install --prefix target/tools/graphql --no-audit --no-fund --loglevel=error graphql@16.11.0 @octokit/graphql-schema@15.26.1 >/dev/null
 fi
 
 if command -v rustup >/dev/null; then

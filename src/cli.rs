@@ -92,6 +92,12 @@ pub struct UpdateArgs {
     )]
     pub branch: Option<String>,
 
+    /// How to read and commit: `git` (a depth-1 fetch and a push), `api`
+    /// (GitHub's API: no clone, commits signed by GitHub), or `auto` (the API
+    /// for https:// GitHub repositories when a token is set, else git).
+    #[arg(long, env = "TAGBUMP_VIA", value_enum, value_name = "HOW")]
+    pub via: Option<Via>,
+
     /// Push straight to the base branch instead of a review branch.
     /// `--direct=false` switches off a `direct: true` from the config file.
     #[arg(long, env = "TAGBUMP_DIRECT", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
@@ -515,6 +521,17 @@ pub struct Common {
     /// Print a unified diff of what would change and write nothing.
     #[arg(long, short = 'n')]
     pub dry_run: bool,
+}
+
+/// `--via`: the transport.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    Git,
+    Api,
+    Auto,
 }
 
 /// One `--put LOCAL=REPO_PATH`.

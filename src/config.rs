@@ -34,6 +34,8 @@ pub struct Config {
     pub branch: Option<String>,
     /// Push straight to the base branch.
     pub direct: Option<bool>,
+    /// `git`, `api` or `auto` (see `--via`).
+    pub via: Option<crate::cli::Via>,
     /// Targets used when no `--env` is given.
     #[serde(default)]
     pub targets: Targets,
@@ -244,6 +246,7 @@ pub struct Layer {
     pub base: Option<String>,
     pub branch: Option<String>,
     pub direct: Option<bool>,
+    pub via: Option<crate::cli::Via>,
     pub message: Option<String>,
     pub author: Option<String>,
     pub signing_key_file: Option<PathBuf>,
@@ -323,6 +326,7 @@ pub fn layer(
             .and_then(|e| e.branch.clone())
             .or_else(|| config.branch.clone()),
         direct: environment.and_then(|e| e.direct).or(config.direct),
+        via: config.via,
         message: config.commit.message.clone(),
         author: config.commit.author.clone(),
         signing_key_file: config.commit.signing_key_file.clone(),
@@ -473,7 +477,7 @@ merge_request:
         assert_eq!(
             error("repos: x\n"),
             ".tagbump.yaml:1:1: unknown field `repos`, expected one of `repo`, `base`, `branch`, `direct`, \
-             `targets`, `environments`, `commit`, `merge_request`, `registry`"
+             `via`, `targets`, `environments`, `commit`, `merge_request`, `registry`"
         );
         assert_eq!(
             error("direct: maybe\n"),

@@ -156,6 +156,10 @@ pub fn write_update(
             "already up to date: nothing to change on `{}`",
             report.base
         )?,
+        Operation::DryRun if report.via == "api" => writeln!(
+            err,
+            "dry run: would commit to {target} on {url} through GitHub's API; nothing was sent"
+        )?,
         Operation::DryRun => writeln!(
             err,
             "dry run: would push commit {} to {target} on {url}; nothing was sent",
@@ -167,9 +171,14 @@ pub fn write_update(
             } else {
                 String::new()
             };
+            let via = if report.via == "api" {
+                " through GitHub's API"
+            } else {
+                ""
+            };
             writeln!(
                 err,
-                "pushed {} to {target} on {url}{retries}",
+                "pushed {} to {target} on {url}{via}{retries}",
                 short(&report.commit)
             )?
         }

@@ -26,6 +26,8 @@ pub struct JsonReport {
     pub commit: Option<String>,
     /// The base commit the change was made on.
     pub parent: String,
+    /// How the repository was read and written.
+    pub via: RunTransport,
     /// How `commit` is signed: `ssh`, `openpgp`, or null (unsigned).
     pub signed: Option<crate::signing::Format>,
     /// The fingerprint of the signing key: `SHA256:…` (SSH), or the
@@ -52,6 +54,16 @@ pub enum RunOperation {
     Unchanged,
     /// `--dry-run`: computed, nothing sent.
     DryRun,
+}
+
+/// How the repository was read and written (`--via`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RunTransport {
+    /// A depth-1 fetch and a push.
+    Git,
+    /// The forge's API.
+    Api,
 }
 
 /// Which forge the change request is on.
@@ -198,6 +210,11 @@ impl JsonReport {
             branch: report.branch.clone(),
             commit: report.commit.clone(),
             parent: report.parent.clone(),
+            via: if report.via == "api" {
+                RunTransport::Api
+            } else {
+                RunTransport::Git
+            },
             signed: report.signed.as_ref().map(|(format, _)| *format),
             signing_key: report.signed.as_ref().map(|(_, fp)| fp.clone()),
             attempts: report.attempts,

@@ -117,6 +117,8 @@ pub fn update_spec(args: &UpdateArgs, config: &Layer, env: Env<'_>) -> Result<Up
         signer: signer.map(std::sync::Arc::new),
         registry,
         image_sources: Vec::new(),
+        // Chosen by `transport` once the forge is known.
+        via: crate::update::Via::Git,
         attempts: args.attempts,
         timeout: std::time::Duration::from_secs(args.timeout),
         source_commit: ci.commit_sha.clone(),
@@ -269,6 +271,85 @@ pub fn forge_spec(
         timeout: std::time::Duration::from_secs(30),
     });
     Ok(out)
+}
+
+/// How the repository is read and written (`--via`, then the config file,
+/// default `auto`): GitHub's API for an https:// GitHub repository with a
+/// forge token, else git. Run after [`forge_spec`], before anything is sent.
+pub fn transport(
+    args: &UpdateArgs,
+    config: &Layer,
+    spec: &mut UpdateSpec,
+    env: Env<'_>,
+) -> Result<()> {
+    use crate::cli::Via as Asked;
+    use crate::update::Via;
+    let asked = first(&args.via, &config.via).unwrap_or(Asked::Auto);
+    if asked == Asked::Git {
+        return Ok(());
+    }
+    let conn = api_connection(args, config, spec, env);
+    spec.via = match (asked, conn) {
+        (_, Some(conn)) if conn.kind == ForgeKind::GitHub => Via::Api {
+            conn,
+            fallback: asked == Asked::Auto,
+        },
+        (Asked::Api, Some(_)) => {
+            return Err(Failure::new(
+                Kind::Usage,
+                "--via api commits through GitHub's API; GitLab's is not supported yet",
+            )
+            .hint("pass --via git (or leave --via out)")
+            .into())
+        }
+        (Asked::Api, None) => {
+            return Err(Failure::new(
+                Kind::Usage,
+                format!(
+                    "--via api needs an https:// GitHub repository and a token for its API; `{}` is not one, or no token is set",
+                    spec.remote.url
+                ),
+            )
+            .hint("set GITHUB_TOKEN (or TAGBUMP_FORGE_TOKEN), or pass --via git")
+            .into())
+        }
+        _ => Via::Git,
+    };
+    if let Via::Api { .. } = spec.via {
+        if spec.signer.is_some() {
+            eprintln!(
+                "note: the signing key is not used: commits made through GitHub's API are signed by GitHub (--via git signs with the key)"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The forge API for committing through it: an https:// repository on a
+/// known forge, with a token for its API.
+fn api_connection(
+    args: &UpdateArgs,
+    config: &Layer,
+    spec: &UpdateSpec,
+    env: Env<'_>,
+) -> Option<Connection> {
+    if spec.remote.scheme != Scheme::Https {
+        return None;
+    }
+    let kind = forge_kind(first(&args.forge, &config.forge), spec, env).ok()??;
+    let api_url = first(&args.api_url, &config.api_url)
+        .unwrap_or_else(|| forge::default_api_url(kind, &spec.remote, &crate::ci::detect(env)));
+    let project =
+        first(&args.project, &config.project).or_else(|| forge::project_path(&spec.remote))?;
+    let (var, token) = forge_token(args, spec, kind, env).ok()??;
+    (!token.expose().is_empty()).then(|| Connection {
+        kind,
+        api_url,
+        project,
+        header: token_header(kind, args.gitlab_token_type, &var),
+        token,
+        timeout: std::time::Duration::from_secs(30),
+    })
 }
 
 /// The merge/pull request's options from the flags, then the config file.

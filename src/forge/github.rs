@@ -41,6 +41,16 @@ pub struct Client {
     repo: String,
 }
 
+const AUTO_MERGE: &str = "mutation($id: ID!, $method: PullRequestMergeMethod!) { \
+    enablePullRequestAutoMerge(input: {pullRequestId: $id, mergeMethod: $method}) \
+    { pullRequest { number } } }";
+
+/// The GraphQL documents the pull request client sends, for validation
+/// against GitHub's schema.
+pub fn documents() -> Vec<(&'static str, String)> {
+    vec![("enablePullRequestAutoMerge", AUTO_MERGE.to_string())]
+}
+
 /// GraphQL lives beside REST: `api.github.com/graphql`, or `host/api/graphql`
 /// for Enterprise (whose REST API is `host/api/v3`).
 pub fn graphql_url(api: &str) -> String {
@@ -271,9 +281,7 @@ impl Client {
             )));
         };
         let query = json!({
-            "query": "mutation($id: ID!, $method: PullRequestMergeMethod!) { \
-                      enablePullRequestAutoMerge(input: {pullRequestId: $id, mergeMethod: $method}) \
-                      { pullRequest { number } } }",
+            "query": AUTO_MERGE,
             "variables": { "id": id, "method": request.merge_method },
         });
         let url = graphql_url(&self.api);

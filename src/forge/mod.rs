@@ -6,6 +6,7 @@
 //! API's own message plus a hint (a 401/403 names the token scope to check).
 
 pub mod github;
+pub mod github_repo;
 pub mod gitlab;
 
 use std::fmt;

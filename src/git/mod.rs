@@ -687,28 +687,10 @@ impl Session {
             .is_ok_and(|(signature, _)| signature.as_str().is_ok_and(|s| signer.made(s)))
     }
 
-    /// Whether `commit` (a review branch tip) is one tagbump made.
-    pub fn is_ours(&self, commit: Oid) -> bool {
-        self.repo
-            .find_commit(commit)
-            .ok()
-            .and_then(|c| {
-                c.message()
-                    .ok()
-                    .map(|m| m.lines().any(|l| l.trim() == TRAILER))
-            })
-            .unwrap_or(false)
-    }
-
-    /// The value of the trailer `key` (e.g. `Tagbump-Targets:`) in `commit`'s message.
-    pub fn trailer(&self, commit: Oid, key: &str) -> Option<String> {
+    /// The message of `commit`, when its object was fetched.
+    pub fn message_of(&self, commit: Oid) -> Option<String> {
         let commit = self.repo.find_commit(commit).ok()?;
-        let message = commit.message().ok()?;
-        message
-            .lines()
-            .rev()
-            .find_map(|l| l.trim().strip_prefix(key))
-            .map(|v| v.trim().to_string())
+        commit.message().ok().map(str::to_string)
     }
 
     /// Tree and first parent of `commit`, when its objects were fetched.

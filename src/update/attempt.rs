@@ -6,6 +6,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -14,9 +15,10 @@ use git2::Signature;
 use super::branch::{branch_name, check_lease, legacy_branch_name};
 use super::message::message;
 use super::plan::plan_on;
-use super::{Operation, Report, UpdateSpec};
+use super::transport::{Change, GitTransport, Naming, Tips, Transport, Written};
+use super::{Operation, Report, UpdateSpec, Via};
 use crate::error::{Failure, Kind};
-use crate::git::{Advert, Pushed, Session};
+use crate::forge::github_repo::GitHubRepo;
 
 /// Sleep before retry `attempt` (1-based): exponential from 200 ms, capped
 /// at 5 s, times a random factor in [0.5, 1.5) so racing pipelines spread out.
@@ -91,58 +93,89 @@ pub fn run(spec: &UpdateSpec) -> Result<Report> {
     }
 }
 
-/// One attempt: clone the tips, plan, commit, push.
+/// One attempt on a fresh transport. A fresh depth-1 clone per attempt:
+/// nothing from a failed attempt can leak into the next, and a shallow clone
+/// of the new tip costs about what an incremental fetch into the old one would.
 fn attempt_once(spec: &UpdateSpec, attempt: u32, author: &Signature<'_>) -> Result<Attempt> {
-    // A fresh depth-1 clone per attempt: nothing from a failed attempt can
-    // leak into the next, and a shallow clone of the new tip costs about
-    // what an incremental fetch into the old one would.
-    let session = Session::open(spec.remote.clone(), spec.auth.clone())?;
-    crate::interrupt::stage(format!("connecting to {}", session.url()));
-    let mut chosen = None;
-    let advert = session.discover_and_fetch(|advert| {
-        let base = resolve_base(spec, advert, session.url())?;
-        let branch = match (spec.direct, &spec.branch) {
-            (true, _) => base.clone(),
-            (false, Some(b)) => b.clone(),
-            (false, None) => branch_name(&base, spec),
-        };
-        let mut wanted = vec![base.clone()];
-        if !spec.direct && advert.head(&branch).is_some() {
-            wanted.push(branch.clone());
+    if let Via::Api { conn, fallback } = &spec.via {
+        if !API_REFUSED.load(Ordering::Relaxed) {
+            let mut repo = GitHubRepo::new(conn)?;
+            match attempt_on(&mut repo, spec, attempt, author) {
+                // `--via auto`: a token that may not read the repository
+                // through the API (a deploy or job token) may still push.
+                Err(e)
+                    if *fallback
+                        && repo.requests() <= 1
+                        && crate::error::kind(&e) == Kind::Auth =>
+                {
+                    eprintln!(
+                        "note: GitHub's API refused the first read ({}); using git instead",
+                        crate::secret::scrub(&format!("{e:#}"))
+                    );
+                    API_REFUSED.store(true, Ordering::Relaxed);
+                }
+                done => return done.map(|a| a.via("api")),
+            }
         }
-        crate::interrupt::stage(format!("fetching `{base}` from {}", session.url()));
-        chosen = Some((base, branch));
-        Ok(wanted)
-    })?;
-    let (base, branch) = chosen.expect("set by the fetch");
-    let legacy_note =
-        legacy_note(spec, &advert, &base, &branch, session.url()).filter(|_| attempt == 1);
-    if let Some(note) = &legacy_note {
-        eprintln!("note: {note}");
     }
-    // The tips are the advertised ones, fetched on the same connection.
-    let base_tip = session.fetched(&base).filter(|&c| session.has_commit(c));
-    let branch_tip = if spec.direct {
-        base_tip
-    } else {
-        session.fetched(&branch)
+    let mut transport = GitTransport::open(spec)?;
+    attempt_on(&mut transport, spec, attempt, author).map(|a| a.via("git"))
+}
+
+/// Set when `--via auto` fell back to git: later attempts use git too.
+static API_REFUSED: AtomicBool = AtomicBool::new(false);
+
+impl Attempt {
+    fn via(self, how: &'static str) -> Attempt {
+        match self {
+            Attempt::Done(mut report) => {
+                report.via = how;
+                Attempt::Done(report)
+            }
+            again => again,
+        }
+    }
+}
+
+/// Read the tips, plan, and write the commit.
+fn attempt_on(
+    repo: &mut dyn Transport,
+    spec: &UpdateSpec,
+    attempt: u32,
+    author: &Signature<'_>,
+) -> Result<Attempt> {
+    let branch_of = |base: &str| match (spec.direct, &spec.branch) {
+        (true, _) => base.to_string(),
+        (false, Some(b)) => b.clone(),
+        (false, None) => branch_name(base, spec),
     };
-    let Some(base_tip) = base_tip else {
+    let legacy_of = |base: &str| legacy_branch_name(base, spec);
+    let naming = Naming {
+        spec,
+        branch: &branch_of,
+        legacy: &legacy_of,
+    };
+    let Some(tips) = repo.tips(&naming)? else {
         return Ok(Attempt::Again {
-            why: format!("`{base}` was not fetched whole"),
+            why: "the branch tips were not fetched whole".into(),
             contention: true,
         });
     };
+    let legacy_note = legacy_note(spec, &tips, repo.url()).filter(|_| attempt == 1);
+    if let Some(note) = &legacy_note {
+        eprintln!("note: {note}");
+    }
 
-    let mut plan = plan_on(&session, base_tip, spec)?;
+    let mut plan = plan_on(&*repo, &tips.base_tip, spec)?;
     plan.notes.extend(legacy_note);
     let mut report = Report {
         operation: Operation::Unchanged,
-        base: base.clone(),
-        branch: branch.clone(),
-        branch_existed: branch_tip.is_some(),
-        parent: base_tip.to_string(),
+        base: tips.base.clone(),
+        branch: tips.branch.clone(),
+        branch_existed: tips.branch_tip.is_some(),
+        parent: tips.base_tip.clone(),
         commit: None,
+        via: "git",
         signed: None,
         plan,
         attempts: attempt,
@@ -151,97 +184,81 @@ fn attempt_once(spec: &UpdateSpec, attempt: u32, author: &Signature<'_>) -> Resu
     if !report.plan.changed() {
         return Ok(Attempt::Done(Box::new(report)));
     }
-    let tree = session.build_tree(base_tip, &report.plan.files)?;
-    if let (false, Some(tip)) = (spec.direct, branch_tip) {
-        check_lease(&session, tip, &branch, spec)?;
+    if let (false, Some(tip)) = (spec.direct, &tips.branch_tip) {
+        check_lease(&*repo, tip, &tips.branch, spec)?;
         // A branch holding the change unsigned (or signed by another key)
         // gets a new commit signed by the key configured now.
-        let signed_enough = match &spec.signer {
-            Some(signer) => session.is_signed_by(tip, signer),
-            None => true,
-        };
-        if signed_enough && session.tree_and_parent(tip) == Some((tree, Some(base_tip))) {
-            report.commit = Some(tip.to_string());
+        if repo.holds(
+            tip,
+            &tips.base_tip,
+            &report.plan.files,
+            spec.signer.as_deref(),
+        )? {
+            report.commit = Some(tip.clone());
             report.signed = signed_as(spec);
             report.operation = Operation::AlreadyOnBranch;
             return Ok(Attempt::Done(Box::new(report)));
         }
     }
-    report.message = message(spec, &report.plan, &base, &branch)?;
-    let commit = session.commit(
-        base_tip,
-        tree,
-        &report.message,
+    report.message = message(spec, &report.plan, &tips.base, &tips.branch)?;
+    let written = repo.write(&Change {
+        base_tip: &tips.base_tip,
+        branch: &tips.branch,
+        branch_tip: tips.branch_tip.as_deref(),
+        edits: &report.plan.files,
+        message: &report.message,
         author,
-        spec.signer.as_deref(),
-    )?;
-    report.commit = Some(commit.to_string());
-    report.signed = signed_as(spec);
-    if spec.dry_run {
-        report.operation = Operation::DryRun;
-        return Ok(Attempt::Done(Box::new(report)));
-    }
-    crate::interrupt::stage(format!("pushing `{branch}` to {}", session.url()));
-    crate::interrupt::pushing(&commit.to_string(), &branch);
-    let pushed = session.push(commit, &branch, branch_tip, !spec.direct);
-    crate::interrupt::pushed(matches!(pushed, Ok(Pushed::Done)));
-    match pushed? {
-        Pushed::Done => {
+        signer: spec.signer.as_deref(),
+        review: !spec.direct,
+        dry_run: spec.dry_run,
+    })?;
+    match written {
+        Written::Pushed(commit) => {
+            report.commit = Some(commit);
+            report.signed = signed_as(spec);
             report.operation = Operation::Pushed;
-            Ok(Attempt::Done(Box::new(report)))
         }
-        Pushed::Rejected(why) => refused(&session, &branch, why),
-        Pushed::Stale => Ok(Attempt::Again {
-            why: format!("`{branch}` moved while pushing"),
-            contention: true,
-        }),
+        Written::DryRun(commit) => {
+            report.signed = commit.as_ref().and_then(|_| signed_as(spec));
+            report.commit = commit;
+            report.operation = Operation::DryRun;
+        }
+        Written::Stale(why) => {
+            return Ok(Attempt::Again {
+                why,
+                contention: true,
+            })
+        }
+        Written::Declined(message) => {
+            return Err(Failure::new(Kind::Declined, message)
+                .hint(
+                    "a server hook or branch protection refused it; retrying would not help. \
+                     Push to a review branch (drop --direct), or ask for push rights on the branch",
+                )
+                .into())
+        }
     }
+    Ok(Attempt::Done(Box::new(report)))
 }
 
 /// A note when the review branch under tagbump 0.1's name exists for these
 /// targets and the new name does not yet: its merge request would be left
 /// open without a word otherwise.
-fn legacy_note(
-    spec: &UpdateSpec,
-    advert: &Advert,
-    base: &str,
-    branch: &str,
-    url: &str,
-) -> Option<String> {
-    let legacy = legacy_branch_name(base, spec);
+fn legacy_note(spec: &UpdateSpec, tips: &Tips, url: &str) -> Option<String> {
+    let legacy = legacy_branch_name(&tips.base, spec);
     (!spec.direct
         && spec.branch.is_none()
-        && legacy != branch
-        && advert.head(branch).is_none()
-        && advert.head(&legacy).is_some())
-    .then(|| {
-        format!(
-            "`{legacy}` on {url} is a review branch from an older tagbump for these targets; \
-             this run uses `{branch}` (names now include a hash of the whole targets). \
-             Close the merge request from `{legacy}` and delete that branch"
-        )
-    })
-}
-
-/// What the server's refusal of a push means: declined by policy (final,
-/// with its `remote:` lines), or lost to a concurrent update (try again).
-fn refused(session: &Session, branch: &str, why: String) -> Result<Attempt> {
-    if !crate::git::declined(&why) {
-        return Ok(Attempt::Again {
-            why: format!("the push was rejected ({why})"),
-            contention: true,
-        });
-    }
-    let mut message = format!("{} declined the push to `{branch}`: {why}", session.url());
-    for line in session.remote_lines() {
-        message.push_str(&format!("\n  remote: {line}"));
-    }
-    Err(Failure::new(Kind::Declined, message)
-        .hint(
-            "a server hook or branch protection refused it; retrying would not help. \
-             Push to a review branch (drop --direct), or ask for push rights on the branch",
-        )
-        .into())
+        && legacy != tips.branch
+        && tips.branch_tip.is_none()
+        && tips.legacy_exists)
+        .then(|| {
+            format!(
+                "`{legacy}` on {url} is a review branch from an older tagbump for these targets; \
+                 this run uses `{}` (names now include a hash of the whole targets). \
+                 Close the merge request from `{legacy}` and delete that branch",
+                tips.branch
+            )
+        })
 }
 
 fn gave_up(
@@ -264,41 +281,6 @@ fn gave_up(
             .hint("the server or the network kept failing; check that the server is up and not overloaded, or raise --attempts or --timeout")
             .into()
     }
-}
-
-fn resolve_base(spec: &UpdateSpec, advert: &Advert, url: &str) -> Result<String> {
-    if advert.heads.is_empty() {
-        return Err(
-            Failure::new(Kind::NotFound, format!("{url} has no branches"))
-                .hint("push an initial commit first")
-                .into(),
-        );
-    }
-    let base = match (&spec.base, &advert.default_branch) {
-        (Some(b), _) => b.clone(),
-        (None, Some(d)) => d.clone(),
-        (None, None) => {
-            return Err(Failure::new(
-                Kind::NotFound,
-                format!("{url} does not say which branch is its default"),
-            )
-            .hint("pass --base BRANCH")
-            .into())
-        }
-    };
-    if advert.head(&base).is_none() {
-        let names: Vec<&str> = advert.heads.keys().map(String::as_str).take(10).collect();
-        return Err(Failure::new(
-            Kind::NotFound,
-            format!(
-                "branch `{base}` does not exist on {url} (branches: {})",
-                names.join(", ")
-            ),
-        )
-        .hint("pass --base with an existing branch")
-        .into());
-    }
-    Ok(base)
 }
 
 /// What the report says of the signature of a commit tagbump made or kept.

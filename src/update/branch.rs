@@ -9,11 +9,10 @@
 //! like `git push --force-with-lease` (see `Session::push`).
 
 use anyhow::Result;
-use git2::Oid;
 
+use super::transport::Transport;
 use super::UpdateSpec;
 use crate::error::{Failure, Kind};
-use crate::git::Session;
 
 /// The review branch for a set of targets: stable across runs (no values in
 /// it), so a re-run updates the same branch and the same MR/PR, and unique
@@ -147,26 +146,31 @@ fn sanitize(text: &str) -> String {
 /// Whether the review branch whose tip is `tip` may be overwritten by this
 /// run: only if the tip is a tagbump commit, for the same targets (a commit
 /// without the targets trailer, from tagbump 0.1, counts as the same).
-pub fn check_lease(session: &Session, tip: Oid, branch: &str, spec: &UpdateSpec) -> Result<()> {
-    if !session.is_ours(tip) {
+pub fn check_lease(repo: &dyn Transport, tip: &str, branch: &str, spec: &UpdateSpec) -> Result<()> {
+    let message = repo.message_of(tip).unwrap_or_default();
+    if !message.lines().any(|l| l.trim() == crate::git::TRAILER) {
         return Err(Failure::new(
             Kind::Conflict,
             format!(
                 "branch `{branch}` on {} has commits tagbump did not make; not overwriting it",
-                session.url()
+                repo.url()
             ),
         )
         .hint("merge or close its merge request and delete the branch, or pass --branch with another name")
         .into());
     }
-    let theirs = session.trailer(tip, TARGETS_TRAILER);
+    let theirs = message
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix(TARGETS_TRAILER))
+        .map(|v| v.trim().to_string());
     if theirs.as_deref().is_some_and(|t| t != targets_id(spec)) {
         return Err(Failure::new(
             Kind::Conflict,
             format!(
                 "branch `{branch}` on {} holds tagbump's change for other targets \
                  ({TARGETS_TRAILER} {}); not overwriting it",
-                session.url(),
+                repo.url(),
                 theirs.unwrap_or_default()
             ),
         )

@@ -32,6 +32,7 @@ pub fn run(args: &cli::UpdateArgs) -> Result<()> {
     };
     let mut spec = settings::update_spec(args, &layer, &env)?;
     let forge_spec = settings::forge_spec(args, &layer, &spec, &env)?;
+    settings::transport(args, &layer, &mut spec, &env)?;
     // Every git connection gets a connect timeout and an idle timeout
     // (libgit2 applies them to HTTP; SSH has only the --timeout watchdog).
     // SAFETY: set once, before any network operation, from the main thread.

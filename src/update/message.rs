@@ -238,6 +238,7 @@ mod tests {
             branch_existed: false,
             parent: String::new(),
             commit: None,
+            via: "git",
             signed: None,
             plan: Default::default(),
             attempts: 1,

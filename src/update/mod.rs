@@ -20,6 +20,7 @@ pub mod command;
 pub mod message;
 pub mod plan;
 pub mod put;
+pub mod transport;
 
 use std::time::Duration;
 
@@ -158,6 +159,8 @@ pub struct UpdateSpec {
     pub author_email: String,
     /// Signs every commit, when a signing key is configured.
     pub signer: Option<std::sync::Arc<crate::signing::Signer>>,
+    /// How the repository is read and written.
+    pub via: Via,
     /// What to ask the image registry before the clone.
     pub registry: crate::registry::RegistrySpec,
     /// Where each of `images` came from (given, verified, resolved, chosen),
@@ -169,6 +172,19 @@ pub struct UpdateSpec {
     /// Links for the commit message, from CI.
     pub source_commit: Option<String>,
     pub pipeline_url: Option<String>,
+}
+
+/// How the repository is read and written.
+#[derive(Debug, Clone)]
+pub enum Via {
+    /// A depth-1 fetch into a temporary bare repository, and a push.
+    Git,
+    /// The forge's API; `fallback`: `--via auto` chose it, so a refused
+    /// first read falls back to git.
+    Api {
+        conn: crate::forge::Connection,
+        fallback: bool,
+    },
 }
 
 /// What an update did.
@@ -194,6 +210,8 @@ pub struct Report {
     /// The base tip the change was made on.
     pub parent: String,
     pub commit: Option<String>,
+    /// `git` or `api`: how the repository was read and written.
+    pub via: &'static str,
     /// The kind and fingerprint of the key that signed `commit`.
     pub signed: Option<(crate::signing::Format, String)>,
     pub plan: Plan,
@@ -224,6 +242,7 @@ pub(crate) fn example_spec() -> UpdateSpec {
         signer: None,
         registry: Default::default(),
         image_sources: Vec::new(),
+        via: Via::Git,
         attempts: 3,
         timeout: Duration::from_secs(60),
         source_commit: None,

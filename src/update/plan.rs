@@ -5,11 +5,10 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use git2::Oid;
 
+use super::transport::Transport;
 use super::{Promotion, UpdateSpec};
 use crate::error::{Failure, Kind};
-use crate::git::Session;
 use crate::target::{self, Assignment, FileEdit, ImageUpdate, Plan, SourceFile};
 
 /// Edits stacked file by file: each step starts from the text the previous
@@ -51,14 +50,30 @@ impl Layers {
 
 /// Compute the edits on `commit`: image scans first, then explicit sets on
 /// the result, every file read fresh from the tree.
-pub fn plan_on(session: &Session, commit: Oid, spec: &UpdateSpec) -> Result<Plan> {
+pub fn plan_on(repo: &dyn Transport, commit: &str, spec: &UpdateSpec) -> Result<Plan> {
     let mut layers = Layers::default();
     let mut plan = Plan::default();
 
     if !spec.images.is_empty() {
-        plan_images(session, commit, spec, &mut layers, &mut plan)?;
+        plan_images(repo, commit, spec, &mut layers, &mut plan)?;
     }
 
+    // Every file the explicit targets name, in one read where the transport
+    // batches (the forge APIs), before they are read one by one below.
+    let named: Vec<&str> = spec
+        .sets
+        .iter()
+        .map(|s| s.file.as_str())
+        .chain(
+            spec.promotions
+                .iter()
+                .flat_map(|p| [p.from_file.as_str(), p.to_file.as_str()]),
+        )
+        .chain(spec.puts.iter().map(|p| p.path.as_str()))
+        .collect();
+    if !named.is_empty() {
+        repo.prefetch(commit, &named)?;
+    }
     let mut by_file: BTreeMap<&str, Vec<Assignment>> = BTreeMap::new();
     for set in &spec.sets {
         by_file
@@ -69,7 +84,7 @@ pub fn plan_on(session: &Session, commit: Oid, spec: &UpdateSpec) -> Result<Plan
     // Promotions read the value as it is on the base: the tested one, not
     // one this run may be writing at the same time.
     for promotion in &spec.promotions {
-        let value = promoted_value(session, commit, promotion)?;
+        let value = promoted_value(repo, commit, promotion)?;
         by_file
             .entry(promotion.to_file.as_str())
             .or_default()
@@ -81,7 +96,7 @@ pub fn plan_on(session: &Session, commit: Oid, spec: &UpdateSpec) -> Result<Plan
     for (path, assignments) in by_file {
         let text = match layers.text(path) {
             Some(text) => text.clone(),
-            None => session.read_file(commit, path)?.ok_or_else(|| {
+            None => repo.read_file(commit, path)?.ok_or_else(|| {
                 Failure::new(
                     Kind::NotFound,
                     format!("`{path}` does not exist in the repository"),
@@ -99,7 +114,7 @@ pub fn plan_on(session: &Session, commit: Oid, spec: &UpdateSpec) -> Result<Plan
     }
 
     for put in &spec.puts {
-        plan_put(session, commit, put, &mut layers)?;
+        plan_put(repo, commit, put, &mut layers)?;
     }
 
     plan.files = layers.into_files();
@@ -109,8 +124,8 @@ pub fn plan_on(session: &Session, commit: Oid, spec: &UpdateSpec) -> Result<Plan
 /// A `--put`: the whole file replaced (or added). A file another target
 /// also edits is refused: one of the two would be lost.
 fn plan_put(
-    session: &Session,
-    commit: Oid,
+    repo: &dyn Transport,
+    commit: &str,
     put: &super::put::Put,
     layers: &mut Layers,
 ) -> Result<()> {
@@ -125,7 +140,7 @@ fn plan_put(
         .hint("put the edited file, or edit the one you put before rendering it")
         .into());
     }
-    if session.is_directory(commit, &put.path) {
+    if repo.is_directory(commit, &put.path)? {
         return Err(Failure::new(
             Kind::Input,
             format!(
@@ -136,7 +151,7 @@ fn plan_put(
         .hint("name a file path under it")
         .into());
     }
-    let old = session.read_file(commit, &put.path)?;
+    let old = repo.read_file(commit, &put.path)?;
     let describe = |text: &str| format!("{} lines", text.lines().count());
     let outcome = crate::yaml::Outcome {
         document: 0,
@@ -160,8 +175,8 @@ fn plan_put(
 
 /// The image scans, one image after another on the text the previous left.
 fn plan_images(
-    session: &Session,
-    commit: Oid,
+    repo: &dyn Transport,
+    commit: &str,
     spec: &UpdateSpec,
     layers: &mut Layers,
     plan: &mut Plan,
@@ -173,7 +188,7 @@ fn plan_images(
     };
     let mut files: Vec<SourceFile> = Vec::new();
     for dir in &dirs {
-        let (found, unreadable) = session.yaml_files(commit, dir)?;
+        let (found, unreadable) = repo.yaml_files(commit, dir)?;
         for f in found {
             if !files.iter().any(|g| g.path == f.path) {
                 files.push(f);
@@ -220,8 +235,8 @@ fn plan_images(
 }
 
 /// The scalar at a promotion's source, which must be exactly one value.
-fn promoted_value(session: &Session, commit: Oid, p: &Promotion) -> Result<String> {
-    let text = session.read_file(commit, &p.from_file)?.ok_or_else(|| {
+fn promoted_value(repo: &dyn Transport, commit: &str, p: &Promotion) -> Result<String> {
+    let text = repo.read_file(commit, &p.from_file)?.ok_or_else(|| {
         Failure::new(
             Kind::NotFound,
             format!("`{}` does not exist in the repository", p.from_file),

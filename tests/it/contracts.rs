@@ -271,3 +271,44 @@ fn github_requests_match_githubs_openapi_description() {
     assert_eq!(status, 422, "an invalid request must be refused");
     assert!(violations.is_some());
 }
+
+/// Every GraphQL document `--via api` sends is valid against GitHub's
+/// published schema (npm @octokit/graphql-schema), checked with graphql-js's
+/// `validate`. `scripts/test.sh` installs both into `target/tools/graphql`.
+#[test]
+fn github_graphql_documents_match_the_published_schema() {
+    let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/graphql/node_modules");
+    let schema = tools.join("@octokit/graphql-schema/schema.json");
+    if !schema.is_file() || !tools.join("graphql").is_dir() {
+        crate::support::skip_or_fail(&format!(
+            "GraphQL contract: {} not installed (scripts/test.sh installs it)",
+            schema.display()
+        ));
+        return;
+    }
+    let documents: Vec<serde_json::Value> = tagbump::forge::github_repo::documents()
+        .into_iter()
+        .chain(tagbump::forge::github::documents())
+        .map(|(name, query)| serde_json::json!({"name": name, "query": query}))
+        .collect();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), serde_json::to_string(&documents).unwrap()).unwrap();
+    let out = Command::new("node")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/contracts/validate-graphql.js"))
+        .arg(&schema)
+        .arg(file.path())
+        .env("NODE_PATH", &tools)
+        .output()
+        .expect("run node");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.ends_with(": valid")).count(),
+        documents.len(),
+        "{text}"
+    );
+}

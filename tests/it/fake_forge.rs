@@ -134,7 +134,7 @@ fn param(query: &str, name: &str) -> Option<String> {
     })
 }
 
-fn handle(r: &Request, state: &Mutex<State>, token: &str, base: &str) -> (u16, String, Value) {
+pub fn handle(r: &Request, state: &Mutex<State>, token: &str, base: &str) -> (u16, String, Value) {
     let mut s = state.lock().unwrap();
     s.requests.push(r.clone());
     if !s.fail_next.is_empty() {

@@ -374,6 +374,7 @@ fn json_output_github_outputs_and_dotenv() {
   "branch": "tagbump/main/team-app-d3545c89",
   "commit": "<sha>",
   "parent": "<sha>",
+  "via": "git",
   "signed": null,
   "signing_key": null,
   "attempts": 1,

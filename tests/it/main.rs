@@ -3,6 +3,7 @@
 mod cli;
 mod contracts;
 mod fake_forge;
+mod fake_github_repo;
 mod faults;
 mod fixtures;
 mod forge;
@@ -13,3 +14,4 @@ mod registry_server;
 mod servers;
 mod signing;
 mod support;
+mod via_api;

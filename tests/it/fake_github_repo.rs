@@ -1,0 +1,432 @@
+//! A stateful fake of the parts of GitHub's API that `--via api` uses,
+//! backed by a real bare git repository: reads answer from its objects, and
+//! commits are made with git plumbing (a temporary index, `commit-tree`, and
+//! `update-ref` with the expected old value, so compare-and-swap is git's
+//! own). Tests inspect the result with the git CLI. It answers by GraphQL
+//! operation name; the documents' *shapes* are validated against GitHub's
+//! published schema separately (`contracts.rs`).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+const ZERO: &str = "0000000000000000000000000000000000000000";
+
+#[derive(Debug, Default)]
+pub struct State {
+    /// `METHOD path` or `GraphQL Operation`, in order.
+    pub requests: Vec<String>,
+    /// Bytes of every response body, and of every request body.
+    pub bytes: usize,
+    pub bytes_in: usize,
+    /// Before the next commit mutation, commit this file on the branch as
+    /// someone else (a head that moves mid-run).
+    pub interfere: Option<(String, String)>,
+    /// Refuse commits to the base branch as a ruleset would.
+    pub protected: Option<String>,
+    /// Answer GraphQL with this status (a token without API access).
+    pub refuse_graphql: Option<u16>,
+}
+
+pub struct FakeGitHub {
+    pub url: String,
+    pub state: Arc<Mutex<State>>,
+    /// Pull requests and everything else: the merge/pull request fake.
+    pub forge: Arc<Mutex<crate::fake_forge::State>>,
+}
+
+impl FakeGitHub {
+    pub fn start(repo: &Path, token: &str) -> FakeGitHub {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let state = Arc::new(Mutex::new(State::default()));
+        let forge = Arc::new(Mutex::new(crate::fake_forge::State::default()));
+        let (shared, shared_forge, token, repo, base) = (
+            state.clone(),
+            forge.clone(),
+            token.to_string(),
+            repo.to_path_buf(),
+            url.clone(),
+        );
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let fakes = Fakes {
+                    state: shared.clone(),
+                    forge: shared_forge.clone(),
+                    token: token.clone(),
+                    repo: repo.clone(),
+                    base: base.clone(),
+                };
+                std::thread::spawn(move || serve(stream, &fakes));
+            }
+        });
+        FakeGitHub { url, state, forge }
+    }
+
+    pub fn requests(&self) -> Vec<String> {
+        self.state.lock().unwrap().requests.clone()
+    }
+}
+
+fn git(repo: &Path, args: &[&str]) -> Option<String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+}
+
+fn git_bytes(repo: &Path, args: &[&str]) -> Option<Vec<u8>> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .output()
+        .ok()?;
+    out.status.success().then_some(out.stdout)
+}
+
+struct Fakes {
+    state: Arc<Mutex<State>>,
+    forge: Arc<Mutex<crate::fake_forge::State>>,
+    token: String,
+    repo: PathBuf,
+    base: String,
+}
+
+fn serve(stream: TcpStream, fakes: &Fakes) {
+    let (state, token, repo) = (&*fakes.state, fakes.token.as_str(), fakes.repo.as_path());
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut writer = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let (method, target) = (
+            parts.next().unwrap_or("").to_string(),
+            parts.next().unwrap_or("").to_string(),
+        );
+        let mut length = 0;
+        let mut auth = String::new();
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                break;
+            }
+            if let Some((k, v)) = h.trim_end().split_once(':') {
+                headers.push((k.trim().to_string(), v.trim().to_string()));
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "content-length" => length = v.trim().parse().unwrap_or(0),
+                    "authorization" => auth = v.trim().to_string(),
+                    _ => {}
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        state.lock().unwrap().bytes_in += body.len();
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let ours = target.contains("/git/trees/")
+            || body["operationName"]
+                .as_str()
+                .is_some_and(|o| o.starts_with("Tagbump"));
+        let (status, reply) = if auth != format!("Bearer {token}") {
+            (401, json!({"message": "Bad credentials"}))
+        } else if ours {
+            handle(&method, &target, &body, state, repo)
+        } else {
+            let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+            let request = crate::fake_forge::Request {
+                method: method.clone(),
+                path: path.to_string(),
+                query: query.to_string(),
+                headers: headers.clone(),
+                body: body.clone(),
+            };
+            let (status, _, reply) =
+                crate::fake_forge::handle(&request, &fakes.forge, token, &fakes.base);
+            (status, reply)
+        };
+        let text = reply.to_string();
+        state.lock().unwrap().bytes += text.len();
+        let response = format!(
+            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
+            text.len()
+        );
+        if writer.write_all(response.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+fn handle(
+    method: &str,
+    target: &str,
+    body: &Value,
+    state: &Mutex<State>,
+    repo: &Path,
+) -> (u16, Value) {
+    if method == "GET" && target.contains("/git/trees/") {
+        state.lock().unwrap().requests.push("GET git/trees".into());
+        let sha = target
+            .split("/git/trees/")
+            .nth(1)
+            .unwrap_or("")
+            .split('?')
+            .next()
+            .unwrap_or("");
+        let Some(listing) = git(repo, &["ls-tree", "-r", "-t", "--full-tree", sha]) else {
+            return (404, json!({"message": "Not Found"}));
+        };
+        let tree: Vec<Value> = listing
+            .lines()
+            .filter_map(|l| {
+                let (meta, path) = l.split_once('\t')?;
+                let mut m = meta.split(' ');
+                let (mode, kind, sha) = (m.next()?, m.next()?, m.next()?);
+                Some(json!({"path": path, "mode": mode, "type": kind, "sha": sha}))
+            })
+            .collect();
+        return (200, json!({"sha": sha, "tree": tree, "truncated": false}));
+    }
+    if method != "POST" || !target.ends_with("/graphql") {
+        return (404, json!({"message": "Not Found"}));
+    }
+    let operation = body["operationName"].as_str().unwrap_or("").to_string();
+    let vars = &body["variables"];
+    let mut s = state.lock().unwrap();
+    s.requests.push(format!("GraphQL {operation}"));
+    if let Some(status) = s.refuse_graphql {
+        return (
+            status,
+            json!({"message": "Resource not accessible by integration"}),
+        );
+    }
+    let reply = match operation.as_str() {
+        "TagbumpTips" => tips(repo, vars),
+        "TagbumpBranch" => branch(repo, vars),
+        "TagbumpFiles" => files(repo, vars),
+        "TagbumpResetBranch" => reset(repo, vars),
+        "TagbumpCommit" => commit(repo, vars, &mut s),
+        _ => json!({"errors": [{"message": format!("unknown operation {operation}")}]}),
+    };
+    (200, reply)
+}
+
+fn head(repo: &Path, qualified: &str) -> Option<String> {
+    git(
+        repo,
+        &[
+            "rev-parse",
+            "--verify",
+            "-q",
+            &format!("{qualified}^{{commit}}"),
+        ],
+    )
+}
+
+fn tips(repo: &Path, vars: &Value) -> Value {
+    let default = git(repo, &["symbolic-ref", "--short", "HEAD"]).unwrap_or_default();
+    let default_ref = head(repo, &format!("refs/heads/{default}"))
+        .map(|oid| json!({"name": default, "target": {"oid": oid}}));
+    let mut repository = json!({"id": "R_fake", "defaultBranchRef": default_ref});
+    if vars["hasBase"] == true {
+        let name = vars["base"].as_str().unwrap_or("");
+        repository["base"] = match head(repo, name) {
+            Some(oid) => {
+                json!({"name": name.trim_start_matches("refs/heads/"), "target": {"oid": oid}})
+            }
+            None => Value::Null,
+        };
+    }
+    json!({"data": {"repository": repository}})
+}
+
+fn branch(repo: &Path, vars: &Value) -> Value {
+    let name = vars["branch"].as_str().unwrap_or("");
+    let branch = head(repo, name).map(|oid| {
+        let message = git(repo, &["log", "-1", "--format=%B", &oid]).unwrap_or_default();
+        let parents: Vec<Value> = git(repo, &["log", "-1", "--format=%P", &oid])
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(|p| json!({"oid": p}))
+            .collect();
+        let changed = git(repo, &["diff-tree", "--no-commit-id", "--name-only", "-r", &oid])
+            .unwrap_or_default()
+            .lines()
+            .count();
+        json!({"target": {"oid": oid, "message": format!("{message}\n"), "changedFilesIfAvailable": changed,
+            "parents": {"nodes": parents}}})
+    });
+    let legacy =
+        head(repo, vars["legacy"].as_str().unwrap_or("")).map(|_| json!({"name": vars["legacy"]}));
+    json!({"data": {"repository": {"branch": branch, "legacy": legacy}}})
+}
+
+fn files(repo: &Path, vars: &Value) -> Value {
+    let mut repository = serde_json::Map::new();
+    for i in 0.. {
+        let Some(expression) = vars[format!("e{i}")].as_str() else {
+            break;
+        };
+        let value = match git(repo, &["cat-file", "-t", expression]).as_deref() {
+            Some("blob") => {
+                let bytes = git_bytes(repo, &["cat-file", "blob", expression]).unwrap_or_default();
+                match String::from_utf8(bytes.clone()) {
+                    Ok(text) => {
+                        json!({"__typename": "Blob", "text": text, "isBinary": false, "byteSize": bytes.len()})
+                    }
+                    Err(_) => {
+                        json!({"__typename": "Blob", "text": null, "isBinary": true, "byteSize": bytes.len()})
+                    }
+                }
+            }
+            Some("tree") => {
+                json!({"__typename": "Tree", "oid": git(repo, &["rev-parse", expression])})
+            }
+            _ => Value::Null,
+        };
+        repository.insert(format!("f{i}"), value);
+    }
+    json!({"data": {"repository": repository}})
+}
+
+fn reset(repo: &Path, vars: &Value) -> Value {
+    let name = vars["name"].as_str().unwrap_or("");
+    let before = vars["before"].as_str().unwrap_or(ZERO);
+    let after = vars["after"].as_str().unwrap_or("");
+    match git(repo, &["update-ref", name, after, before]) {
+        Some(_) => json!({"data": {"updateRefs": {"clientMutationId": null}}}),
+        None => {
+            json!({"data": null, "errors": [{"type": "UNPROCESSABLE", "message": format!("Could not update {name}: it was not at {before}")}]})
+        }
+    }
+}
+
+fn commit(repo: &Path, vars: &Value, s: &mut State) -> Value {
+    let input = &vars["input"];
+    let branch = input["branch"]["branchName"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let refname = format!("refs/heads/{branch}");
+    if let Some(base) = &s.protected {
+        if *base == branch {
+            return json!({"data": {"createCommitOnBranch": null}, "errors": [{"type": "UNPROCESSABLE",
+                "message": "Repository rule violations found\n\nChanges must be made through a pull request."}]});
+        }
+    }
+    if let Some((path, text)) = s.interfere.take() {
+        if let Some(tip) = head(repo, &refname) {
+            let new = write_commit(
+                repo,
+                &tip,
+                &[(path, text.into_bytes())],
+                "someone else's change",
+            );
+            git(repo, &["update-ref", &refname, &new, &tip]);
+        }
+    }
+    let expected = input["expectedHeadOid"].as_str().unwrap_or("");
+    let stale = || {
+        json!({"data": {"createCommitOnBranch": null}, "errors": [{"type": "STALE_DATA",
+            "message": format!("Expected branch to point to \"{expected}\" but it did not. Pull and try again.")}]})
+    };
+    if head(repo, &refname).as_deref() != Some(expected) {
+        return stale();
+    }
+    let additions: Vec<(String, Vec<u8>)> = input["fileChanges"]["additions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|a| {
+            (
+                a["path"].as_str().unwrap_or("").to_string(),
+                base64::engine::general_purpose::STANDARD
+                    .decode(a["contents"].as_str().unwrap_or(""))
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    let message = format!(
+        "{}\n\n{}",
+        input["message"]["headline"].as_str().unwrap_or(""),
+        input["message"]["body"].as_str().unwrap_or("")
+    );
+    let new = write_commit(repo, expected, &additions, message.trim_end());
+    match git(repo, &["update-ref", &refname, &new, expected]) {
+        Some(_) => json!({"data": {"createCommitOnBranch": {"commit": {"oid": new}}}}),
+        None => stale(),
+    }
+}
+
+/// A commit on `parent` with `files` replaced, as GitHub's web-flow makes it.
+fn write_commit(repo: &Path, parent: &str, files: &[(String, Vec<u8>)], message: &str) -> String {
+    let index: PathBuf = std::env::temp_dir().join(format!(
+        "fake-github-index-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    let with_index = |args: &[&str], input: Option<&[u8]>| -> String {
+        let mut child = Command::new("git")
+            .arg("-C")
+            .arg(repo)
+            .args(args)
+            .env("GIT_INDEX_FILE", &index)
+            .env("GIT_AUTHOR_NAME", "web-flow")
+            .env("GIT_AUTHOR_EMAIL", "noreply@github.com")
+            .env("GIT_COMMITTER_NAME", "GitHub")
+            .env("GIT_COMMITTER_EMAIL", "noreply@github.com")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("git");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.unwrap_or_default())
+            .unwrap();
+        let out = child.wait_with_output().expect("git");
+        assert!(out.status.success(), "git {args:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    with_index(&["read-tree", parent], None);
+    for (path, bytes) in files {
+        let blob = with_index(&["hash-object", "-w", "--stdin"], Some(bytes));
+        with_index(
+            &[
+                "update-index",
+                "--add",
+                "--cacheinfo",
+                &format!("100644,{blob},{path}"),
+            ],
+            None,
+        );
+    }
+    let tree = with_index(&["write-tree"], None);
+    let commit = with_index(
+        &["commit-tree", &tree, "-p", parent, "-F", "-"],
+        Some(message.as_bytes()),
+    );
+    let _ = std::fs::remove_file(&index);
+    commit
+}

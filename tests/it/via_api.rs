@@ -1,0 +1,530 @@
+//! Issue #13: `--via api` — reading and committing through GitHub's API, no
+//! clone — against a stateful fake backed by a real bare repository
+//! (`fake_github_repo.rs`); results are inspected with the git CLI.
+
+use crate::fake_github_repo::FakeGitHub;
+use crate::pipeline::{assert_failed, files, succeeded, update, Update};
+use crate::servers::{seed, HttpServer, Repo};
+
+const TOKEN: &str = "ghp_VIAAPITOKEN0123456789";
+const REPO: &str = "https://github.example.com/acme/deploy.git";
+
+struct Setup {
+    repo: Repo,
+    fake: FakeGitHub,
+    _dir: tempfile::TempDir,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = seed(&dir.path().join("deploy.git"), &files());
+    let fake = FakeGitHub::start(&repo.path, TOKEN);
+    Setup {
+        repo,
+        fake,
+        _dir: dir,
+    }
+}
+
+impl Setup {
+    fn run(&self, extra: &[&str]) -> Update {
+        let mut args = vec![
+            "--repo",
+            REPO,
+            "--forge",
+            "github",
+            "--api-url",
+            &self.fake.url,
+            "--output",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        update(&args, &[("GITHUB_TOKEN", TOKEN)])
+    }
+
+    /// The requests since `from`.
+    fn since(&self, from: usize) -> Vec<String> {
+        self.fake.requests()[from..].to_vec()
+    }
+}
+
+fn json(u: &Update) -> serde_json::Value {
+    serde_json::from_str(&succeeded(u).run.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", u.run.stdout))
+}
+
+// A `--set` on the base: three requests (the tips, the file, the commit),
+// a commit GitHub made (its web-flow author), and nothing the second time.
+#[test]
+fn a_direct_set_is_three_requests() {
+    let s = setup();
+    let u = s.run(&["--set", "apps/app/values.yaml:replicas=3", "--direct"]);
+    let report = json(&u);
+    assert_eq!(report["via"], "api");
+    assert_eq!(report["operation"], "pushed");
+    assert_eq!(
+        s.since(0),
+        [
+            "GraphQL TagbumpTips",
+            "GraphQL TagbumpFiles",
+            "GraphQL TagbumpCommit"
+        ]
+    );
+    assert!(s
+        .repo
+        .show("main:apps/app/values.yaml")
+        .contains("replicas: 3\n"));
+    assert_eq!(
+        s.repo.git(&["log", "-1", "--format=%an", "main"]),
+        "web-flow"
+    );
+    assert_eq!(
+        report["commit"],
+        s.repo.git(&["rev-parse", "main"]).as_str()
+    );
+    assert!(
+        u.run.stderr.contains("through GitHub's API"),
+        "{}",
+        u.run.stderr
+    );
+    assert!(s.repo.git(&["fsck", "--strict"]).is_empty());
+
+    let before = s.fake.requests().len();
+    let again = s.run(&["--set", "apps/app/values.yaml:replicas=3", "--direct"]);
+    assert_eq!(json(&again)["operation"], "unchanged");
+    assert_eq!(
+        s.since(before),
+        ["GraphQL TagbumpTips", "GraphQL TagbumpFiles"]
+    );
+    assert_eq!(s.repo.count("main"), 2);
+}
+
+// An image scan opens a review branch and its pull request; the same run
+// again finds the branch holding the change; a newer tag resets it.
+#[test]
+fn a_review_branch_through_the_api() {
+    let s = setup();
+    let image = "registry.example.com/team/app:1.4.2";
+    let report = json(&s.run(&["--image", image, "--in", "apps"]));
+    let branch = report["branch"].as_str().unwrap().to_string();
+    assert_eq!(report["via"], "api");
+    assert_eq!(report["change_request"]["operation"], "created");
+    assert_eq!(
+        s.fake.forge.lock().unwrap().items.len(),
+        1,
+        "one pull request"
+    );
+    assert!(s
+        .repo
+        .show(&format!("{branch}:apps/app/values.yaml"))
+        .contains("tag: \"1.4.2\""));
+    assert_eq!(
+        s.repo.git(&["rev-parse", &format!("{branch}~1")]),
+        s.repo.git(&["rev-parse", "main"])
+    );
+
+    let before = s.fake.requests().len();
+    let again = json(&s.run(&["--image", image, "--in", "apps"]));
+    assert_eq!(again["operation"], "unchanged");
+    assert_eq!(again["commit"], report["commit"]);
+    let sent = s.since(before);
+    assert!(
+        !sent
+            .iter()
+            .any(|r| r.contains("TagbumpCommit") || r.contains("Reset")),
+        "{sent:?}"
+    );
+
+    let newer = json(&s.run(&[
+        "--image",
+        "registry.example.com/team/app:1.4.3",
+        "--in",
+        "apps",
+    ]));
+    assert_eq!(newer["operation"], "pushed");
+    assert_eq!(
+        s.repo.count(&branch),
+        s.repo.count("main") + 1,
+        "one commit on the base"
+    );
+
+    // Someone else's commit on the branch: refused, not overwritten.
+    let tip = s.repo.git(&["rev-parse", &branch]);
+    let tree = s.repo.git(&["rev-parse", &format!("{branch}^{{tree}}")]);
+    let human = s.repo.git(&[
+        "-c",
+        "user.name=Dev",
+        "-c",
+        "user.email=dev@example.com",
+        "commit-tree",
+        &tree,
+        "-p",
+        &tip,
+        "-m",
+        "manual fix",
+    ]);
+    s.repo
+        .git(&["update-ref", &format!("refs/heads/{branch}"), &human]);
+    let refs = s.repo.git(&["for-each-ref"]);
+    let u = s.run(&[
+        "--image",
+        "registry.example.com/team/app:1.4.4",
+        "--in",
+        "apps",
+    ]);
+    assert_failed(
+        &u,
+        8,
+        "has commits tagbump did not make; not overwriting it",
+        &s.repo,
+        &refs,
+    );
+}
+
+// Writers racing on the base all land: a stale head is a retry on the new
+// tip, edits recomputed.
+#[test]
+fn concurrent_writers_through_the_api_all_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let texts: Vec<(String, String)> = (0..4)
+        .map(|i| {
+            (
+                format!("apps/svc-{i}/values.yaml"),
+                format!("replicas: {i}\n"),
+            )
+        })
+        .collect();
+    let files: Vec<(&str, &str)> = texts
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let repo = seed(&dir.path().join("deploy.git"), &files);
+    let fake = FakeGitHub::start(&repo.path, TOKEN);
+    let runs: Vec<Update> = (0..4)
+        .map(|i| {
+            let url = fake.url.clone();
+            std::thread::spawn(move || {
+                let set = format!("apps/svc-{i}/values.yaml:replicas={}", i + 10);
+                update(
+                    &[
+                        "--repo",
+                        REPO,
+                        "--forge",
+                        "github",
+                        "--api-url",
+                        &url,
+                        "--set",
+                        &set,
+                        "--direct",
+                        "--attempts",
+                        "30",
+                    ],
+                    &[("GITHUB_TOKEN", TOKEN)],
+                )
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    for u in &runs {
+        succeeded(u);
+    }
+    assert_eq!(repo.count("main"), 5);
+    for i in 0..4 {
+        assert_eq!(
+            repo.show(&format!("main:apps/svc-{i}/values.yaml")),
+            format!("replicas: {}\n", i + 10)
+        );
+    }
+}
+
+// The head moves between the read and the commit: STALE_DATA, then a new
+// attempt on the new tip that keeps the other change.
+#[test]
+fn a_head_moving_mid_run_is_retried_on_the_new_tip() {
+    let s = setup();
+    s.fake.state.lock().unwrap().interfere =
+        Some(("README.md".into(), "changed meanwhile\n".into()));
+    let u = s.run(&["--set", "apps/app/values.yaml:replicas=5", "--direct"]);
+    assert_eq!(json(&u)["attempts"], 2);
+    assert!(
+        u.run.stderr.contains("moved since it was read"),
+        "{}",
+        u.run.stderr
+    );
+    assert_eq!(s.repo.show("main:README.md"), "changed meanwhile\n");
+    assert!(s
+        .repo
+        .show("main:apps/app/values.yaml")
+        .contains("replicas: 5\n"));
+}
+
+// Branch protection (a ruleset) declines: exit 9, nothing written.
+#[test]
+fn a_protected_base_declines_the_commit() {
+    let s = setup();
+    s.fake.state.lock().unwrap().protected = Some("main".into());
+    let refs = s.repo.git(&["for-each-ref"]);
+    let u = s.run(&["--set", "apps/app/values.yaml:replicas=3", "--direct"]);
+    assert_failed(
+        &u,
+        9,
+        "declined the commit to `main`: Repository rule violations found",
+        &s.repo,
+        &refs,
+    );
+}
+
+// `--via auto` on a token the API refuses (a deploy token, say): a note,
+// then git does the job.
+#[test]
+fn auto_falls_back_to_git_when_the_api_refuses() {
+    let Some(server) = HttpServer::start(TOKEN) else {
+        return;
+    };
+    let (repo, _, https) = server.repo("acme/deploy", &files());
+    let fake = FakeGitHub::start(&repo.path, TOKEN);
+    fake.state.lock().unwrap().refuse_graphql = Some(403);
+    let ca = server.ca.to_string_lossy().into_owned();
+    let u = update(
+        &[
+            "--repo",
+            &https,
+            "--forge",
+            "github",
+            "--api-url",
+            &fake.url,
+            "--set",
+            "apps/app/values.yaml:replicas=4",
+            "--direct",
+            "--output",
+            "json",
+        ],
+        &[("GITHUB_TOKEN", TOKEN), ("GIT_SSL_CAINFO", &ca)],
+    );
+    let report = json(&u);
+    assert_eq!(report["via"], "git");
+    assert!(
+        u.run
+            .stderr
+            .contains("note: GitHub's API refused the first read"),
+        "{}",
+        u.run.stderr
+    );
+    assert!(repo
+        .show("main:apps/app/values.yaml")
+        .contains("replicas: 4\n"));
+    assert!(!u.run.stderr.contains(TOKEN) && !u.run.stdout.contains(TOKEN));
+    // `--via api` asked for explicitly does not fall back.
+    let refs = repo.git(&["for-each-ref"]);
+    let u = update(
+        &[
+            "--repo",
+            &https,
+            "--forge",
+            "github",
+            "--api-url",
+            &fake.url,
+            "--set",
+            "apps/app/values.yaml:replicas=5",
+            "--direct",
+            "--via",
+            "api",
+        ],
+        &[("GITHUB_TOKEN", TOKEN), ("GIT_SSL_CAINFO", &ca)],
+    );
+    assert_failed(
+        &u,
+        6,
+        "error: GitHub GraphQL TagbumpTips: HTTP 403: Resource not accessible by integration",
+        &repo,
+        &refs,
+    );
+    // SSH URLs and plain git servers stay on git; `--via api` says why not.
+    let u = update(
+        &[
+            "--repo",
+            "ssh://git@127.0.0.1:1/acme/deploy.git",
+            "--set",
+            "a.yaml:x=1",
+            "--via",
+            "api",
+        ],
+        &[("GITHUB_TOKEN", TOKEN)],
+    );
+    assert_eq!(u.run.code, 2, "{}", u.run.stderr);
+    assert!(
+        u.run
+            .stderr
+            .contains("--via api needs an https:// GitHub repository"),
+        "{}",
+        u.run.stderr
+    );
+}
+
+/// By hand: `cargo test --release --test it -- --ignored api_against_a_clone --nocapture`
+/// (FILES=8000 COMMITS=20000 by default, as `bench/pipeline.sh`). Requests,
+/// bytes and wall time of `--via api` against the fake, beside the bytes a
+/// depth-1 clone transfers and a `--via git` run on the same repository.
+#[test]
+#[ignore]
+fn api_against_a_clone_on_a_large_repo() {
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+    let files: usize = std::env::var("FILES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8000);
+    let commits: usize = std::env::var("COMMITS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20000);
+    let dir = tempfile::tempdir().unwrap();
+    let bare = dir.path().join("manifests.git");
+    crate::servers::run(
+        Command::new("git")
+            .args(["init", "-q", "--bare", "--initial-branch=main"])
+            .arg(&bare),
+    );
+    let generator = format!(
+        r##"import sys
+files, commits = {files}, {commits}
+out = sys.stdout.buffer
+def data(text):
+    b = text.encode(); out.write(b"data %d\n" % len(b)); out.write(b); out.write(b"\n")
+def values(i, tag):
+    return (f"# Values for svc-{{i}}\nreplicaCount: 2\nimage:\n  repository: registry.example.com/team/svc-{{i}}\n"
+            f"  tag: \"{{tag}}\"   # written by CI\n  pullPolicy: IfNotPresent\n")
+def deploy(i):
+    return (f"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: svc-{{i}}\nspec:\n  template:\n    spec:\n"
+            f"      containers:\n        - name: app\n          image: registry.example.com/team/svc-{{i}}:1.0.0\n")
+services = files // 2
+t = 1700000000
+out.write(b"commit refs/heads/main\nmark :1\ncommitter seed <seed@example.test> %d +0000\n" % t)
+data("initial manifests")
+for i in range(services):
+    out.write(f"M 100644 inline apps/svc-{{i}}/values.yaml\n".encode()); data(values(i, "1.0.0"))
+    out.write(f"M 100644 inline apps/svc-{{i}}/deployment.yaml\n".encode()); data(deploy(i))
+for n in range(1, commits):
+    i = (n * 7919) % services
+    out.write(b"commit refs/heads/main\ncommitter ci <ci@example.test> %d +0000\n" % (t + n))
+    data(f"Update svc-{{i}} to 1.0.{{n}}")
+    if n == 1:
+        out.write(b"from :1\n")
+    out.write(f"M 100644 inline apps/svc-{{i}}/values.yaml\n".encode()); data(values(i, f"1.0.{{n}}"))
+"##
+    );
+    let mut python = Command::new("python3")
+        .args(["-c", &generator])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = Command::new("git")
+        .arg("-C")
+        .arg(&bare)
+        .args(["fast-import", "--quiet"])
+        .stdin(python.stdout.take().unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success() && python.wait().unwrap().success());
+    crate::servers::run(Command::new("git").arg("-C").arg(&bare).args(["gc", "-q"]));
+    // What a depth-1 fetch of `main` transfers: the tip commit and its tree.
+    let mut objects = Command::new("git")
+        .arg("-C")
+        .arg(&bare)
+        .args(["rev-list", "--objects", "-n", "1", "main"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pack = Command::new("git")
+        .arg("-C")
+        .arg(&bare)
+        .args(["pack-objects", "--stdout", "-q"])
+        .stdin(objects.stdout.take().unwrap())
+        .output()
+        .unwrap();
+    assert!(objects.wait().unwrap().success());
+    let clone_bytes = pack.stdout.len();
+    let fake = FakeGitHub::start(&bare, TOKEN);
+    let api = |args: &[&str]| {
+        let (requests, bytes, bytes_in) = {
+            let s = fake.state.lock().unwrap();
+            (s.requests.len(), s.bytes, s.bytes_in)
+        };
+        let started = Instant::now();
+        let mut all = vec![
+            "--repo",
+            REPO,
+            "--forge",
+            "github",
+            "--api-url",
+            &fake.url,
+            "--direct",
+        ];
+        all.extend_from_slice(args);
+        succeeded(&update(&all, &[("GITHUB_TOKEN", TOKEN)]));
+        let took = started.elapsed();
+        let s = fake.state.lock().unwrap();
+        (
+            s.requests.len() - requests,
+            s.bytes - bytes + s.bytes_in - bytes_in,
+            took,
+        )
+    };
+    let local = bare.to_string_lossy().into_owned();
+    let git = |args: &[&str]| {
+        let started = Instant::now();
+        let mut all = vec!["--repo", local.as_str(), "--direct"];
+        all.extend_from_slice(args);
+        succeeded(&update(&all, &[]));
+        started.elapsed()
+    };
+    let set = ["--set", "apps/svc-7/values.yaml:image.tag=2.0.0"];
+    let scan = [
+        "--image",
+        "registry.example.com/team/svc-11:2.0.0",
+        "--in",
+        "apps/svc-11",
+    ];
+    let (set_requests, set_bytes, set_time) = api(&set);
+    let (scan_requests, scan_bytes, scan_time) = api(&scan);
+    let set_git = git(&["--set", "apps/svc-8/values.yaml:image.tag=2.0.0"]);
+    let scan_git = git(&[
+        "--image",
+        "registry.example.com/team/svc-12:2.0.0",
+        "--in",
+        "apps/svc-12",
+    ]);
+    println!("repository: {files} files, {commits} commits; a depth-1 clone transfers {clone_bytes} bytes");
+    println!("| run | requests | bytes (both ways) | share of the clone's bytes | wall time |");
+    println!("|---|---|---|---|---|");
+    for (name, requests, bytes, time) in [
+        ("--set, --via api", set_requests, set_bytes, set_time),
+        (
+            "--image --in DIR, --via api",
+            scan_requests,
+            scan_bytes,
+            scan_time,
+        ),
+    ] {
+        println!(
+            "| {name} | {requests} | {bytes} | {:.3} % | {} ms |",
+            bytes as f64 * 100.0 / clone_bytes as f64,
+            time.as_millis()
+        );
+    }
+    println!(
+        "| --set, --via git (local path) | – | {clone_bytes} (the depth-1 fetch) | 100 % | {} ms |",
+        set_git.as_millis()
+    );
+    println!(
+        "| --image --in DIR, --via git (local path) | – | {clone_bytes} | 100 % | {} ms |",
+        scan_git.as_millis()
+    );
+    assert!(set_requests <= 6, "{set_requests} requests for a --set");
+    assert!(
+        set_bytes * 100 < clone_bytes,
+        "{set_bytes} bytes is not under 1% of {clone_bytes}"
+    );
+}
