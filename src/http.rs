@@ -66,7 +66,7 @@ where
     loop {
         let result = send().await;
         let retryable = match &result {
-            Ok(r) => r.status == 429 || (500..600).contains(&r.status),
+            Ok(r) => r.status == 429 || (500..600).contains(&r.status) || rate_limited(r),
             Err(_) => true,
         };
         if !retryable || attempt >= RETRIES {
@@ -104,15 +104,76 @@ pub fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
     value?.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
-/// `Retry-After` from a response's headers (reqwest's and octocrab's are the
-/// same `http` type).
+/// How long to wait before retrying: `Retry-After`, else (GitHub's primary
+/// rate limit) until `x-ratelimit-reset` when `x-ratelimit-remaining` is 0.
+/// Headers are reqwest's and octocrab's (the same `http` type).
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    parse_retry_after(headers.get("retry-after").and_then(|v| v.to_str().ok()))
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    parse_retry_after(text("retry-after")).or_else(|| {
+        if text("x-ratelimit-remaining")? != "0" {
+            return None;
+        }
+        let reset: u64 = text("x-ratelimit-reset")?.trim().parse().ok()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs();
+        Some(Duration::from_secs(reset.saturating_sub(now).max(1)))
+    })
+}
+
+/// GitHub answers its rate limits (primary and secondary) with 403 and a
+/// `Retry-After` or an exhausted `x-ratelimit-remaining`: a wait, not a
+/// missing permission.
+fn rate_limited(response: &Response) -> bool {
+    response.status == 403
+        && (response.header("retry-after").is_some()
+            || response.header("x-ratelimit-remaining") == Some("0"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_limits_are_waits() {
+        use reqwest::header::{HeaderMap, HeaderValue};
+        let mut headers = HeaderMap::new();
+        headers.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+        let soon = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 30;
+        headers.insert(
+            "x-ratelimit-reset",
+            HeaderValue::from_str(&soon.to_string()).unwrap(),
+        );
+        let wait = super::retry_after(&headers).unwrap();
+        assert!(
+            wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        let response = Response {
+            status: 403,
+            retry_after: Some(wait),
+            headers: headers.clone(),
+            body: String::new(),
+        };
+        assert!(rate_limited(&response));
+        headers.insert("x-ratelimit-remaining", HeaderValue::from_static("4999"));
+        assert_eq!(super::retry_after(&headers), None);
+        let forbidden = Response {
+            status: 403,
+            retry_after: None,
+            headers,
+            body: String::new(),
+        };
+        assert!(
+            !rate_limited(&forbidden),
+            "a plain 403 is a permission error"
+        );
+    }
 
     #[test]
     fn retry_after() {
