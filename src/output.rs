@@ -156,9 +156,10 @@ pub fn write_update(
             "already up to date: nothing to change on `{}`",
             report.base
         )?,
-        Operation::DryRun if report.via == "api" => writeln!(
+        Operation::DryRun if report.via.is_some() => writeln!(
             err,
-            "dry run: would commit to {target} on {url} through GitHub's API; nothing was sent"
+            "dry run: would commit to {target} on {url} through {}'s API; nothing was sent",
+            report.via.map(|k| k.to_string()).unwrap_or_default()
         )?,
         Operation::DryRun => writeln!(
             err,
@@ -171,10 +172,9 @@ pub fn write_update(
             } else {
                 String::new()
             };
-            let via = if report.via == "api" {
-                " through GitHub's API"
-            } else {
-                ""
+            let via = match report.via {
+                Some(kind) => format!(" through {kind}'s API"),
+                None => String::new(),
             };
             writeln!(
                 err,

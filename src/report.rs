@@ -210,10 +210,9 @@ impl JsonReport {
             branch: report.branch.clone(),
             commit: report.commit.clone(),
             parent: report.parent.clone(),
-            via: if report.via == "api" {
-                RunTransport::Api
-            } else {
-                RunTransport::Git
+            via: match report.via {
+                Some(_) => RunTransport::Api,
+                None => RunTransport::Git,
             },
             signed: report.signed.as_ref().map(|(format, _)| *format),
             signing_key: report.signed.as_ref().map(|(_, fp)| fp.clone()),

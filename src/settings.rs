@@ -290,35 +290,29 @@ pub fn transport(
     }
     let conn = api_connection(args, config, spec, env);
     spec.via = match (asked, conn) {
-        (_, Some(conn)) if conn.kind == ForgeKind::GitHub => Via::Api {
+        (_, Some(conn)) => Via::Api {
             conn,
             fallback: asked == Asked::Auto,
         },
-        (Asked::Api, Some(_)) => {
-            return Err(Failure::new(
-                Kind::Usage,
-                "--via api commits through GitHub's API; GitLab's is not supported yet",
-            )
-            .hint("pass --via git (or leave --via out)")
-            .into())
-        }
         (Asked::Api, None) => {
             return Err(Failure::new(
                 Kind::Usage,
                 format!(
-                    "--via api needs an https:// GitHub repository and a token for its API; `{}` is not one, or no token is set",
+                    "--via api needs an https:// GitHub or GitLab repository and a token for its API; `{}` is not one, or no token is set",
                     spec.remote.url
                 ),
             )
-            .hint("set GITHUB_TOKEN (or TAGBUMP_FORGE_TOKEN), or pass --via git")
+            .hint("set GITHUB_TOKEN or GITLAB_TOKEN (or TAGBUMP_FORGE_TOKEN), or pass --via git")
             .into())
         }
         _ => Via::Git,
     };
-    if let Via::Api { .. } = spec.via {
+    if let Via::Api { conn, .. } = &spec.via {
         if spec.signer.is_some() {
             eprintln!(
-                "note: the signing key is not used: commits made through GitHub's API are signed by GitHub (--via git signs with the key)"
+                "note: the signing key is not used: commits made through {}'s API are signed by {} \
+                 (where the instance signs web commits); --via git signs with the key",
+                conn.kind, conn.kind
             );
         }
     }

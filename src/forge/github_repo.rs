@@ -194,11 +194,6 @@ impl GitHubRepo {
         })
     }
 
-    /// Requests sent so far.
-    pub fn requests(&self) -> usize {
-        *self.requests.borrow()
-    }
-
     fn send(&self, method: reqwest::Method, url: &str, body: Option<&Value>) -> Result<Response> {
         let what = format!(
             "GitHub {method} {}",
@@ -374,6 +369,10 @@ fn graphql_failure(operation: &str, e: &GraphQlError, url: &str) -> anyhow::Erro
 impl Transport for GitHubRepo {
     fn url(&self) -> &str {
         &self.url
+    }
+
+    fn requests(&self) -> usize {
+        *self.requests.borrow()
     }
 
     fn tips(&mut self, naming: &Naming<'_>) -> Result<Option<Tips>> {

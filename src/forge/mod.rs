@@ -8,6 +8,7 @@
 pub mod github;
 pub mod github_repo;
 pub mod gitlab;
+pub mod gitlab_repo;
 
 use std::fmt;
 use std::time::Duration;

@@ -19,6 +19,7 @@ use super::transport::{Change, GitTransport, Naming, Tips, Transport, Written};
 use super::{Operation, Report, UpdateSpec, Via};
 use crate::error::{Failure, Kind};
 use crate::forge::github_repo::GitHubRepo;
+use crate::forge::gitlab_repo::GitLabRepo;
 
 /// Sleep before retry `attempt` (1-based): exponential from 200 ms, capped
 /// at 5 s, times a random factor in [0.5, 1.5) so racing pipelines spread out.
@@ -99,8 +100,11 @@ pub fn run(spec: &UpdateSpec) -> Result<Report> {
 fn attempt_once(spec: &UpdateSpec, attempt: u32, author: &Signature<'_>) -> Result<Attempt> {
     if let Via::Api { conn, fallback } = &spec.via {
         if !API_REFUSED.load(Ordering::Relaxed) {
-            let mut repo = GitHubRepo::new(conn)?;
-            match attempt_on(&mut repo, spec, attempt, author) {
+            let mut repo: Box<dyn Transport> = match conn.kind {
+                crate::forge::Kind::GitHub => Box::new(GitHubRepo::new(conn)?),
+                crate::forge::Kind::GitLab => Box::new(GitLabRepo::new(conn)?),
+            };
+            match attempt_on(repo.as_mut(), spec, attempt, author) {
                 // `--via auto`: a token that may not read the repository
                 // through the API (a deploy or job token) may still push.
                 Err(e)
@@ -109,24 +113,25 @@ fn attempt_once(spec: &UpdateSpec, attempt: u32, author: &Signature<'_>) -> Resu
                         && crate::error::kind(&e) == Kind::Auth =>
                 {
                     eprintln!(
-                        "note: GitHub's API refused the first read ({}); using git instead",
+                        "note: {}'s API refused the first read ({}); using git instead",
+                        conn.kind,
                         crate::secret::scrub(&format!("{e:#}"))
                     );
                     API_REFUSED.store(true, Ordering::Relaxed);
                 }
-                done => return done.map(|a| a.via("api")),
+                done => return done.map(|a| a.via(Some(conn.kind))),
             }
         }
     }
     let mut transport = GitTransport::open(spec)?;
-    attempt_on(&mut transport, spec, attempt, author).map(|a| a.via("git"))
+    attempt_on(&mut transport, spec, attempt, author).map(|a| a.via(None))
 }
 
 /// Set when `--via auto` fell back to git: later attempts use git too.
 static API_REFUSED: AtomicBool = AtomicBool::new(false);
 
 impl Attempt {
-    fn via(self, how: &'static str) -> Attempt {
+    fn via(self, how: Option<crate::forge::Kind>) -> Attempt {
         match self {
             Attempt::Done(mut report) => {
                 report.via = how;
@@ -175,7 +180,7 @@ fn attempt_on(
         branch_existed: tips.branch_tip.is_some(),
         parent: tips.base_tip.clone(),
         commit: None,
-        via: "git",
+        via: None,
         signed: None,
         plan,
         attempts: attempt,

@@ -238,7 +238,7 @@ mod tests {
             branch_existed: false,
             parent: String::new(),
             commit: None,
-            via: "git",
+            via: None,
             signed: None,
             plan: Default::default(),
             attempts: 1,

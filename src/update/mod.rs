@@ -210,8 +210,9 @@ pub struct Report {
     /// The base tip the change was made on.
     pub parent: String,
     pub commit: Option<String>,
-    /// `git` or `api`: how the repository was read and written.
-    pub via: &'static str,
+    /// How the repository was read and written: git (`None`), or this
+    /// forge's API.
+    pub via: Option<crate::forge::Kind>,
     /// The kind and fingerprint of the key that signed `commit`.
     pub signed: Option<(crate::signing::Format, String)>,
     pub plan: Plan,

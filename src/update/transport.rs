@@ -96,6 +96,10 @@ pub trait Transport {
         signer: Option<&Signer>,
     ) -> Result<bool>;
     fn write(&mut self, change: &Change<'_>) -> Result<Written>;
+    /// HTTP requests sent so far (API transports; git counts none).
+    fn requests(&self) -> usize {
+        0
+    }
 }
 
 /// git over SSH, HTTPS or a local path, through libgit2.

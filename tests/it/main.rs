@@ -3,7 +3,7 @@
 mod cli;
 mod contracts;
 mod fake_forge;
-mod fake_github_repo;
+mod fake_repo_api;
 mod faults;
 mod fixtures;
 mod forge;

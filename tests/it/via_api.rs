@@ -1,8 +1,8 @@
-//! Issue #13: `--via api` — reading and committing through GitHub's API, no
-//! clone — against a stateful fake backed by a real bare repository
-//! (`fake_github_repo.rs`); results are inspected with the git CLI.
+//! Issue #13: `--via api` — reading and committing through GitHub's and
+//! GitLab's APIs, no clone — against stateful fakes backed by a real bare repository
+//! (`fake_repo_api.rs`); results are inspected with the git CLI.
 
-use crate::fake_github_repo::FakeGitHub;
+use crate::fake_repo_api::FakeRepoApi;
 use crate::pipeline::{assert_failed, files, succeeded, update, Update};
 use crate::servers::{seed, HttpServer, Repo};
 
@@ -11,14 +11,14 @@ const REPO: &str = "https://github.example.com/acme/deploy.git";
 
 struct Setup {
     repo: Repo,
-    fake: FakeGitHub,
+    fake: FakeRepoApi,
     _dir: tempfile::TempDir,
 }
 
 fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let repo = seed(&dir.path().join("deploy.git"), &files());
-    let fake = FakeGitHub::start(&repo.path, TOKEN);
+    let fake = FakeRepoApi::github(&repo.path, TOKEN);
     Setup {
         repo,
         fake,
@@ -199,7 +199,7 @@ fn concurrent_writers_through_the_api_all_land() {
         .map(|(p, t)| (p.as_str(), t.as_str()))
         .collect();
     let repo = seed(&dir.path().join("deploy.git"), &files);
-    let fake = FakeGitHub::start(&repo.path, TOKEN);
+    let fake = FakeRepoApi::github(&repo.path, TOKEN);
     let runs: Vec<Update> = (0..4)
         .map(|i| {
             let url = fake.url.clone();
@@ -284,7 +284,7 @@ fn auto_falls_back_to_git_when_the_api_refuses() {
         return;
     };
     let (repo, _, https) = server.repo("acme/deploy", &files());
-    let fake = FakeGitHub::start(&repo.path, TOKEN);
+    let fake = FakeRepoApi::github(&repo.path, TOKEN);
     fake.state.lock().unwrap().refuse_graphql = Some(403);
     let ca = server.ca.to_string_lossy().into_owned();
     let u = update(
@@ -357,7 +357,7 @@ fn auto_falls_back_to_git_when_the_api_refuses() {
     assert!(
         u.run
             .stderr
-            .contains("--via api needs an https:// GitHub repository"),
+            .contains("--via api needs an https:// GitHub or GitLab repository"),
         "{}",
         u.run.stderr
     );
@@ -447,7 +447,7 @@ for n in range(1, commits):
         .unwrap();
     assert!(objects.wait().unwrap().success());
     let clone_bytes = pack.stdout.len();
-    let fake = FakeGitHub::start(&bare, TOKEN);
+    let fake = FakeRepoApi::github(&bare, TOKEN);
     let api = |args: &[&str]| {
         let (requests, bytes, bytes_in) = {
             let s = fake.state.lock().unwrap();
@@ -505,4 +505,241 @@ for n in range(1, commits):
         set_bytes * 100 < clone_bytes,
         "{set_bytes} bytes is not under 1% of {clone_bytes}"
     );
+}
+
+const GITLAB_REPO: &str = "https://gitlab.example.com/acme/deploy.git";
+
+fn gitlab_setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = seed(&dir.path().join("deploy.git"), &files());
+    let fake = FakeRepoApi::gitlab(&repo.path, TOKEN);
+    Setup {
+        repo,
+        fake,
+        _dir: dir,
+    }
+}
+
+impl Setup {
+    fn gitlab(&self, extra: &[&str]) -> Update {
+        let api = format!("{}/api/v4", self.fake.url);
+        let mut args = vec![
+            "--repo",
+            GITLAB_REPO,
+            "--forge",
+            "gitlab",
+            "--api-url",
+            &api,
+            "--output",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        update(&args, &[("GITLAB_TOKEN", TOKEN)])
+    }
+}
+
+// GitLab: a `--set` on the base is four requests (the project's default
+// branch, its tip, the file, the commit), then nothing to do.
+#[test]
+fn gitlab_direct_set_through_the_api() {
+    let s = gitlab_setup();
+    let u = s.gitlab(&["--set", "apps/app/values.yaml:replicas=3", "--direct"]);
+    let report = json(&u);
+    assert_eq!(report["via"], "api");
+    assert_eq!(
+        s.since(0),
+        [
+            "GET project",
+            "GET repository/branches",
+            "GET repository/files",
+            "POST repository/commits"
+        ]
+    );
+    assert!(s
+        .repo
+        .show("main:apps/app/values.yaml")
+        .contains("replicas: 3\n"));
+    assert_eq!(
+        report["commit"],
+        s.repo.git(&["rev-parse", "main"]).as_str()
+    );
+    assert!(
+        u.run.stderr.contains("through GitLab's API"),
+        "{}",
+        u.run.stderr
+    );
+    let again = s.gitlab(&["--set", "apps/app/values.yaml:replicas=3", "--direct"]);
+    assert_eq!(json(&again)["operation"], "unchanged");
+    assert_eq!(s.repo.count("main"), 2);
+}
+
+// GitLab review branch: created from the base with `start_sha`, its merge
+// request opened; the same change again is found on the branch; a newer
+// tag resets it; a branch with someone else's commit is refused.
+#[test]
+fn gitlab_review_branch_through_the_api() {
+    let s = gitlab_setup();
+    let report = json(&s.gitlab(&[
+        "--image",
+        "registry.example.com/team/app:1.4.2",
+        "--in",
+        "apps",
+    ]));
+    let branch = report["branch"].as_str().unwrap().to_string();
+    assert_eq!(
+        (report["via"].as_str(), report["operation"].as_str()),
+        (Some("api"), Some("pushed"))
+    );
+    assert_eq!(report["change_request"]["operation"], "created");
+    assert_eq!(
+        s.repo.git(&["rev-parse", &format!("{branch}~1")]),
+        s.repo.git(&["rev-parse", "main"])
+    );
+    let again = json(&s.gitlab(&[
+        "--image",
+        "registry.example.com/team/app:1.4.2",
+        "--in",
+        "apps",
+    ]));
+    assert_eq!(
+        (again["operation"].as_str(), &again["commit"]),
+        (Some("unchanged"), &report["commit"])
+    );
+    let newer = json(&s.gitlab(&[
+        "--image",
+        "registry.example.com/team/app:1.4.3",
+        "--in",
+        "apps",
+    ]));
+    assert_eq!(newer["operation"], "pushed");
+    assert_eq!(s.repo.count(&branch), s.repo.count("main") + 1);
+    assert!(s
+        .repo
+        .show(&format!("{branch}:apps/app/values.yaml"))
+        .contains("tag: \"1.4.3\""));
+
+    let tip = s.repo.git(&["rev-parse", &branch]);
+    let tree = s.repo.git(&["rev-parse", &format!("{branch}^{{tree}}")]);
+    let human = s.repo.git(&[
+        "-c",
+        "user.name=Dev",
+        "-c",
+        "user.email=dev@example.com",
+        "commit-tree",
+        &tree,
+        "-p",
+        &tip,
+        "-m",
+        "manual fix",
+    ]);
+    s.repo
+        .git(&["update-ref", &format!("refs/heads/{branch}"), &human]);
+    let refs = s.repo.git(&["for-each-ref"]);
+    let u = s.gitlab(&[
+        "--image",
+        "registry.example.com/team/app:1.4.4",
+        "--in",
+        "apps",
+    ]);
+    assert_failed(
+        &u,
+        8,
+        "has commits tagbump did not make; not overwriting it",
+        &s.repo,
+        &refs,
+    );
+}
+
+// GitLab: a file changed since it was read is refused by `last_commit_id`
+// and the run tries again on the new tip, keeping the other change; a
+// protected branch declines (exit 9).
+#[test]
+fn gitlab_changed_files_are_retried_and_protection_declines() {
+    let s = gitlab_setup();
+    s.fake.state.lock().unwrap().interfere = Some((
+        "apps/app/values.yaml".into(),
+        "replicas: 2\nextra: kept\n".into(),
+    ));
+    let u = s.gitlab(&["--set", "apps/app/values.yaml:replicas=7", "--direct"]);
+    assert_eq!(json(&u)["attempts"], 2);
+    assert!(
+        u.run
+            .stderr
+            .contains("has changed since you started editing it"),
+        "{}",
+        u.run.stderr
+    );
+    assert_eq!(
+        s.repo.show("main:apps/app/values.yaml"),
+        "replicas: 7\nextra: kept\n"
+    );
+
+    s.fake.state.lock().unwrap().protected = Some("main".into());
+    let refs = s.repo.git(&["for-each-ref"]);
+    let u = s.gitlab(&["--set", "apps/app/values.yaml:replicas=8", "--direct"]);
+    assert_failed(
+        &u,
+        9,
+        "declined the commit to `main`: You are not allowed to push into this branch",
+        &s.repo,
+        &refs,
+    );
+}
+
+// GitLab: concurrent writers on the base all land.
+#[test]
+fn gitlab_concurrent_writers_all_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let texts: Vec<(String, String)> = (0..4)
+        .map(|i| {
+            (
+                format!("apps/svc-{i}/values.yaml"),
+                format!("replicas: {i}\n"),
+            )
+        })
+        .collect();
+    let files: Vec<(&str, &str)> = texts
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let repo = seed(&dir.path().join("deploy.git"), &files);
+    let fake = FakeRepoApi::gitlab(&repo.path, TOKEN);
+    let api = format!("{}/api/v4", fake.url);
+    let runs: Vec<Update> = (0..4)
+        .map(|i| {
+            let api = api.clone();
+            std::thread::spawn(move || {
+                let set = format!("apps/svc-{i}/values.yaml:replicas={}", i + 10);
+                update(
+                    &[
+                        "--repo",
+                        GITLAB_REPO,
+                        "--forge",
+                        "gitlab",
+                        "--api-url",
+                        &api,
+                        "--set",
+                        &set,
+                        "--direct",
+                        "--attempts",
+                        "30",
+                    ],
+                    &[("GITLAB_TOKEN", TOKEN)],
+                )
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    for u in &runs {
+        succeeded(u);
+    }
+    assert_eq!(repo.count("main"), 5);
+    for i in 0..4 {
+        assert_eq!(
+            repo.show(&format!("main:apps/svc-{i}/values.yaml")),
+            format!("replicas: {}\n", i + 10)
+        );
+    }
 }

@@ -1,10 +1,13 @@
-//! A stateful fake of the parts of GitHub's API that `--via api` uses,
-//! backed by a real bare git repository: reads answer from its objects, and
-//! commits are made with git plumbing (a temporary index, `commit-tree`, and
-//! `update-ref` with the expected old value, so compare-and-swap is git's
-//! own). Tests inspect the result with the git CLI. It answers by GraphQL
-//! operation name; the documents' *shapes* are validated against GitHub's
-//! published schema separately (`contracts.rs`).
+//! Stateful fakes of the parts of GitHub's and GitLab's APIs that `--via api`
+//! uses, backed by a real bare git repository: reads answer from its objects,
+//! and commits are made with git plumbing (a temporary index, `commit-tree`,
+//! and `update-ref` with the expected old value, so compare-and-swap is git's
+//! own). Tests inspect the result with the git CLI. GitHub's side answers by
+//! GraphQL operation name, its documents' *shapes* validated against GitHub's
+//! published schema separately (`contracts.rs`); GitLab's follows the fields
+//! of its REST documentation (Repository files, Repository tree, Branches,
+//! Commits: "Create a commit with multiple files and actions"). Everything
+//! else (merge and pull requests) goes to `fake_forge`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -33,15 +36,30 @@ pub struct State {
     pub refuse_graphql: Option<u16>,
 }
 
-pub struct FakeGitHub {
+pub struct FakeRepoApi {
     pub url: String,
     pub state: Arc<Mutex<State>>,
     /// Pull requests and everything else: the merge/pull request fake.
     pub forge: Arc<Mutex<crate::fake_forge::State>>,
 }
 
-impl FakeGitHub {
-    pub fn start(repo: &Path, token: &str) -> FakeGitHub {
+/// Which forge's API the fake speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    GitHub,
+    GitLab,
+}
+
+impl FakeRepoApi {
+    pub fn github(repo: &Path, token: &str) -> FakeRepoApi {
+        FakeRepoApi::start(repo, token, Flavour::GitHub)
+    }
+
+    pub fn gitlab(repo: &Path, token: &str) -> FakeRepoApi {
+        FakeRepoApi::start(repo, token, Flavour::GitLab)
+    }
+
+    fn start(repo: &Path, token: &str, flavour: Flavour) -> FakeRepoApi {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let state = Arc::new(Mutex::new(State::default()));
@@ -61,11 +79,12 @@ impl FakeGitHub {
                     token: token.clone(),
                     repo: repo.clone(),
                     base: base.clone(),
+                    flavour,
                 };
                 std::thread::spawn(move || serve(stream, &fakes));
             }
         });
-        FakeGitHub { url, state, forge }
+        FakeRepoApi { url, state, forge }
     }
 
     pub fn requests(&self) -> Vec<String> {
@@ -73,7 +92,7 @@ impl FakeGitHub {
     }
 }
 
-fn git(repo: &Path, args: &[&str]) -> Option<String> {
+pub(crate) fn git(repo: &Path, args: &[&str]) -> Option<String> {
     let out = Command::new("git")
         .arg("-C")
         .arg(repo)
@@ -85,7 +104,7 @@ fn git(repo: &Path, args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim_end().to_string())
 }
 
-fn git_bytes(repo: &Path, args: &[&str]) -> Option<Vec<u8>> {
+pub(crate) fn git_bytes(repo: &Path, args: &[&str]) -> Option<Vec<u8>> {
     let out = Command::new("git")
         .arg("-C")
         .arg(repo)
@@ -101,6 +120,7 @@ struct Fakes {
     token: String,
     repo: PathBuf,
     base: String,
+    flavour: Flavour,
 }
 
 fn serve(stream: TcpStream, fakes: &Fakes) {
@@ -140,12 +160,35 @@ fn serve(stream: TcpStream, fakes: &Fakes) {
         }
         state.lock().unwrap().bytes_in += body.len();
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let ours = target.contains("/git/trees/")
-            || body["operationName"]
-                .as_str()
-                .is_some_and(|o| o.starts_with("Tagbump"));
-        let (status, reply) = if auth != format!("Bearer {token}") {
-            (401, json!({"message": "Bad credentials"}))
+        let private = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("private-token"))
+            .map(|(_, v)| v.as_str());
+        let project_path = target.split('?').next().unwrap_or("");
+        let (ours, authorized) = match fakes.flavour {
+            Flavour::GitHub => (
+                target.contains("/git/trees/")
+                    || body["operationName"]
+                        .as_str()
+                        .is_some_and(|o| o.starts_with("Tagbump")),
+                auth == format!("Bearer {token}"),
+            ),
+            Flavour::GitLab => (
+                target.contains("/repository/")
+                    || (project_path.starts_with("/api/v4/projects/")
+                        && project_path.matches('/').count() == 4),
+                private == Some(token),
+            ),
+        };
+        let mut extra = String::new();
+        let (status, reply) = if !authorized {
+            (401, json!({"message": "401 Unauthorized"}))
+        } else if ours && fakes.flavour == Flavour::GitLab {
+            let (status, reply, next) = gitlab::handle(&method, &target, &body, state, repo);
+            if let Some(next) = next {
+                extra = format!("X-Next-Page: {next}\r\n");
+            }
+            (status, reply)
         } else if ours {
             handle(&method, &target, &body, state, repo)
         } else {
@@ -164,7 +207,7 @@ fn serve(stream: TcpStream, fakes: &Fakes) {
         let text = reply.to_string();
         state.lock().unwrap().bytes += text.len();
         let response = format!(
-            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
+            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}\r\n{text}",
             text.len()
         );
         if writer.write_all(response.as_bytes()).is_err() {
@@ -172,6 +215,9 @@ fn serve(stream: TcpStream, fakes: &Fakes) {
         }
     }
 }
+
+#[path = "fake_repo_api_gitlab.rs"]
+mod gitlab;
 
 fn handle(
     method: &str,
@@ -227,7 +273,7 @@ fn handle(
     (200, reply)
 }
 
-fn head(repo: &Path, qualified: &str) -> Option<String> {
+pub(crate) fn head(repo: &Path, qualified: &str) -> Option<String> {
     git(
         repo,
         &[
@@ -376,7 +422,12 @@ fn commit(repo: &Path, vars: &Value, s: &mut State) -> Value {
 }
 
 /// A commit on `parent` with `files` replaced, as GitHub's web-flow makes it.
-fn write_commit(repo: &Path, parent: &str, files: &[(String, Vec<u8>)], message: &str) -> String {
+pub(crate) fn write_commit(
+    repo: &Path,
+    parent: &str,
+    files: &[(String, Vec<u8>)],
+    message: &str,
+) -> String {
     let index: PathBuf = std::env::temp_dir().join(format!(
         "fake-github-index-{}-{}",
         std::process::id(),

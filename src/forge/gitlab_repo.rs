@@ -1,0 +1,506 @@
+//! Reading and committing through GitLab's REST API (`--via api`), no clone:
+//!
+//! - tips: `GET /projects/:id` (default branch), `GET …/repository/branches/:b`;
+//! - files: `GET …/repository/files/:path?ref=<commit>` (content and the
+//!   file's `last_commit_id`); scans list `…/repository/tree?recursive=true`
+//!   page by page and read each YAML file under `--in`;
+//! - writes: `POST …/repository/commits` with `actions[]`, all landing as one
+//!   commit or none. Each `update` action carries the file's
+//!   `last_commit_id`, so a file changed since it was read is refused (400,
+//!   "the file has changed"): a retry on the new tip. A review branch is
+//!   reset with `start_sha` + `force`.
+//!
+//! GitLab has no compare-and-swap on a branch: the review branch's tip is
+//! checked immediately before the commit, which leaves a window of one
+//! request in which another writer's commit to the *review branch* could be
+//! replaced (README). On the base, `last_commit_id` protects every file this
+//! run writes, so nothing another writer changed is lost.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use anyhow::{Context, Result};
+use base64::Engine as _;
+use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION};
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{api_error, Connection, Kind, TokenHeader};
+use crate::error::{Failure, Kind as ErrorKind};
+use crate::http::{send_with_retries, Response};
+use crate::signing::Signer;
+use crate::target::{FileEdit, SourceFile};
+use crate::update::transport::{Change, Naming, Tips, Transport, Written, YamlFiles};
+
+#[derive(Deserialize)]
+struct Branch {
+    commit: CommitInfo,
+}
+
+#[derive(Deserialize, Clone)]
+struct CommitInfo {
+    id: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    parent_ids: Vec<String>,
+}
+
+#[derive(Clone)]
+enum Entry {
+    Text { text: String, last_commit: String },
+    Binary,
+    Missing,
+}
+
+pub struct GitLabRepo {
+    http: reqwest::Client,
+    runtime: tokio::runtime::Runtime,
+    api: String,
+    project: String,
+    auth: (HeaderName, String),
+    url: String,
+    commits: RefCell<HashMap<String, CommitInfo>>,
+    entries: RefCell<HashMap<(String, String), Entry>>,
+    requests: RefCell<usize>,
+}
+
+impl GitLabRepo {
+    pub fn new(conn: &Connection) -> Result<GitLabRepo> {
+        let auth = match conn.header {
+            TokenHeader::Private => (
+                HeaderName::from_static("private-token"),
+                conn.token.expose().to_string(),
+            ),
+            TokenHeader::Job => (
+                HeaderName::from_static("job-token"),
+                conn.token.expose().to_string(),
+            ),
+            TokenHeader::Bearer => (AUTHORIZATION, format!("Bearer {}", conn.token.expose())),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        Ok(GitLabRepo {
+            http: crate::http::client(conn.timeout)?,
+            runtime,
+            api: conn.api_url.trim_end_matches('/').to_string(),
+            project: super::percent_encode(&conn.project, false),
+            auth,
+            url: format!("GitLab project {}", conn.project),
+            commits: RefCell::new(HashMap::new()),
+            entries: RefCell::new(HashMap::new()),
+            requests: RefCell::new(0),
+        })
+    }
+
+    fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Response> {
+        let url = format!("{}/projects/{}{path}", self.api, self.project);
+        let what = format!(
+            "GitLab {method} /projects/{}{}",
+            self.project,
+            path.split('?').next().unwrap_or(path)
+        );
+        *self.requests.borrow_mut() += 1;
+        self.runtime
+            .block_on(send_with_retries(&what, super::UNREACHABLE_HINT, || {
+                let mut request = self.http.request(method.clone(), &url);
+                if let Ok(mut value) = HeaderValue::from_str(&self.auth.1) {
+                    value.set_sensitive(true);
+                    request = request.header(self.auth.0.clone(), value);
+                }
+                if let Some(body) = body {
+                    request = request.json(body);
+                }
+                async move {
+                    let response = request
+                        .send()
+                        .await
+                        .map_err(|e| Box::new(e.without_url()))?;
+                    let status = response.status().as_u16();
+                    let retry_after = crate::http::retry_after(response.headers());
+                    let headers = response.headers().clone();
+                    let body = response
+                        .text()
+                        .await
+                        .map_err(|e| Box::new(e.without_url()))?;
+                    Ok(Response {
+                        status,
+                        retry_after,
+                        headers,
+                        body,
+                    })
+                }
+            }))
+    }
+
+    /// A branch's tip, or `None` when there is no such branch.
+    fn branch(&self, name: &str) -> Result<Option<CommitInfo>> {
+        let path = format!(
+            "/repository/branches/{}",
+            super::percent_encode(name, false)
+        );
+        let response = self.send(Method::GET, &path, None)?;
+        if response.status == 404 && response.body.contains("Branch Not Found") {
+            return Ok(None);
+        }
+        let branch: Branch =
+            response.answer(Kind::GitLab, &format!("GitLab GET branch `{name}`"))?;
+        self.commits
+            .borrow_mut()
+            .insert(branch.commit.id.clone(), branch.commit.clone());
+        Ok(Some(branch.commit))
+    }
+
+    fn entry(&self, commit: &str, path: &str) -> Result<Entry> {
+        let key = (commit.to_string(), path.to_string());
+        if let Some(entry) = self.entries.borrow().get(&key) {
+            return Ok(entry.clone());
+        }
+        #[derive(Deserialize)]
+        struct File {
+            content: String,
+            last_commit_id: String,
+        }
+        let request = format!(
+            "/repository/files/{}?ref={commit}",
+            super::percent_encode(path, false)
+        );
+        let response = self.send(Method::GET, &request, None)?;
+        let entry = if response.status == 404 {
+            Entry::Missing
+        } else {
+            let file: File = response.answer(Kind::GitLab, &format!("GitLab GET file `{path}`"))?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(file.content.replace('\n', ""))
+                .map_err(|e| {
+                    Failure::new(
+                        ErrorKind::Remote,
+                        format!("GitLab sent `{path}` in a form tagbump cannot read: {e}"),
+                    )
+                })?;
+            match String::from_utf8(bytes) {
+                Ok(text) => Entry::Text {
+                    text,
+                    last_commit: file.last_commit_id,
+                },
+                Err(_) => Entry::Binary,
+            }
+        };
+        self.entries.borrow_mut().insert(key, entry.clone());
+        Ok(entry)
+    }
+}
+
+/// Whether GitLab's 400 on a commit means "someone changed it meanwhile".
+fn stale(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "has changed since",
+        "already exists",
+        "doesn't exist",
+        "does not exist",
+        "could not update",
+    ]
+    .iter()
+    .any(|needle| m.contains(needle))
+}
+
+/// Whether GitLab refused a commit by policy (push rules, protected branches).
+fn declined(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "push rule",
+        "protected branch",
+        "not allowed to push",
+        "pre-receive hook",
+        "rejected",
+    ]
+    .iter()
+    .any(|needle| m.contains(needle))
+}
+
+impl Transport for GitLabRepo {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn requests(&self) -> usize {
+        *self.requests.borrow()
+    }
+
+    fn tips(&mut self, naming: &Naming<'_>) -> Result<Option<Tips>> {
+        #[derive(Deserialize)]
+        struct Project {
+            default_branch: Option<String>,
+        }
+        crate::interrupt::stage(format!("reading the branches of {}", self.url));
+        let base = match &naming.spec.base {
+            Some(base) => base.clone(),
+            None => {
+                let project: Project = self
+                    .send(Method::GET, "", None)?
+                    .answer(Kind::GitLab, "GitLab GET project")?;
+                project.default_branch.ok_or_else(|| {
+                    Failure::new(ErrorKind::NotFound, format!("{} has no branches", self.url))
+                        .hint("push an initial commit first")
+                })?
+            }
+        };
+        let Some(base_commit) = self.branch(&base)? else {
+            return Err(Failure::new(
+                ErrorKind::NotFound,
+                format!("branch `{base}` does not exist on {}", self.url),
+            )
+            .hint("pass --base with an existing branch")
+            .into());
+        };
+        let branch = (naming.branch)(&base);
+        if branch == base {
+            return Ok(Some(Tips {
+                base_tip: base_commit.id.clone(),
+                base,
+                branch,
+                branch_tip: Some(base_commit.id),
+                legacy_exists: false,
+            }));
+        }
+        let branch_tip = self.branch(&branch)?.map(|c| c.id);
+        // The old name is only asked about where its note could be given.
+        let legacy = (naming.legacy)(&base);
+        let legacy_exists = branch_tip.is_none()
+            && naming.spec.branch.is_none()
+            && legacy != branch
+            && self.branch(&legacy)?.is_some();
+        Ok(Some(Tips {
+            base_tip: base_commit.id,
+            base,
+            branch,
+            branch_tip,
+            legacy_exists,
+        }))
+    }
+
+    fn read_file(&self, commit: &str, path: &str) -> Result<Option<String>> {
+        match self.entry(commit, path)? {
+            Entry::Text { text, .. } => Ok(Some(text)),
+            Entry::Missing => Ok(None),
+            Entry::Binary => {
+                Err(Failure::new(ErrorKind::Input, format!("{path}: not UTF-8 text")).into())
+            }
+        }
+    }
+
+    fn is_directory(&self, commit: &str, path: &str) -> Result<bool> {
+        let request = format!(
+            "/repository/tree?ref={commit}&path={}&per_page=1",
+            super::percent_encode(path, false)
+        );
+        let response = self.send(Method::GET, &request, None)?;
+        if response.status == 404 {
+            return Ok(false);
+        }
+        let entries: Vec<Value> = response.answer(Kind::GitLab, "GitLab GET tree")?;
+        Ok(!entries.is_empty())
+    }
+
+    fn yaml_files(&self, commit: &str, dir: &str) -> Result<YamlFiles> {
+        #[derive(Deserialize)]
+        struct TreeEntry {
+            path: String,
+            #[serde(rename = "type")]
+            kind: String,
+            mode: String,
+        }
+        let dir = dir.trim_matches('/');
+        let mut paths = Vec::new();
+        let mut page = "1".to_string();
+        loop {
+            let request = format!(
+                "/repository/tree?ref={commit}&recursive=true&per_page=100&page={page}{}",
+                if dir.is_empty() {
+                    String::new()
+                } else {
+                    format!("&path={}", super::percent_encode(dir, false))
+                }
+            );
+            let response = self.send(Method::GET, &request, None)?;
+            if response.status == 404 && !dir.is_empty() {
+                return Err(Failure::new(
+                    ErrorKind::NotFound,
+                    format!("`{dir}` is not a directory at {commit} on {}", self.url),
+                )
+                .hint("--in takes a directory relative to the repository root")
+                .into());
+            }
+            let entries: Vec<TreeEntry> = response.answer(Kind::GitLab, "GitLab GET tree")?;
+            paths.extend(
+                entries
+                    .into_iter()
+                    .filter(|e| e.kind == "blob" && e.mode != "120000")
+                    .filter(|e| e.path.ends_with(".yaml") || e.path.ends_with(".yml"))
+                    .filter(|e| !e.path.split('/').any(|part| part.starts_with('.')))
+                    .map(|e| e.path),
+            );
+            match response.header("x-next-page").filter(|p| !p.is_empty()) {
+                Some(next) => page = next.to_string(),
+                None => break,
+            }
+        }
+        let mut files = Vec::new();
+        let mut unreadable = Vec::new();
+        for path in paths {
+            match self.entry(commit, &path)? {
+                Entry::Text { text, .. } => files.push(SourceFile { path, text }),
+                Entry::Binary => unreadable.push((path, "not UTF-8 text".to_string())),
+                Entry::Missing => {}
+            }
+        }
+        Ok((files, unreadable))
+    }
+
+    fn message_of(&self, commit: &str) -> Option<String> {
+        self.commits.borrow().get(commit).map(|c| c.message.clone())
+    }
+
+    fn holds(
+        &self,
+        tip: &str,
+        base_tip: &str,
+        edits: &[FileEdit],
+        _signer: Option<&Signer>,
+    ) -> Result<bool> {
+        let parent_is_base = self
+            .commits
+            .borrow()
+            .get(tip)
+            .is_some_and(|c| c.parent_ids == [base_tip]);
+        if !parent_is_base {
+            return Ok(false);
+        }
+        #[derive(Deserialize)]
+        struct Diff {
+            new_path: String,
+        }
+        let diff: Vec<Diff> = self
+            .send(
+                Method::GET,
+                &format!("/repository/commits/{tip}/diff?per_page=100"),
+                None,
+            )?
+            .answer(Kind::GitLab, "GitLab GET commit diff")?;
+        let mut changed: Vec<&str> = edits
+            .iter()
+            .filter(|e| e.changed())
+            .map(|e| e.path.as_str())
+            .collect();
+        let mut touched: Vec<&str> = diff.iter().map(|d| d.new_path.as_str()).collect();
+        changed.sort_unstable();
+        touched.sort_unstable();
+        if changed != touched {
+            return Ok(false);
+        }
+        for edit in edits.iter().filter(|e| e.changed()) {
+            if self.read_file(tip, &edit.path)?.as_deref() != Some(edit.new.as_str()) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn write(&mut self, change: &Change<'_>) -> Result<Written> {
+        if change.dry_run {
+            return Ok(Written::DryRun(None));
+        }
+        let mut actions = Vec::new();
+        for edit in change.edits.iter().filter(|e| e.changed()) {
+            let content = base64::engine::general_purpose::STANDARD.encode(edit.new.as_bytes());
+            let action = match self.entry(change.base_tip, &edit.path)? {
+                Entry::Text { last_commit, .. } => json!({
+                    "action": "update", "file_path": edit.path, "content": content,
+                    "encoding": "base64", "last_commit_id": last_commit,
+                }),
+                Entry::Binary => json!({
+                    "action": "update", "file_path": edit.path, "content": content, "encoding": "base64",
+                }),
+                Entry::Missing => json!({
+                    "action": "create", "file_path": edit.path, "content": content, "encoding": "base64",
+                }),
+            };
+            actions.push(action);
+        }
+        let mut body = json!({
+            "branch": change.branch,
+            "commit_message": change.message,
+            "actions": actions,
+            "author_name": change.author.name().unwrap_or("tagbump"),
+            "author_email": change.author.email().unwrap_or("tagbump@localhost"),
+        });
+        if change.review {
+            // No compare-and-swap on branches: the lease is checked right
+            // before the commit that replaces the branch.
+            let now = self.branch(change.branch)?.map(|c| c.id);
+            if now.as_deref() != change.branch_tip {
+                return Ok(Written::Stale(format!(
+                    "`{}` moved since it was read",
+                    change.branch
+                )));
+            }
+            body["start_sha"] = json!(change.base_tip);
+            body["force"] = json!(true);
+        }
+        crate::interrupt::stage(format!("committing to `{}` on {}", change.branch, self.url));
+        let response = self.send(Method::POST, "/repository/commits", Some(&body))?;
+        #[derive(Deserialize)]
+        struct Created {
+            id: String,
+        }
+        match response.status {
+            200..=299 => {
+                let created: Created = response.parse("GitLab POST commits")?;
+                Ok(Written::Pushed(created.id))
+            }
+            400 | 409 => {
+                let message = crate::secret::scrub(
+                    response.loose_json()["message"]
+                        .as_str()
+                        .unwrap_or(&response.body),
+                );
+                if declined(&message) {
+                    Ok(Written::Declined(format!(
+                        "{} declined the commit to `{}`: {message}",
+                        self.url, change.branch
+                    )))
+                } else if stale(&message) {
+                    Ok(Written::Stale(format!(
+                        "a file changed on `{}` since it was read ({message})",
+                        change.branch
+                    )))
+                } else {
+                    Err(api_error(Kind::GitLab, "GitLab POST commits", &response))
+                }
+            }
+            _ => Err(api_error(Kind::GitLab, "GitLab POST commits", &response)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_told_apart() {
+        assert!(stale(
+            "The file has changed since you started editing it: a.yaml"
+        ));
+        assert!(stale("A file with this name already exists"));
+        assert!(declined(
+            "Push rule violation: committer email not verified"
+        ));
+        assert!(!stale("You are not allowed to push into this branch"));
+        assert!(declined("You are not allowed to push into this branch"));
+    }
+}
