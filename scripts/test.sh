@@ -64,6 +64,15 @@ if [ ! -f "$GQL/@octokit/graphql-schema/schema.json" ] || [ ! -d "$GQL/graphql" 
   npm install --prefix target/tools/graphql --no-audit --no-fund --loglevel=error graphql@16.11.0 @octokit/graphql-schema@15.26.1 >/dev/null
 fi
 
+# GitHub's full OpenAPI description (npm @octokit/openapi), for the REST calls
+# `--via api` makes beyond the pull request ones (the trimmed copy's).
+OA=target/tools/octokit-openapi/node_modules/@octokit/openapi/generated/api.github.com.json
+if [ ! -f "$OA" ]; then
+  echo "== installing @octokit/openapi (npm) into target/tools/octokit-openapi"
+  mkdir -p target/tools/octokit-openapi
+  npm install --prefix target/tools/octokit-openapi --no-audit --no-fund --loglevel=error @octokit/openapi@23.0.2 >/dev/null
+fi
+
 if command -v rustup >/dev/null; then
   rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy

@@ -1,9 +1,10 @@
 //! Reading and committing through GitLab's REST API (`--via api`), no clone:
 //!
 //! - tips: `GET /projects/:id` (default branch), `GET …/repository/branches/:b`;
-//! - files: `GET …/repository/files/:path?ref=<commit>` (content and the
-//!   file's `last_commit_id`); scans list `…/repository/tree?recursive=true`
-//!   page by page and read each YAML file under `--in`;
+//! - files: GraphQL `repository.blobs(ref:, paths:)`, fifty per query (for a
+//!   project named by path), else `GET …/repository/files/:path?ref=` each;
+//!   scans list `…/repository/tree?recursive=true` page by page; a changed
+//!   file's `last_commit_id` comes from the files endpoint;
 //! - writes: `POST …/repository/commits` with `actions[]`, all landing as one
 //!   commit or none. Each `update` action carries the file's
 //!   `last_commit_id`, so a file changed since it was read is refused (400,
@@ -49,15 +50,36 @@ struct CommitInfo {
 
 #[derive(Clone)]
 enum Entry {
-    Text { text: String, last_commit: String },
+    /// `last_commit`: known when read through REST.
+    Text {
+        text: String,
+        last_commit: Option<String>,
+    },
     Binary,
     Missing,
+}
+
+/// Blobs read per GraphQL query.
+const BATCH: usize = 50;
+
+const BLOBS: &str = "query TagbumpBlobs($fullPath: ID!, $ref: String!, $paths: [String!]!) {
+  project(fullPath: $fullPath) {
+    repository { blobs(ref: $ref, paths: $paths) { nodes { path rawTextBlob } } }
+  }
+}";
+
+/// The GraphQL document this client sends (fields from GitLab's GraphQL
+/// reference: `Repository.blobs(ref, paths)`, `RepositoryBlob.rawTextBlob`).
+pub fn documents() -> Vec<(&'static str, String)> {
+    vec![("TagbumpBlobs", BLOBS.to_string())]
 }
 
 pub struct GitLabRepo {
     http: reqwest::Client,
     runtime: tokio::runtime::Runtime,
     api: String,
+    /// `group/project` when the project is named by path (GraphQL needs it).
+    full_path: Option<String>,
     project: String,
     auth: (HeaderName, String),
     url: String,
@@ -87,6 +109,7 @@ impl GitLabRepo {
             http: crate::http::client(conn.timeout)?,
             runtime,
             api: conn.api_url.trim_end_matches('/').to_string(),
+            full_path: conn.project.contains('/').then(|| conn.project.clone()),
             project: super::percent_encode(&conn.project, false),
             auth,
             url: format!("GitLab project {}", conn.project),
@@ -103,9 +126,21 @@ impl GitLabRepo {
             self.project,
             path.split('?').next().unwrap_or(path)
         );
+        self.send_to(method, &url, &what, body)
+    }
+
+    /// `what` names the request in messages.
+    fn send_to(
+        &self,
+        method: Method,
+        url: &str,
+        what: &str,
+        body: Option<&Value>,
+    ) -> Result<Response> {
+        let url = url.to_string();
         *self.requests.borrow_mut() += 1;
         self.runtime
-            .block_on(send_with_retries(&what, super::UNREACHABLE_HINT, || {
+            .block_on(send_with_retries(what, super::UNREACHABLE_HINT, || {
                 let mut request = self.http.request(method.clone(), &url);
                 if let Ok(mut value) = HeaderValue::from_str(&self.auth.1) {
                     value.set_sensitive(true);
@@ -154,6 +189,94 @@ impl GitLabRepo {
         Ok(Some(branch.commit))
     }
 
+    /// Read these files through GraphQL, fifty per query, where the project
+    /// is named by path; the rest is read one by one by [`Self::entry`].
+    fn fetch(&self, commit: &str, paths: &[&str]) -> Result<()> {
+        let Some(full_path) = &self.full_path else {
+            return Ok(());
+        };
+        let missing: Vec<&str> = {
+            let known = self.entries.borrow();
+            let mut out: Vec<&str> = Vec::new();
+            for p in paths {
+                if !known.contains_key(&(commit.to_string(), p.to_string())) && !out.contains(p) {
+                    out.push(p);
+                }
+            }
+            out
+        };
+        if missing.len() < 2 {
+            return Ok(());
+        }
+        #[derive(Deserialize)]
+        struct Node {
+            path: String,
+            #[serde(rename = "rawTextBlob")]
+            raw_text_blob: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct Nodes {
+            nodes: Vec<Node>,
+        }
+        #[derive(Deserialize)]
+        struct Repository {
+            blobs: Nodes,
+        }
+        #[derive(Deserialize)]
+        struct Project {
+            repository: Repository,
+        }
+        #[derive(Deserialize)]
+        struct Data {
+            project: Option<Project>,
+        }
+        #[derive(Deserialize)]
+        struct Answer {
+            data: Option<Data>,
+        }
+        let graphql = format!("{}/graphql", self.api.trim_end_matches("/v4"));
+        for chunk in missing.chunks(BATCH) {
+            let body = json!({
+                "query": BLOBS,
+                "operationName": "TagbumpBlobs",
+                "variables": {"fullPath": full_path, "ref": commit, "paths": chunk},
+            });
+            let response = self.send_to(
+                Method::POST,
+                &graphql,
+                "GitLab GraphQL TagbumpBlobs",
+                Some(&body),
+            )?;
+            let answer: Answer = response.answer(Kind::GitLab, "GitLab GraphQL TagbumpBlobs")?;
+            let Some(project) = answer.data.and_then(|d| d.project) else {
+                // Not visible through GraphQL: the REST reads will say why.
+                return Ok(());
+            };
+            let mut entries = self.entries.borrow_mut();
+            for path in chunk {
+                let node = project
+                    .repository
+                    .blobs
+                    .nodes
+                    .iter()
+                    .find(|n| n.path == *path);
+                let entry = match node {
+                    Some(Node {
+                        raw_text_blob: Some(text),
+                        ..
+                    }) => Entry::Text {
+                        text: text.clone(),
+                        last_commit: None,
+                    },
+                    Some(_) => Entry::Binary,
+                    None => Entry::Missing,
+                };
+                entries.insert((commit.to_string(), path.to_string()), entry);
+            }
+        }
+        Ok(())
+    }
+
     fn entry(&self, commit: &str, path: &str) -> Result<Entry> {
         let key = (commit.to_string(), path.to_string());
         if let Some(entry) = self.entries.borrow().get(&key) {
@@ -184,7 +307,7 @@ impl GitLabRepo {
             match String::from_utf8(bytes) {
                 Ok(text) => Entry::Text {
                     text,
-                    last_commit: file.last_commit_id,
+                    last_commit: Some(file.last_commit_id),
                 },
                 Err(_) => Entry::Binary,
             }
@@ -283,6 +406,10 @@ impl Transport for GitLabRepo {
         }))
     }
 
+    fn prefetch(&self, commit: &str, paths: &[&str]) -> Result<()> {
+        self.fetch(commit, paths)
+    }
+
     fn read_file(&self, commit: &str, path: &str) -> Result<Option<String>> {
         match self.entry(commit, path)? {
             Entry::Text { text, .. } => Ok(Some(text)),
@@ -349,6 +476,8 @@ impl Transport for GitLabRepo {
                 None => break,
             }
         }
+        let wanted: Vec<&str> = paths.iter().map(String::as_str).collect();
+        self.fetch(commit, &wanted)?;
         let mut files = Vec::new();
         let mut unreadable = Vec::new();
         for path in paths {
@@ -417,7 +546,18 @@ impl Transport for GitLabRepo {
         let mut actions = Vec::new();
         for edit in change.edits.iter().filter(|e| e.changed()) {
             let content = base64::engine::general_purpose::STANDARD.encode(edit.new.as_bytes());
-            let action = match self.entry(change.base_tip, &edit.path)? {
+            let mut entry = self.entry(change.base_tip, &edit.path)?;
+            if let Entry::Text {
+                last_commit: None, ..
+            } = entry
+            {
+                // Read through GraphQL: the REST read gives the last commit.
+                self.entries
+                    .borrow_mut()
+                    .remove(&(change.base_tip.to_string(), edit.path.clone()));
+                entry = self.entry(change.base_tip, &edit.path)?;
+            }
+            let action = match entry {
                 Entry::Text { last_commit, .. } => json!({
                     "action": "update", "file_path": edit.path, "content": content,
                     "encoding": "base64", "last_commit_id": last_commit,

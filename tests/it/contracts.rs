@@ -312,3 +312,51 @@ fn github_graphql_documents_match_the_published_schema() {
         "{text}"
     );
 }
+
+/// The REST call `--via api` makes on GitHub besides GraphQL — the recursive
+/// tree listing — against GitHub's full OpenAPI description (npm
+/// @octokit/openapi, installed by `scripts/test.sh`): the path and its
+/// `recursive` query parameter exist, and the answer has the fields the
+/// client reads (`tree[].path`, `mode`, `type`, `truncated`).
+#[test]
+fn github_tree_listing_matches_the_published_openapi() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "target/tools/octokit-openapi/node_modules/@octokit/openapi/generated/api.github.com.json",
+    );
+    let Ok(text) = std::fs::read_to_string(&file) else {
+        crate::support::skip_or_fail(&format!(
+            "REST contract: {} not installed (scripts/test.sh installs it)",
+            file.display()
+        ));
+        return;
+    };
+    let spec: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let op = &spec["paths"]["/repos/{owner}/{repo}/git/trees/{tree_sha}"]["get"];
+    let params: Vec<(&str, &str)> = op["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .filter_map(|p| Some((p["name"].as_str()?, p["in"].as_str()?)))
+        .collect();
+    assert!(params.contains(&("tree_sha", "path")), "{params:?}");
+    assert!(params.contains(&("recursive", "query")), "{params:?}");
+    assert_eq!(
+        op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/git-tree"
+    );
+    let tree = &spec["components"]["schemas"]["git-tree"];
+    for field in ["tree", "truncated"] {
+        assert!(
+            tree["required"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r == field),
+            "{field}"
+        );
+    }
+    let item = &tree["properties"]["tree"]["items"]["properties"];
+    for field in ["path", "mode", "type"] {
+        assert!(item.get(field).is_some(), "tree[].{field}");
+    }
+}

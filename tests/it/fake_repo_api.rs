@@ -175,6 +175,10 @@ fn serve(stream: TcpStream, fakes: &Fakes) {
             ),
             Flavour::GitLab => (
                 target.contains("/repository/")
+                    || (project_path == "/api/graphql"
+                        && body["operationName"]
+                            .as_str()
+                            .is_some_and(|o| o.starts_with("Tagbump")))
                     || (project_path.starts_with("/api/v4/projects/")
                         && project_path.matches('/').count() == 4),
                 private == Some(token),

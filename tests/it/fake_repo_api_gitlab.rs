@@ -21,6 +21,14 @@ pub fn handle(
     repo: &Path,
 ) -> (u16, Value, Option<usize>) {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    if path == "/api/graphql" {
+        state
+            .lock()
+            .unwrap()
+            .requests
+            .push("GraphQL TagbumpBlobs".into());
+        return (200, blobs(repo, &body["variables"]), None);
+    }
     let param = |name: &str| {
         query.split('&').find_map(|kv| {
             let (k, v) = kv.split_once('=')?;
@@ -132,6 +140,27 @@ pub fn handle(
         }
         _ => not_found("Endpoint"),
     }
+}
+
+/// `project.repository.blobs(ref, paths)`: the blobs that exist, with
+/// `rawTextBlob` null for binary ones.
+fn blobs(repo: &Path, vars: &Value) -> Value {
+    let reference = vars["ref"].as_str().unwrap_or("");
+    let nodes: Vec<Value> = vars["paths"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| {
+            let path = p.as_str()?;
+            let spec = format!("{reference}:{path}");
+            (git(repo, &["cat-file", "-t", &spec]).as_deref() == Some("blob")).then(|| {
+                let bytes = git_bytes(repo, &["cat-file", "blob", &spec]).unwrap_or_default();
+                json!({"path": path, "rawTextBlob": String::from_utf8(bytes).ok()})
+            })
+        })
+        .collect();
+    json!({"data": {"project": {"repository": {"blobs": {"nodes": nodes}}}}})
 }
 
 fn commit_info(repo: &Path, oid: &str) -> Value {

@@ -12,6 +12,7 @@ const REPO: &str = "https://github.example.com/acme/deploy.git";
 struct Setup {
     repo: Repo,
     fake: FakeRepoApi,
+    gitlab: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -22,11 +23,21 @@ fn setup() -> Setup {
     Setup {
         repo,
         fake,
+        gitlab: false,
         _dir: dir,
     }
 }
 
 impl Setup {
+    /// A run against whichever forge this fake speaks.
+    fn run_any(&self, extra: &[&str]) -> Update {
+        if self.gitlab {
+            self.gitlab(extra)
+        } else {
+            self.run(extra)
+        }
+    }
+
     fn run(&self, extra: &[&str]) -> Update {
         let mut args = vec![
             "--repo",
@@ -516,6 +527,7 @@ fn gitlab_setup() -> Setup {
     Setup {
         repo,
         fake,
+        gitlab: true,
         _dir: dir,
     }
 }
@@ -586,6 +598,18 @@ fn gitlab_review_branch_through_the_api() {
         "apps",
     ]));
     let branch = report["branch"].as_str().unwrap().to_string();
+    // The scan's files in one GraphQL query; REST only for the changed
+    // file's last commit.
+    let sent = s.since(0);
+    assert!(
+        sent.contains(&"GraphQL TagbumpBlobs".to_string()),
+        "{sent:?}"
+    );
+    assert_eq!(
+        sent.iter().filter(|r| *r == "GET repository/files").count(),
+        1,
+        "{sent:?}"
+    );
     assert_eq!(
         (report["via"].as_str(), report["operation"].as_str()),
         (Some("api"), Some("pushed"))
@@ -741,5 +765,37 @@ fn gitlab_concurrent_writers_all_land() {
             repo.show(&format!("main:apps/svc-{i}/values.yaml")),
             format!("replicas: {}\n", i + 10)
         );
+    }
+}
+
+// `--put` through both APIs: new and replaced files in the same commit.
+#[test]
+fn put_through_the_apis() {
+    let local = tempfile::tempdir().unwrap();
+    let rendered = local.path().join("manifest.yaml");
+    std::fs::write(&rendered, "kind: List\nitems: []\n").unwrap();
+    let put = format!("{}=apps/app/production/manifest.yaml", rendered.display());
+    for s in [setup(), gitlab_setup()] {
+        let args = [
+            "--put",
+            put.as_str(),
+            "--set",
+            "apps/app/values.yaml:replicas=3",
+            "--direct",
+        ];
+        let u = s.run_any(&args);
+        assert_eq!(json(&u)["via"], "api");
+        assert_eq!(
+            s.repo.show("main:apps/app/production/manifest.yaml"),
+            "kind: List\nitems: []\n"
+        );
+        assert_eq!(
+            s.repo
+                .git(&["diff", "--name-only", "main~1", "main"])
+                .lines()
+                .count(),
+            2
+        );
+        assert_eq!(json(&s.run_any(&args))["operation"], "unchanged");
     }
 }
