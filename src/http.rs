@@ -49,6 +49,45 @@ impl Response {
     }
 }
 
+/// Send `request` and read its answer whole. Errors are the transport's,
+/// without the URL (it may carry a token).
+pub async fn read(request: reqwest::RequestBuilder) -> Result<Response, BoxError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| Box::new(e.without_url()))?;
+    let status = response.status().as_u16();
+    let retry_after = retry_after(response.headers());
+    let headers = response.headers().clone();
+    let body = response
+        .text()
+        .await
+        .map_err(|e| Box::new(e.without_url()))?;
+    Ok(Response {
+        status,
+        retry_after,
+        headers,
+        body,
+    })
+}
+
+/// `request` with a credential header, marked sensitive (never logged by
+/// the HTTP stack). A value no header can carry is left out, and the server
+/// then answers 401, which names the variable to check.
+pub fn with_secret(
+    request: reqwest::RequestBuilder,
+    name: reqwest::header::HeaderName,
+    value: &str,
+) -> reqwest::RequestBuilder {
+    match reqwest::header::HeaderValue::from_str(value) {
+        Ok(mut value) => {
+            value.set_sensitive(true);
+            request.header(name, value)
+        }
+        Err(_) => request,
+    }
+}
+
 /// How many times a request is retried on 429, 5xx or a transport error.
 pub const RETRIES: u32 = 4;
 

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 
 use anyhow::{Context, Result};
 use base64::Engine as _;
-use reqwest::header::{HeaderValue, AUTHORIZATION};
+use reqwest::header::AUTHORIZATION;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -206,34 +206,15 @@ impl GitHubRepo {
                     .http
                     .request(method.clone(), url)
                     .header("accept", "application/vnd.github+json");
-                if let Ok(mut value) =
-                    HeaderValue::from_str(&format!("Bearer {}", self.token.expose()))
-                {
-                    value.set_sensitive(true);
-                    request = request.header(AUTHORIZATION, value);
-                }
+                request = crate::http::with_secret(
+                    request,
+                    AUTHORIZATION,
+                    &format!("Bearer {}", self.token.expose()),
+                );
                 if let Some(body) = body {
                     request = request.json(body);
                 }
-                async move {
-                    let response = request
-                        .send()
-                        .await
-                        .map_err(|e| Box::new(e.without_url()))?;
-                    let status = response.status().as_u16();
-                    let retry_after = crate::http::retry_after(response.headers());
-                    let headers = response.headers().clone();
-                    let body = response
-                        .text()
-                        .await
-                        .map_err(|e| Box::new(e.without_url()))?;
-                    Ok(Response {
-                        status,
-                        retry_after,
-                        headers,
-                        body,
-                    })
-                }
+                crate::http::read(request)
             }))
     }
 

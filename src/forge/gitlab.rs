@@ -20,7 +20,7 @@ use super::{
     UNREACHABLE_HINT,
 };
 use crate::error::{Failure, Kind as ErrorKind};
-use crate::http::{retry_after, send_with_retries};
+use crate::http::send_with_retries;
 
 /// How long to wait for an MR's pipeline before setting auto-merge, and how
 /// often to ask. Tests shorten it with TAGBUMP_POLL_MS.
@@ -95,25 +95,7 @@ impl Client {
             if let Some(body) = body {
                 request = request.json(body);
             }
-            async move {
-                let response = request
-                    .send()
-                    .await
-                    .map_err(|e| Box::new(e.without_url()))?;
-                let status = response.status().as_u16();
-                let retry_after = retry_after(response.headers());
-                let headers = response.headers().clone();
-                let body = response
-                    .text()
-                    .await
-                    .map_err(|e| Box::new(e.without_url()))?;
-                Ok(Response {
-                    status,
-                    retry_after,
-                    headers,
-                    body,
-                })
-            }
+            crate::http::read(request)
         })
         .await
     }

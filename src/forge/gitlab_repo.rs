@@ -22,7 +22,7 @@ use std::collections::HashMap;
 
 use anyhow::{Context, Result};
 use base64::Engine as _;
-use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION};
+use reqwest::header::{HeaderName, AUTHORIZATION};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -142,32 +142,11 @@ impl GitLabRepo {
         self.runtime
             .block_on(send_with_retries(what, super::UNREACHABLE_HINT, || {
                 let mut request = self.http.request(method.clone(), &url);
-                if let Ok(mut value) = HeaderValue::from_str(&self.auth.1) {
-                    value.set_sensitive(true);
-                    request = request.header(self.auth.0.clone(), value);
-                }
+                request = crate::http::with_secret(request, self.auth.0.clone(), &self.auth.1);
                 if let Some(body) = body {
                     request = request.json(body);
                 }
-                async move {
-                    let response = request
-                        .send()
-                        .await
-                        .map_err(|e| Box::new(e.without_url()))?;
-                    let status = response.status().as_u16();
-                    let retry_after = crate::http::retry_after(response.headers());
-                    let headers = response.headers().clone();
-                    let body = response
-                        .text()
-                        .await
-                        .map_err(|e| Box::new(e.without_url()))?;
-                    Ok(Response {
-                        status,
-                        retry_after,
-                        headers,
-                        body,
-                    })
-                }
+                crate::http::read(request)
             }))
     }
 

@@ -23,7 +23,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Result;
-use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION};
+use reqwest::header::{ACCEPT, AUTHORIZATION};
 use reqwest::Method;
 use sha2::{Digest as _, Sha256};
 
@@ -202,12 +202,9 @@ impl Client {
                     .request(method.clone(), url)
                     .header(ACCEPT, MANIFEST_TYPES);
                 if let Some(auth) = &auth {
-                    if let Ok(mut value) = HeaderValue::from_str(auth.expose()) {
-                        value.set_sensitive(true);
-                        request = request.header(AUTHORIZATION, value);
-                    }
+                    request = crate::http::with_secret(request, AUTHORIZATION, auth.expose());
                 }
-                read(request)
+                crate::http::read(request)
             },
         )
         .await
@@ -278,12 +275,9 @@ impl Client {
                 self.requests.fetch_add(1, Ordering::Relaxed);
                 let mut request = self.http.get(url.clone());
                 if let Some(basic) = &basic {
-                    if let Ok(mut value) = HeaderValue::from_str(basic.expose()) {
-                        value.set_sensitive(true);
-                        request = request.header(AUTHORIZATION, value);
-                    }
+                    request = crate::http::with_secret(request, AUTHORIZATION, basic.expose());
                 }
-                read(request)
+                crate::http::read(request)
             },
         )
         .await?;
@@ -329,26 +323,6 @@ impl Client {
         )
         .into())
     }
-}
-
-async fn read(request: reqwest::RequestBuilder) -> Result<Response, crate::error::BoxError> {
-    let response = request
-        .send()
-        .await
-        .map_err(|e| Box::new(e.without_url()))?;
-    let status = response.status().as_u16();
-    let retry_after = crate::http::retry_after(response.headers());
-    let headers = response.headers().clone();
-    let body = response
-        .text()
-        .await
-        .map_err(|e| Box::new(e.without_url()))?;
-    Ok(Response {
-        status,
-        retry_after,
-        headers,
-        body,
-    })
 }
 
 fn poisoned<T>(_: std::sync::PoisonError<T>) -> Failure {

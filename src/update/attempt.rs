@@ -2,7 +2,7 @@
 //! pushes; contention (another push first) and transient faults (a shed
 //! connection, a 503) are retried with [`push_backoff`] within `--attempts`
 //! and `--timeout`, and anything else ends the run at once. (The forge's
-//! HTTP calls have their own retry, `forge::send_with_retries`.)
+//! HTTP calls have their own retry, `http::send_with_retries`.)
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;

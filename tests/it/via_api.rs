@@ -192,61 +192,73 @@ fn a_review_branch_through_the_api() {
     );
 }
 
-// Writers racing on the base all land: a stale head is a retry on the new
-// tip, edits recomputed.
+// Writers racing on the base all land, on both forges: a stale head (or
+// file) is a retry on the new tip, edits recomputed.
 #[test]
-fn concurrent_writers_through_the_api_all_land() {
-    let dir = tempfile::tempdir().unwrap();
-    let texts: Vec<(String, String)> = (0..4)
-        .map(|i| {
-            (
-                format!("apps/svc-{i}/values.yaml"),
-                format!("replicas: {i}\n"),
-            )
-        })
-        .collect();
-    let files: Vec<(&str, &str)> = texts
-        .iter()
-        .map(|(p, t)| (p.as_str(), t.as_str()))
-        .collect();
-    let repo = seed(&dir.path().join("deploy.git"), &files);
-    let fake = FakeRepoApi::github(&repo.path, TOKEN);
-    let runs: Vec<Update> = (0..4)
-        .map(|i| {
-            let url = fake.url.clone();
-            std::thread::spawn(move || {
-                let set = format!("apps/svc-{i}/values.yaml:replicas={}", i + 10);
-                update(
-                    &[
-                        "--repo",
-                        REPO,
-                        "--forge",
-                        "github",
-                        "--api-url",
-                        &url,
-                        "--set",
-                        &set,
-                        "--direct",
-                        "--attempts",
-                        "30",
-                    ],
-                    &[("GITHUB_TOKEN", TOKEN)],
+fn concurrent_writers_through_the_apis_all_land() {
+    for gitlab in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let texts: Vec<(String, String)> = (0..4)
+            .map(|i| {
+                (
+                    format!("apps/svc-{i}/values.yaml"),
+                    format!("replicas: {i}\n"),
                 )
             })
-        })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .map(|h| h.join().unwrap())
-        .collect();
-    for u in &runs {
-        succeeded(u);
-    }
-    assert_eq!(repo.count("main"), 5);
-    for i in 0..4 {
-        assert_eq!(
-            repo.show(&format!("main:apps/svc-{i}/values.yaml")),
-            format!("replicas: {}\n", i + 10)
-        );
+            .collect();
+        let files: Vec<(&str, &str)> = texts
+            .iter()
+            .map(|(p, t)| (p.as_str(), t.as_str()))
+            .collect();
+        let repo = seed(&dir.path().join("deploy.git"), &files);
+        let (fake, repo_url, api, var) = if gitlab {
+            let fake = FakeRepoApi::gitlab(&repo.path, TOKEN);
+            let api = format!("{}/api/v4", fake.url);
+            (fake, GITLAB_REPO, api, "GITLAB_TOKEN")
+        } else {
+            let fake = FakeRepoApi::github(&repo.path, TOKEN);
+            let api = fake.url.clone();
+            (fake, REPO, api, "GITHUB_TOKEN")
+        };
+        let forge = if gitlab { "gitlab" } else { "github" };
+        let runs: Vec<Update> = (0..4)
+            .map(|i| {
+                let api = api.clone();
+                std::thread::spawn(move || {
+                    let set = format!("apps/svc-{i}/values.yaml:replicas={}", i + 10);
+                    update(
+                        &[
+                            "--repo",
+                            repo_url,
+                            "--forge",
+                            forge,
+                            "--api-url",
+                            &api,
+                            "--set",
+                            &set,
+                            "--direct",
+                            "--attempts",
+                            "30",
+                        ],
+                        &[(var, TOKEN)],
+                    )
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect();
+        for u in &runs {
+            succeeded(u);
+        }
+        assert_eq!(repo.count("main"), 5, "{forge}");
+        for i in 0..4 {
+            assert_eq!(
+                repo.show(&format!("main:apps/svc-{i}/values.yaml")),
+                format!("replicas: {}\n", i + 10)
+            );
+        }
+        drop(fake);
     }
 }
 
@@ -708,64 +720,6 @@ fn gitlab_changed_files_are_retried_and_protection_declines() {
         &s.repo,
         &refs,
     );
-}
-
-// GitLab: concurrent writers on the base all land.
-#[test]
-fn gitlab_concurrent_writers_all_land() {
-    let dir = tempfile::tempdir().unwrap();
-    let texts: Vec<(String, String)> = (0..4)
-        .map(|i| {
-            (
-                format!("apps/svc-{i}/values.yaml"),
-                format!("replicas: {i}\n"),
-            )
-        })
-        .collect();
-    let files: Vec<(&str, &str)> = texts
-        .iter()
-        .map(|(p, t)| (p.as_str(), t.as_str()))
-        .collect();
-    let repo = seed(&dir.path().join("deploy.git"), &files);
-    let fake = FakeRepoApi::gitlab(&repo.path, TOKEN);
-    let api = format!("{}/api/v4", fake.url);
-    let runs: Vec<Update> = (0..4)
-        .map(|i| {
-            let api = api.clone();
-            std::thread::spawn(move || {
-                let set = format!("apps/svc-{i}/values.yaml:replicas={}", i + 10);
-                update(
-                    &[
-                        "--repo",
-                        GITLAB_REPO,
-                        "--forge",
-                        "gitlab",
-                        "--api-url",
-                        &api,
-                        "--set",
-                        &set,
-                        "--direct",
-                        "--attempts",
-                        "30",
-                    ],
-                    &[("GITLAB_TOKEN", TOKEN)],
-                )
-            })
-        })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .map(|h| h.join().unwrap())
-        .collect();
-    for u in &runs {
-        succeeded(u);
-    }
-    assert_eq!(repo.count("main"), 5);
-    for i in 0..4 {
-        assert_eq!(
-            repo.show(&format!("main:apps/svc-{i}/values.yaml")),
-            format!("replicas: {}\n", i + 10)
-        );
-    }
 }
 
 // `--put` through both APIs: new and replaced files in the same commit.
