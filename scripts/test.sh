@@ -35,16 +35,17 @@ fi
 # Installing lighttpd (or docker-registry) may start its system service on port
 # 80 (5000); the tests use their own instances on free ports, so it is left alone.
 
-# check-jsonschema validates action.yml / .gitlab-ci.yml / the component against
-# the published schemas (bundled, offline); gitlab-emulator runs the example job.
+# check-jsonschema validates the workflows, action.yml, .gitlab-ci.yml and the
+# component against the published schemas (bundled, offline); gitlab-emulator
+# runs the example job; zizmor audits the workflows and the action (offline).
 PY=target/tools/py
-if [ ! -x "$PY/bin/gle" ] || [ ! -x "$PY/bin/check-jsonschema" ]; then
-  echo "== installing check-jsonschema and gitlab-emulator (pip) into $PY"
+if [ ! -x "$PY/bin/gle" ] || [ ! -x "$PY/bin/check-jsonschema" ] || [ ! -x "$PY/bin/zizmor" ]; then
+  echo "== installing check-jsonschema, gitlab-emulator and zizmor (pip) into $PY"
   python3 -m venv "$PY" 2>/dev/null || {
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
     rm -rf "$PY"; python3 -m venv "$PY"; }
-  "$PY/bin/pip" install -q --disable-pip-version-check check-jsonschema==0.39.0 gitlab-emulator==16.3.4
+  "$PY/bin/pip" install -q --disable-pip-version-check check-jsonschema==0.39.0 gitlab-emulator==16.3.4 zizmor==1.32.0
 fi
 
 # Stoplight Prism serves the vendors' OpenAPI descriptions for the contract tests.
@@ -85,3 +86,6 @@ cargo clippy --locked --all-targets -- -D warnings
 echo "== cargo test"
 # The server tests must run, not skip, here.
 TAGBUMP_REQUIRE_SERVERS=1 cargo test --locked
+echo "== cargo package"
+# The crate as the registry would get it, built on its own.
+cargo package --locked --allow-dirty --quiet

@@ -45,6 +45,28 @@ fn validate(schema: &str, file: &Path) -> (bool, String) {
     )
 }
 
+/// zizmor, the GitHub Actions security linter, finds nothing at medium
+/// severity or above in the workflows and the action (run offline).
+#[test]
+fn the_actions_pass_zizmor() {
+    let Some(zizmor) = tool("zizmor") else {
+        return;
+    };
+    let out = Command::new(zizmor)
+        .args(["--offline", "--min-severity", "medium"])
+        .arg(root().join("action.yml"))
+        .arg(root().join(".github"))
+        .output()
+        .expect("zizmor");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("No findings to report"), "{text}");
+}
+
 #[test]
 fn ci_files_match_the_published_schemas() {
     if tool("check-jsonschema").is_none() {
@@ -52,6 +74,11 @@ fn ci_files_match_the_published_schemas() {
     }
     let (ok, out) = validate("vendor.github-actions", &root().join("action.yml"));
     assert!(ok, "action.yml: {out}");
+    for workflow in std::fs::read_dir(root().join(".github/workflows")).unwrap() {
+        let path = workflow.unwrap().path();
+        let (ok, out) = validate("vendor.github-workflows", &path);
+        assert!(ok, "{}: {out}", path.display());
+    }
     let (ok, out) = validate("vendor.gitlab-ci", &root().join(".gitlab-ci.yml"));
     assert!(ok, ".gitlab-ci.yml: {out}");
     // The component is two documents: its `spec:` header and its jobs.
