@@ -318,6 +318,76 @@ impl GitHubRepo {
             .unwrap_or(Entry::Missing))
     }
 
+    /// The review branch's tip (its message, parent and changed-file count
+    /// kept for the lease and "already holds it"), and whether the branch
+    /// under tagbump 0.1's name exists.
+    fn review_branch(&self, branch: &str, legacy: &str) -> Result<(Option<String>, bool)> {
+        #[derive(Deserialize)]
+        struct BranchRepository {
+            branch: Option<Ref>,
+            legacy: Option<Value>,
+        }
+        #[derive(Deserialize)]
+        struct BranchData {
+            repository: BranchRepository,
+        }
+        let mut vars = self.base_vars();
+        vars.insert("branch".into(), json!(format!("refs/heads/{branch}")));
+        vars.insert("legacy".into(), json!(format!("refs/heads/{legacy}")));
+        let data: BranchData = self.data("TagbumpBranch", BRANCH, Value::Object(vars))?;
+        let branch_tip = data.repository.branch.map(|r| {
+            let t = r.target;
+            if let Some(message) = t.message {
+                self.messages.borrow_mut().insert(t.oid.clone(), message);
+            }
+            self.tip_info.borrow_mut().insert(
+                t.oid.clone(),
+                TipInfo {
+                    parent: t
+                        .parents
+                        .and_then(|p| p.nodes.into_iter().next())
+                        .map(|n| n.oid),
+                    changed_files: t.changed_files,
+                },
+            );
+            t.oid
+        });
+        Ok((
+            branch_tip,
+            data.repository.legacy.is_some_and(|l| !l.is_null()),
+        ))
+    }
+
+    /// The review branch at the base, under the lease: created if absent,
+    /// reset if it is still the tip the lease was checked on. `Some`: the
+    /// branch moved (or the reset was refused) and nothing was committed.
+    fn reset_branch(&self, change: &Change<'_>, repository: &str) -> Result<Option<Written>> {
+        // The branch at the base, under the lease: created if absent,
+        // reset if it is still the tip the lease was checked on.
+        crate::interrupt::stage(format!("resetting `{}` on {}", change.branch, self.url));
+        let vars = json!({
+            "repo": repository,
+            "name": format!("refs/heads/{}", change.branch),
+            "before": change.branch_tip.unwrap_or(ZERO),
+            "after": change.base_tip,
+        });
+        let (_, errors) = self.graphql::<Value>("TagbumpResetBranch", RESET_BRANCH, vars)?;
+        if let Some(e) = errors.first() {
+            if matches!(
+                e.kind.as_deref(),
+                Some("FORBIDDEN" | "NOT_FOUND" | "INSUFFICIENT_SCOPES")
+            ) {
+                return Err(graphql_failure("TagbumpResetBranch", e, &self.url));
+            }
+            return Ok(Some(Written::Stale(format!(
+                "`{}` moved while it was being reset ({})",
+                change.branch,
+                crate::secret::scrub(&e.message)
+            ))));
+        }
+        Ok(None)
+    }
+
     fn repository_id(&self) -> Result<String> {
         self.repository_id.borrow().clone().ok_or_else(|| {
             Failure::new(
@@ -422,45 +492,13 @@ impl Transport for GitHubRepo {
                 legacy_exists: false,
             }));
         }
-        #[derive(Deserialize)]
-        struct BranchRepository {
-            branch: Option<Ref>,
-            legacy: Option<Value>,
-        }
-        #[derive(Deserialize)]
-        struct BranchData {
-            repository: BranchRepository,
-        }
-        let mut vars = self.base_vars();
-        vars.insert("branch".into(), json!(format!("refs/heads/{branch}")));
-        vars.insert(
-            "legacy".into(),
-            json!(format!("refs/heads/{}", (naming.legacy)(&base))),
-        );
-        let data: BranchData = self.data("TagbumpBranch", BRANCH, Value::Object(vars))?;
-        let branch_tip = data.repository.branch.map(|r| {
-            let t = r.target;
-            if let Some(message) = t.message {
-                self.messages.borrow_mut().insert(t.oid.clone(), message);
-            }
-            self.tip_info.borrow_mut().insert(
-                t.oid.clone(),
-                TipInfo {
-                    parent: t
-                        .parents
-                        .and_then(|p| p.nodes.into_iter().next())
-                        .map(|n| n.oid),
-                    changed_files: t.changed_files,
-                },
-            );
-            t.oid
-        });
+        let (branch_tip, legacy_exists) = self.review_branch(&branch, &(naming.legacy)(&base))?;
         Ok(Some(Tips {
             base,
             base_tip,
             branch,
             branch_tip,
-            legacy_exists: data.repository.legacy.is_some_and(|l| !l.is_null()),
+            legacy_exists,
         }))
     }
 
@@ -606,28 +644,8 @@ impl Transport for GitHubRepo {
         }
         let repository = self.repository_id()?;
         if change.review {
-            // The branch at the base, under the lease: created if absent,
-            // reset if it is still the tip the lease was checked on.
-            crate::interrupt::stage(format!("resetting `{}` on {}", change.branch, self.url));
-            let vars = json!({
-                "repo": repository,
-                "name": format!("refs/heads/{}", change.branch),
-                "before": change.branch_tip.unwrap_or(ZERO),
-                "after": change.base_tip,
-            });
-            let (_, errors) = self.graphql::<Value>("TagbumpResetBranch", RESET_BRANCH, vars)?;
-            if let Some(e) = errors.first() {
-                if matches!(
-                    e.kind.as_deref(),
-                    Some("FORBIDDEN" | "NOT_FOUND" | "INSUFFICIENT_SCOPES")
-                ) {
-                    return Err(graphql_failure("TagbumpResetBranch", e, &self.url));
-                }
-                return Ok(Written::Stale(format!(
-                    "`{}` moved while it was being reset ({})",
-                    change.branch,
-                    crate::secret::scrub(&e.message)
-                )));
+            if let Some(refused) = self.reset_branch(change, &repository)? {
+                return Ok(refused);
             }
         }
         let (headline, body) = change

@@ -217,6 +217,11 @@ fn attempt_on(
         review: !spec.direct,
         dry_run: spec.dry_run,
     })?;
+    finish(written, report, spec)
+}
+
+/// The report of a write, or the reason to try again.
+fn finish(written: Written, mut report: Report, spec: &UpdateSpec) -> Result<Attempt> {
     match written {
         Written::Pushed(commit) => {
             report.commit = Some(commit);
