@@ -241,11 +241,8 @@ pub fn forge_spec(
             return Ok(out);
         }
     };
-    let api_url = first(&args.api_url, &config.api_url)
-        .unwrap_or_else(|| forge::default_api_url(kind, &spec.remote, &crate::ci::detect(env)));
-    let Some(project) =
-        first(&args.project, &config.project).or_else(|| forge::project_path(&spec.remote))
-    else {
+    let (api_url, project) = api_of(args, config, spec, kind, env);
+    let Some(project) = project else {
         return Err(Failure::new(
             Kind::Usage,
             format!("cannot tell the {kind} project from `{}`", spec.remote.url),
@@ -262,15 +259,44 @@ pub fn forge_spec(
             ("none".to_string(), Secret::new(""))
         }
     };
-    out.connection = Some(Connection {
+    out.connection = Some(connection(args, kind, api_url, project, &var, token));
+    Ok(out)
+}
+
+/// A forge's API for this repository: `--api-url` (or the config's), else
+/// the CI's or the remote's; and the project (`--project`, else from the
+/// remote URL; `None` when neither tells).
+fn api_of(
+    args: &UpdateArgs,
+    config: &Layer,
+    spec: &UpdateSpec,
+    kind: ForgeKind,
+    env: Env<'_>,
+) -> (String, Option<String>) {
+    let api_url = first(&args.api_url, &config.api_url)
+        .unwrap_or_else(|| forge::default_api_url(kind, &spec.remote, &crate::ci::detect(env)));
+    let project =
+        first(&args.project, &config.project).or_else(|| forge::project_path(&spec.remote));
+    (api_url, project)
+}
+
+/// The connection to a forge's API with the token found in `var`.
+fn connection(
+    args: &UpdateArgs,
+    kind: ForgeKind,
+    api_url: String,
+    project: String,
+    var: &str,
+    token: Secret,
+) -> Connection {
+    Connection {
         kind,
         api_url,
         project,
         token,
-        header: token_header(kind, args.gitlab_token_type, &var),
+        header: token_header(kind, args.gitlab_token_type, var),
         timeout: std::time::Duration::from_secs(30),
-    });
-    Ok(out)
+    }
 }
 
 /// How the repository is read and written (`--via`, then the config file,
@@ -331,19 +357,10 @@ fn api_connection(
         return None;
     }
     let kind = forge_kind(first(&args.forge, &config.forge), spec, env).ok()??;
-    let api_url = first(&args.api_url, &config.api_url)
-        .unwrap_or_else(|| forge::default_api_url(kind, &spec.remote, &crate::ci::detect(env)));
-    let project =
-        first(&args.project, &config.project).or_else(|| forge::project_path(&spec.remote))?;
+    let (api_url, project) = api_of(args, config, spec, kind, env);
+    let project = project?;
     let (var, token) = forge_token(args, spec, kind, env).ok()??;
-    (!token.expose().is_empty()).then(|| Connection {
-        kind,
-        api_url,
-        project,
-        header: token_header(kind, args.gitlab_token_type, &var),
-        token,
-        timeout: std::time::Duration::from_secs(30),
-    })
+    (!token.expose().is_empty()).then(|| connection(args, kind, api_url, project, &var, token))
 }
 
 /// The merge/pull request's options from the flags, then the config file.
