@@ -24,6 +24,18 @@ pub fn is_scanned_dir(name: &str) -> bool {
     !name.starts_with('.')
 }
 
+/// Whether a scan reads the file at `path` (relative, `/`-separated), as
+/// the two rules above decide it one name at a time: a YAML file under no
+/// hidden directory. For listings that give whole paths (the forge APIs).
+pub fn is_scanned_path(path: &str) -> bool {
+    let (dirs, name) = path.rsplit_once('/').unwrap_or(("", path));
+    is_yaml_name(name)
+        && dirs
+            .split('/')
+            .filter(|d| !d.is_empty())
+            .all(is_scanned_dir)
+}
+
 /// A file's path (relative, `/`-separated) and text.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
@@ -675,6 +687,19 @@ impl Scan<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scanned_paths_follow_the_name_rules() {
+        assert!(is_scanned_path("apps/app/values.yaml"));
+        assert!(is_scanned_path("deploy.yml"));
+        assert!(
+            is_scanned_path(".hidden-name.yaml"),
+            "only directories are skipped"
+        );
+        assert!(!is_scanned_path(".github/workflows/ci.yml"));
+        assert!(!is_scanned_path("apps/.cache/x.yaml"));
+        assert!(!is_scanned_path("apps/README.md"));
+    }
 
     fn file(path: &str, text: &str) -> SourceFile {
         SourceFile {

@@ -587,8 +587,7 @@ impl Transport for GitHubRepo {
             .tree
             .into_iter()
             .filter(|e| e.kind == "blob" && e.mode != "120000")
-            .filter(|e| e.path.ends_with(".yaml") || e.path.ends_with(".yml"))
-            .filter(|e| !e.path.split('/').any(|part| part.starts_with('.')))
+            .filter(|e| crate::target::is_scanned_path(&e.path))
             .map(|e| format!("{prefix}{}", e.path))
             .collect();
         let refs: Vec<&str> = paths.iter().map(String::as_str).collect();

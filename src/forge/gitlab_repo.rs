@@ -446,8 +446,11 @@ impl Transport for GitLabRepo {
                 entries
                     .into_iter()
                     .filter(|e| e.kind == "blob" && e.mode != "120000")
-                    .filter(|e| e.path.ends_with(".yaml") || e.path.ends_with(".yml"))
-                    .filter(|e| !e.path.split('/').any(|part| part.starts_with('.')))
+                    // Hidden directories count below `--in`, as in a git scan.
+                    .filter(|e| {
+                        let below = e.path.strip_prefix(dir).unwrap_or(&e.path);
+                        crate::target::is_scanned_path(below.trim_start_matches('/'))
+                    })
                     .map(|e| e.path),
             );
             match response.header("x-next-page").filter(|p| !p.is_empty()) {

@@ -101,7 +101,7 @@ fn read_file(local: &Path, repo: &str, meta: &std::fs::Metadata) -> Result<Put> 
             e.utf8_error().valid_up_to()
         ))
     })?;
-    if repo.ends_with(".yaml") || repo.ends_with(".yml") {
+    if crate::target::is_yaml_name(repo) {
         // Never a broken manifest: what is written must load.
         crate::yaml::Editor::new(&text).map_err(|e| refuse(format!("is not valid YAML ({e})")))?;
     }
