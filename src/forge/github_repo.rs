@@ -205,7 +205,12 @@ impl GitHubRepo {
                 let mut request = self
                     .http
                     .request(method.clone(), url)
-                    .header("accept", "application/vnd.github+json");
+                    // GitHub's media type first; plain JSON is what its OpenAPI
+                    // description (and Prism serving it) names.
+                    .header(
+                        "accept",
+                        "application/vnd.github+json, application/json;q=0.9",
+                    );
                 request = crate::http::with_secret(
                     request,
                     AUTHORIZATION,

@@ -314,12 +314,14 @@ fn github_graphql_documents_match_the_published_schema() {
 }
 
 /// The REST call `--via api` makes on GitHub besides GraphQL — the recursive
-/// tree listing — against GitHub's full OpenAPI description (npm
-/// @octokit/openapi, installed by `scripts/test.sh`): the path and its
-/// `recursive` query parameter exist, and the answer has the fields the
-/// client reads (`tree[].path`, `mode`, `type`, `truncated`).
+/// tree listing — sent by the real client to Prism serving GitHub's full
+/// OpenAPI description (npm @octokit/openapi, installed by
+/// `scripts/test.sh`), cut down to that path and the components it refers
+/// to. Prism refuses a request that does not match (422), and the client
+/// must read the example answer it sends.
 #[test]
 fn github_tree_listing_matches_the_published_openapi() {
+    use tagbump::update::transport::Transport;
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(
         "target/tools/octokit-openapi/node_modules/@octokit/openapi/generated/api.github.com.json",
     );
@@ -331,32 +333,76 @@ fn github_tree_listing_matches_the_published_openapi() {
         return;
     };
     let spec: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let op = &spec["paths"]["/repos/{owner}/{repo}/git/trees/{tree_sha}"]["get"];
-    let params: Vec<(&str, &str)> = op["parameters"]
+    let path = "/repos/{owner}/{repo}/git/trees/{tree_sha}";
+    let op = &spec["paths"][path]["get"];
+    let params: Vec<&str> = op["parameters"]
         .as_array()
         .expect("parameters")
         .iter()
-        .filter_map(|p| Some((p["name"].as_str()?, p["in"].as_str()?)))
+        .filter_map(|p| p["name"].as_str())
         .collect();
-    assert!(params.contains(&("tree_sha", "path")), "{params:?}");
-    assert!(params.contains(&("recursive", "query")), "{params:?}");
+    assert!(params.contains(&"recursive"), "{params:?}");
+    let trimmed = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
+    std::fs::write(trimmed.path(), trim(&spec, path).to_string()).unwrap();
+    let Some(prism) = Prism::start(trimmed.path()) else {
+        return;
+    };
+    let repo = tagbump::forge::github_repo::GitHubRepo::new(&Connection {
+        kind: Kind::GitHub,
+        api_url: prism.url.clone(),
+        project: "octocat/hello-world".into(),
+        token: Secret::new("ghp_CONTRACTTOKEN0123"),
+        header: TokenHeader::Bearer,
+        timeout: Duration::from_secs(30),
+    })
+    .unwrap();
+    let listed = repo.yaml_files("9fb037999f264ba9a7fc6274d15fa3ae2ab98312", "");
+    assert!(listed.is_ok(), "{:#}", listed.err().unwrap());
     assert_eq!(
-        op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
-        "#/components/schemas/git-tree"
+        repo.requests(),
+        1,
+        "one listing, no file reads for non-YAML paths"
     );
-    let tree = &spec["components"]["schemas"]["git-tree"];
-    for field in ["tree", "truncated"] {
-        assert!(
-            tree["required"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|r| r == field),
-            "{field}"
-        );
+}
+
+/// `spec` with only the `path` item, and the components it refers to
+/// (transitively): a description Prism loads in a second instead of 13 MB.
+fn trim(spec: &serde_json::Value, path: &str) -> serde_json::Value {
+    fn refs(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(r) = map.get("$ref").and_then(|r| r.as_str()) {
+                    out.push(r.to_string());
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
     }
-    let item = &tree["properties"]["tree"]["items"]["properties"];
-    for field in ["path", "mode", "type"] {
-        assert!(item.get(field).is_some(), "tree[].{field}");
+    let item = spec["paths"][path].clone();
+    let mut components = serde_json::json!({});
+    let mut todo = Vec::new();
+    refs(&item, &mut todo);
+    while let Some(r) = todo.pop() {
+        let Some(parts) = r.strip_prefix("#/components/") else {
+            continue;
+        };
+        let (section, name) = parts.split_once('/').unwrap();
+        if components[section].get(name).is_some() {
+            continue;
+        }
+        let found = spec["components"][section][name].clone();
+        refs(&found, &mut todo);
+        if components.get(section).is_none() {
+            components[section] = serde_json::json!({});
+        }
+        components[section][name] = found;
     }
+    serde_json::json!({
+        "openapi": spec["openapi"],
+        "info": spec["info"],
+        "paths": {path: item},
+        "components": components,
+    })
 }
