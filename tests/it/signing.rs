@@ -287,9 +287,14 @@ fn commits_made_on_a_retry_are_signed_too() {
     if !tools() {
         return;
     }
-    const WRITERS: usize = 4;
+    const WRITERS: usize = 6;
     let keys = tempfile::tempdir().unwrap();
     let key = ssh_key(keys.path(), "ed25519", "");
+    // Half the writers sign with OpenPGP: both kinds under contention.
+    let gpg = Gpg::new();
+    gpg.generate(AUTHOR, "ed25519", "sign", "");
+    let pgp_secret = gpg.export_secret(AUTHOR, "");
+    let trusted = Gpg::trusting(&gpg.export_public(AUTHOR));
     let texts: Vec<(String, String)> = (0..WRITERS)
         .map(|i| {
             (
@@ -303,11 +308,16 @@ fn commits_made_on_a_retry_are_signed_too() {
         .map(|(p, t)| (p.as_str(), t.as_str()))
         .collect();
     let (repo, url) = server.repo("team/busy-signed", &files);
-    let mut env = ssh_env(&server);
-    env.push(("TAGBUMP_SIGNING_KEY", key.private.clone()));
     let runs: Vec<Update> = (0..WRITERS)
         .map(|i| {
-            let (url, env) = (url.clone(), env.clone());
+            let mut env = ssh_env(&server);
+            let signing = if i % 2 == 0 {
+                &key.private
+            } else {
+                &pgp_secret
+            };
+            env.push(("TAGBUMP_SIGNING_KEY", signing.clone()));
+            let url = url.clone();
             std::thread::spawn(move || {
                 let image = format!("registry.example.com/team/svc-{i}:2.0.0");
                 let args = [
@@ -335,16 +345,28 @@ fn commits_made_on_a_retry_are_signed_too() {
         .iter()
         .filter(|u| u.run.stderr.contains("trying again"))
         .count();
-    eprintln!("signed contention: {retried} of {WRITERS} runs retried");
+    assert!(
+        retried > 0,
+        "{WRITERS} writers at once, and none had to retry"
+    );
+    assert_eq!(repo.count("main"), WRITERS + 1, "every writer landed");
     let commits = repo.git(&["rev-list", "main", "--max-count", &WRITERS.to_string()]);
+    let (mut ssh, mut openpgp) = (0, 0);
     for commit in commits.lines() {
-        assert_verified(
-            &repo,
-            commit,
-            &Trust::Ssh(&key.public),
-            "Good \"git\" signature",
-        );
+        if verify(&repo, commit, &Trust::Ssh(&key.public)).0 {
+            assert_verified(
+                &repo,
+                commit,
+                &Trust::Ssh(&key.public),
+                "Good \"git\" signature",
+            );
+            ssh += 1;
+        } else {
+            assert_verified(&repo, commit, &Trust::OpenPgp(&trusted), "Good signature");
+            openpgp += 1;
+        }
     }
+    assert_eq!((ssh, openpgp), (WRITERS / 2, WRITERS / 2));
 }
 
 /// A bare repository on disk (no server): for the key-kind matrix.
