@@ -380,17 +380,7 @@ fn commit(repo: &Path, vars: &Value, s: &mut State) -> Value {
                 "message": "Repository rule violations found\n\nChanges must be made through a pull request."}]});
         }
     }
-    if let Some((path, text)) = s.interfere.take() {
-        if let Some(tip) = head(repo, &refname) {
-            let new = write_commit(
-                repo,
-                &tip,
-                &[(path, text.into_bytes())],
-                "someone else's change",
-            );
-            git(repo, &["update-ref", &refname, &new, &tip]);
-        }
-    }
+    interfere(repo, &refname, s);
     let expected = input["expectedHeadOid"].as_str().unwrap_or("");
     let stale = || {
         json!({"data": {"createCommitOnBranch": null}, "errors": [{"type": "STALE_DATA",
@@ -422,6 +412,22 @@ fn commit(repo: &Path, vars: &Value, s: &mut State) -> Value {
     match git(repo, &["update-ref", &refname, &new, expected]) {
         Some(_) => json!({"data": {"createCommitOnBranch": {"commit": {"oid": new}}}}),
         None => stale(),
+    }
+}
+
+/// The `interfere` change, if one is set: someone else's commit on
+/// `refname`, made before the fake handles the next commit request.
+pub(crate) fn interfere(repo: &Path, refname: &str, s: &mut State) {
+    if let Some((path, text)) = s.interfere.take() {
+        if let Some(tip) = head(repo, refname) {
+            let new = write_commit(
+                repo,
+                &tip,
+                &[(path, text.into_bytes())],
+                "someone else's change",
+            );
+            git(repo, &["update-ref", refname, &new, &tip]);
+        }
     }
 }
 

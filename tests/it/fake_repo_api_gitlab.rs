@@ -180,17 +180,7 @@ fn create_commit(repo: &Path, body: &Value, s: &mut State) -> (u16, Value) {
     if s.protected.as_deref() == Some(branch.as_str()) {
         return bad("You are not allowed to push into this branch".into());
     }
-    if let Some((path, text)) = s.interfere.take() {
-        if let Some(tip) = head(repo, &refname) {
-            let new = write_commit(
-                repo,
-                &tip,
-                &[(path, text.into_bytes())],
-                "someone else's change",
-            );
-            git(repo, &["update-ref", &refname, &new, &tip]);
-        }
-    }
+    super::interfere(repo, &refname, s);
     let force = body["force"] == true;
     let current = head(repo, &refname);
     let start = match (body["start_sha"].as_str(), &current) {

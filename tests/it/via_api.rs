@@ -59,6 +59,25 @@ impl Setup {
     }
 }
 
+/// Someone else's commit on `branch` (no tagbump trailer).
+fn commit_by_hand(repo: &Repo, branch: &str) {
+    let tip = repo.git(&["rev-parse", branch]);
+    let tree = repo.git(&["rev-parse", &format!("{branch}^{{tree}}")]);
+    let human = repo.git(&[
+        "-c",
+        "user.name=Dev",
+        "-c",
+        "user.email=dev@example.com",
+        "commit-tree",
+        &tree,
+        "-p",
+        &tip,
+        "-m",
+        "manual fix",
+    ]);
+    repo.git(&["update-ref", &format!("refs/heads/{branch}"), &human]);
+}
+
 fn json(u: &Update) -> serde_json::Value {
     serde_json::from_str(&succeeded(u).run.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", u.run.stdout))
@@ -160,22 +179,7 @@ fn a_review_branch_through_the_api() {
     );
 
     // Someone else's commit on the branch: refused, not overwritten.
-    let tip = s.repo.git(&["rev-parse", &branch]);
-    let tree = s.repo.git(&["rev-parse", &format!("{branch}^{{tree}}")]);
-    let human = s.repo.git(&[
-        "-c",
-        "user.name=Dev",
-        "-c",
-        "user.email=dev@example.com",
-        "commit-tree",
-        &tree,
-        "-p",
-        &tip,
-        "-m",
-        "manual fix",
-    ]);
-    s.repo
-        .git(&["update-ref", &format!("refs/heads/{branch}"), &human]);
+    commit_by_hand(&s.repo, &branch);
     let refs = s.repo.git(&["for-each-ref"]);
     let u = s.run(&[
         "--image",
@@ -654,22 +658,7 @@ fn gitlab_review_branch_through_the_api() {
         .show(&format!("{branch}:apps/app/values.yaml"))
         .contains("tag: \"1.4.3\""));
 
-    let tip = s.repo.git(&["rev-parse", &branch]);
-    let tree = s.repo.git(&["rev-parse", &format!("{branch}^{{tree}}")]);
-    let human = s.repo.git(&[
-        "-c",
-        "user.name=Dev",
-        "-c",
-        "user.email=dev@example.com",
-        "commit-tree",
-        &tree,
-        "-p",
-        &tip,
-        "-m",
-        "manual fix",
-    ]);
-    s.repo
-        .git(&["update-ref", &format!("refs/heads/{branch}"), &human]);
+    commit_by_hand(&s.repo, &branch);
     let refs = s.repo.git(&["for-each-ref"]);
     let u = s.gitlab(&[
         "--image",
