@@ -573,18 +573,23 @@ fn registry_spec(args: &UpdateArgs, config: &Layer, env: Env<'_>) -> Result<Regi
         ),
         None => None,
     };
-    let spec = RegistrySpec {
+    let mut spec = RegistrySpec {
         verify: first(&args.verify_image, &config.verify_image).unwrap_or(false),
         pin: first(&args.pin_digest, &config.pin_digest).unwrap_or_default(),
         policy,
-        credentials: Credentials::from_env(
-            args.registry_user.as_deref(),
-            &args.registry_password_env,
-            env,
-        ),
+        credentials: Credentials::default(),
         insecure: first_list(&args.insecure_registry, &config.insecure_registry).to_vec(),
         timeout: std::time::Duration::from_secs(30),
     };
+    // Docker's config files are read (and their secrets held) only when the
+    // registry will be asked.
+    if spec.active() {
+        spec.credentials = Credentials::from_env(
+            args.registry_user.as_deref(),
+            &args.registry_password_env,
+            env,
+        );
+    }
     if spec.active() && args.images.is_empty() {
         return Err(Failure::new(
             Kind::Usage,
