@@ -4,6 +4,7 @@
 //! server and the fake forge. scripts/test.sh installs both tools into
 //! target/tools/py.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -179,4 +180,379 @@ fn the_example_gitlab_job_updates_the_manifest_repo_and_opens_an_mr() {
         dotenv.contains("TAGBUMP_CHANGED=true\n") && dotenv.contains("TAGBUMP_PR_NUMBER=1\n"),
         "{dotenv}"
     );
+}
+
+fn yaml(relative: &str) -> serde_norway::Value {
+    let text = std::fs::read_to_string(root().join(relative)).expect(relative);
+    serde_norway::from_str(&text).expect(relative)
+}
+
+/// The `run:` script of the step called `name`; it must take its inputs
+/// from `env:`, never from `${{ }}` expressions (so it can run here).
+fn step_script(steps: &serde_norway::Value, name: &str) -> String {
+    let step = steps
+        .as_sequence()
+        .expect("steps")
+        .iter()
+        .find(|step| step["name"].as_str() == Some(name))
+        .unwrap_or_else(|| panic!("no step {name:?}"));
+    let script = step["run"].as_str().expect("run").to_string();
+    assert!(!script.contains("${{"), "{name}: {script}");
+    script
+}
+
+/// What each release target is published as: `(target, asset)` from the
+/// build matrix of release.yml.
+fn release_matrix() -> Vec<(String, String)> {
+    let release = yaml(".github/workflows/release.yml");
+    release["jobs"]["build"]["strategy"]["matrix"]["include"]
+        .as_sequence()
+        .expect("matrix include")
+        .iter()
+        .map(|entry| {
+            (
+                entry["target"].as_str().expect("target").to_string(),
+                entry["asset"].as_str().expect("asset").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The file names `cargo binstall` asks for: `pkg-url` (and its overrides)
+/// from `[package.metadata.binstall]`, as cargo reads them, expanded for each
+/// target. Also checks the URL's directory is the release of tag `v{version}`.
+fn binstall_names(targets: &[String]) -> BTreeSet<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = crate::servers::run(
+        Command::new(cargo)
+            .args([
+                "metadata",
+                "--no-deps",
+                "--format-version",
+                "1",
+                "--offline",
+            ])
+            .current_dir(root()),
+    );
+    let metadata: serde_json::Value = serde_json::from_str(&out).expect("cargo metadata");
+    let package = &metadata["packages"][0];
+    let binstall = &package["metadata"]["binstall"];
+    let (repo, version) = (
+        package["repository"].as_str().unwrap(),
+        package["version"].as_str().unwrap(),
+    );
+    targets
+        .iter()
+        .map(|target| {
+            let template = binstall["overrides"][target]["pkg-url"]
+                .as_str()
+                .or(binstall["pkg-url"].as_str())
+                .expect("pkg-url");
+            let url = template
+                .replace("{ repo }", repo)
+                .replace("{ version }", version)
+                .replace("{ target }", target);
+            let dir = format!("{repo}/releases/download/v{version}/");
+            let name = url.strip_prefix(&dir).unwrap_or_else(|| panic!("{url}"));
+            name.to_string()
+        })
+        .collect()
+}
+
+/// The names release.yml publishes are exactly those action.yml and
+/// `cargo binstall` download: a renamed asset on either side fails here,
+/// not in a user's pipeline.
+#[test]
+fn the_action_and_binstall_download_what_the_release_publishes() {
+    let matrix = release_matrix();
+    let mut published = BTreeSet::new();
+    for (target, asset) in &matrix {
+        let archive = if target.contains("windows") {
+            "zip"
+        } else {
+            "tar.gz"
+        };
+        assert_eq!(asset, &format!("tagbump-{target}.{archive}"));
+        published.insert(asset.clone());
+        published.insert(format!("{asset}.sha256"));
+    }
+    let release = yaml(".github/workflows/release.yml");
+    let package = step_script(&release["jobs"]["build"]["steps"], "Package");
+    assert!(package.contains(r#"dist/$ASSET""#) && package.contains(r#""$ASSET.sha256""#));
+
+    let action = yaml("action.yml");
+    let install = step_script(&action["runs"]["steps"], "Install tagbump");
+    for line in [
+        r#"file="tagbump-$target.$archive""#,
+        "archive=tar.gz",
+        r#"[ "$RUNNER_OS" != Windows ] || archive=zip"#,
+        r#""$base/$file.sha256""#,
+    ] {
+        assert!(install.contains(line), "action.yml no longer has {line}");
+    }
+    let arm = regex_lite::Regex::new(r"(?m)^\s*(Linux|macOS|Windows)-\w+\) target=(\S+)").unwrap();
+    let mut downloaded = BTreeSet::new();
+    for found in arm.captures_iter(&install) {
+        let archive = if &found[1] == "Windows" {
+            "zip"
+        } else {
+            "tar.gz"
+        };
+        downloaded.insert(format!("tagbump-{}.{archive}", &found[2]));
+        downloaded.insert(format!("tagbump-{}.{archive}.sha256", &found[2]));
+    }
+    assert_eq!(downloaded, published, "action.yml vs release.yml");
+
+    let targets: Vec<String> = matrix.iter().map(|(target, _)| target.clone()).collect();
+    let archives: BTreeSet<String> = matrix.into_iter().map(|(_, asset)| asset).collect();
+    assert_eq!(
+        binstall_names(&targets),
+        archives,
+        "binstall vs release.yml"
+    );
+
+    // GitLab builds the Linux ones under the same names, and its release
+    // links each (at the package registry path the upload job writes).
+    let linux: BTreeSet<String> = published
+        .into_iter()
+        .filter(|name| name.contains("linux"))
+        .collect();
+    let gitlab = yaml(".gitlab-ci.yml");
+    let mut built = BTreeSet::new();
+    for entry in gitlab["build"]["parallel"]["matrix"]
+        .as_sequence()
+        .expect("matrix")
+    {
+        let target = format!("{}-unknown-linux-musl", entry["ARCH"].as_str().unwrap());
+        built.insert(format!("tagbump-{target}.tar.gz"));
+        built.insert(format!("tagbump-{target}.tar.gz.sha256"));
+    }
+    assert_eq!(built, linux, ".gitlab-ci.yml build");
+    let links = gitlab["release"]["release"]["assets"]["links"]
+        .as_sequence()
+        .expect("links");
+    let mut linked = BTreeSet::new();
+    for link in links {
+        let name = link["name"].as_str().unwrap().to_string();
+        let url = link["url"].as_str().unwrap();
+        assert_eq!(url, format!("$PACKAGES/$CI_COMMIT_TAG/{name}"));
+        assert_eq!(link["filepath"].as_str(), Some(format!("/{name}").as_str()));
+        linked.insert(name);
+    }
+    assert_eq!(linked, built, ".gitlab-ci.yml release links");
+    let upload = gitlab["upload-packages"]["script"].as_sequence().unwrap();
+    assert!(upload.iter().any(|line| line
+        .as_str()
+        .unwrap()
+        .contains("packages/generic/tagbump/$CI_COMMIT_TAG/$file")));
+}
+
+/// Serves `dir`'s files as the assets of every release of `repo`, the way
+/// GitHub's download URLs name them; records each path asked for.
+struct Releases {
+    url: String,
+    asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Releases {
+    fn serve(dir: &Path, repo: &'static str) -> Releases {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (dir, log) = (dir.to_path_buf(), asked.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = std::io::BufReader::new(stream);
+                let mut request = String::new();
+                std::io::BufRead::read_line(&mut reader, &mut request).ok();
+                let path = request.split(' ').nth(1).unwrap_or("").to_string();
+                log.lock().unwrap().push(path.clone());
+                let file = [
+                    format!("/{repo}/releases/latest/download/"),
+                    format!("/{repo}/releases/download/v9.9.9/"),
+                ]
+                .iter()
+                .find_map(|prefix| path.strip_prefix(prefix.as_str()))
+                .filter(|name| !name.contains('/'))
+                .and_then(|name| std::fs::read(dir.join(name)).ok());
+                let (status, body) = match file {
+                    Some(body) => ("200 OK", body),
+                    None => ("404 Not Found", b"Not Found".to_vec()),
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let mut stream = reader.into_inner();
+                let _ = std::io::Write::write_all(&mut stream, head.as_bytes());
+                let _ = std::io::Write::write_all(&mut stream, &body);
+            }
+        });
+        Releases { url, asked }
+    }
+}
+
+/// Runs a step's script with bash in `dir` with `env`; `(ok, output)`.
+fn run_step(script: &str, dir: &Path, env: &[(&str, &str)]) -> (bool, String) {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .envs(env.iter().copied())
+        .output()
+        .expect("bash");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Runs release.yml's packaging step for `target` on this build's binary in
+/// the workspace `ws`; returns `dist/`, checked to hold the archive (binary
+/// at the top, where action.yml and binstall's `bin-dir` expect it) and its
+/// checksum, nothing else.
+fn package_as_release(ws: &Path, target: &str) -> PathBuf {
+    let asset = format!("tagbump-{target}.tar.gz");
+    let built = ws.join("target").join(target).join("release");
+    std::fs::create_dir_all(&built).unwrap();
+    std::fs::copy(crate::support::bin(), built.join("tagbump")).unwrap();
+    for file in ["LICENSE-MIT", "LICENSE-APACHE", "README.md"] {
+        std::fs::copy(root().join(file), ws.join(file)).unwrap();
+    }
+    std::fs::create_dir(ws.join("tmp")).unwrap();
+    let release = yaml(".github/workflows/release.yml");
+    let (ok, log) = run_step(
+        &step_script(&release["jobs"]["build"]["steps"], "Package"),
+        ws,
+        &[
+            ("TARGET", target),
+            ("ASSET", &asset),
+            ("RUNNER_OS", "Linux"),
+            ("RUNNER_TEMP", &ws.join("tmp").display().to_string()),
+            ("GITHUB_WORKSPACE", &ws.display().to_string()),
+        ],
+    );
+    assert!(ok, "{log}");
+    let dist = ws.join("dist");
+    let mut made: Vec<String> = std::fs::read_dir(&dist)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    made.sort();
+    assert_eq!(made, [asset.clone(), format!("{asset}.sha256")]);
+    let listing = crate::servers::run(Command::new("tar").arg("-tzf").arg(dist.join(&asset)));
+    assert_eq!(listing, "tagbump\nLICENSE-MIT\nLICENSE-APACHE\nREADME.md\n");
+    dist
+}
+
+/// One run of action.yml's install step on a Linux runner.
+struct Installed {
+    ok: bool,
+    log: String,
+    /// What the installed binary printed for `--version`, if one was named.
+    version: Option<String>,
+    /// The arguments `cargo` got, if the step fell back to building.
+    cargo: Option<String>,
+}
+
+fn install(releases: &Releases, arch: &str, version: &str) -> Installed {
+    let run = tempfile::tempdir().unwrap();
+    // A `cargo` that only records what it was asked, and "builds" a script.
+    let fake = run.path().join("fake");
+    std::fs::create_dir(&fake).unwrap();
+    std::fs::write(
+        fake.join("cargo"),
+        "#!/bin/sh\necho \"$@\" > \"$CARGO_ARGS\"\nwhile [ \"$1\" != --root ]; do shift; done\n\
+         mkdir -p \"$2/bin\" && printf '#!/bin/sh\\necho built\\n' > \"$2/bin/tagbump\" && chmod +x \"$2/bin/tagbump\"\n",
+    )
+    .unwrap();
+    crate::servers::run(Command::new("chmod").arg("+x").arg(fake.join("cargo")));
+    let (output, cargo_args) = (run.path().join("output"), run.path().join("cargo-args"));
+    let (ok, log) = run_step(
+        &step_script(&yaml("action.yml")["runs"]["steps"], "Install tagbump"),
+        run.path(),
+        &[
+            ("VERSION", version),
+            ("ACTION_REPO", "tagbump/tagbump"),
+            ("GITHUB_SERVER_URL", &releases.url),
+            ("RUNNER_OS", "Linux"),
+            ("RUNNER_ARCH", arch),
+            ("RUNNER_TEMP", &run.path().display().to_string()),
+            ("GITHUB_OUTPUT", &output.display().to_string()),
+            ("CARGO_ARGS", &cargo_args.display().to_string()),
+            (
+                "PATH",
+                &format!("{}:{}", fake.display(), std::env::var("PATH").unwrap()),
+            ),
+        ],
+    );
+    let bin = std::fs::read_to_string(&output)
+        .unwrap_or_default()
+        .strip_prefix("bin=")
+        .map(|line| line.trim().to_string());
+    Installed {
+        ok,
+        log,
+        version: bin.map(|bin| crate::servers::run(Command::new(bin).arg("--version"))),
+        cargo: std::fs::read_to_string(&cargo_args).ok(),
+    }
+}
+
+/// release.yml's packaging step makes an archive that action.yml's install
+/// step downloads, checks and runs; a changed archive is refused (no
+/// fallback), and a platform without an archive builds with `cargo install`
+/// from the same server and tag.
+#[test]
+fn the_action_installs_what_the_release_packages() {
+    let asset = "tagbump-x86_64-unknown-linux-musl.tar.gz";
+    let ws = tempfile::tempdir().unwrap();
+    let dist = package_as_release(ws.path(), "x86_64-unknown-linux-musl");
+    let releases = Releases::serve(&dist, "tagbump/tagbump");
+
+    for version in ["v9.9.9", "latest"] {
+        let run = install(&releases, "X64", version);
+        assert!(run.ok, "{}", run.log);
+        let expected = concat!("tagbump ", env!("CARGO_PKG_VERSION"), "\n");
+        assert_eq!(run.version.as_deref(), Some(expected), "{}", run.log);
+        assert_eq!(run.cargo, None, "an archive was published: {}", run.log);
+    }
+    let asked = releases.asked.lock().unwrap().clone();
+    assert_eq!(
+        asked,
+        [
+            format!("/tagbump/tagbump/releases/download/v9.9.9/{asset}"),
+            format!("/tagbump/tagbump/releases/download/v9.9.9/{asset}.sha256"),
+            format!("/tagbump/tagbump/releases/latest/download/{asset}"),
+            format!("/tagbump/tagbump/releases/latest/download/{asset}.sha256"),
+        ]
+    );
+
+    // No archive for this platform: built from the same server and tag.
+    let run = install(&releases, "ARM64", "v9.9.9");
+    assert!(run.ok, "{}", run.log);
+    assert!(
+        run.log
+            .contains("no prebuilt tagbump for Linux-ARM64 (v9.9.9)"),
+        "{}",
+        run.log
+    );
+    assert_eq!(run.version.as_deref(), Some("built\n"));
+    let expected = format!(
+        "--git {}/tagbump/tagbump --tag v9.9.9 tagbump",
+        releases.url
+    );
+    assert!(run.cargo.unwrap().contains(&expected));
+
+    // One byte changed after the checksum was published: refused, not
+    // replaced by a build.
+    let mut bytes = std::fs::read(dist.join(asset)).unwrap();
+    *bytes.last_mut().unwrap() ^= 1;
+    std::fs::write(dist.join(asset), bytes).unwrap();
+    let run = install(&releases, "X64", "v9.9.9");
+    assert!(!run.ok && run.log.contains("FAILED"), "{}", run.log);
+    assert_eq!((run.version, run.cargo), (None, None), "{}", run.log);
 }
