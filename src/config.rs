@@ -400,6 +400,7 @@ fn file_set(set: &SetTarget, file: &Path, image_version: Option<&str>) -> Result
             path: crate::yaml::Path::parse(&set.path).map_err(|e| bad(e.to_string()))?,
             value: value.to_string(),
         },
+        from_image: set.value.is_none(),
     })
 }
 

@@ -152,7 +152,12 @@ fn check_targets(
         .into());
     }
     if !args.allow_empty {
-        if let Some(set) = sets.iter().find(|s| s.assignment.value.is_empty()) {
+        // A `set` that takes the image's version is filled in once the
+        // registry has chosen it (an untagged --image needs a policy).
+        if let Some(set) = sets
+            .iter()
+            .find(|s| s.assignment.value.is_empty() && !s.from_image)
+        {
             return Err(crate::target::empty_value_refused(&format!(
                 "{}:{}",
                 set.file, set.assignment.path

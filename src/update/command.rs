@@ -6,6 +6,7 @@
 use anyhow::{Context, Result};
 
 use super::change_request;
+use crate::image::ImageRef;
 use crate::{ci, cli, config, error, interrupt, output, registry, report, settings, update};
 
 /// `tagbump update`: the push, then the merge/pull request, then the
@@ -44,6 +45,9 @@ pub fn run(args: &cli::UpdateArgs) -> Result<()> {
     // The registry first: a missing image stops the run before the clone.
     interrupt::stage("asking the image registry".into());
     let images = registry::resolve(&spec.images, &spec.registry)?;
+    if let (Some(given), Some(settled)) = (spec.images.first(), images.first()) {
+        fill_image_sets(&mut spec.sets, given, &settled.image);
+    }
     spec.images = images.iter().map(|r| r.image.clone()).collect();
     spec.image_sources = images.iter().map(|r| r.source).collect();
     let report = update::run(&spec)?;
@@ -85,4 +89,19 @@ pub fn run(args: &cli::UpdateArgs) -> Result<()> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Config `set`s without a `value` take the image's version: the tag the
+/// registry settled on (a `--tag-policy`'s choice) and the digest only when
+/// `--image` gave one. A digest the registry added for `--pin-digest` stays
+/// in image references: a chart's `appVersion` wants the tag.
+fn fill_image_sets(sets: &mut [update::FileSet], given: &ImageRef, settled: &ImageRef) {
+    let version = ImageRef {
+        tag: settled.tag.clone(),
+        ..given.clone()
+    }
+    .version();
+    for set in sets.iter_mut().filter(|set| set.from_image) {
+        set.assignment.value = version.clone();
+    }
 }

@@ -41,6 +41,10 @@ pub use plan::plan_on;
 pub struct FileSet {
     pub file: String,
     pub assignment: Assignment,
+    /// A config-file `set` without its own `value`: it takes the first
+    /// image's version once the registry has settled it (the tag a
+    /// `--tag-policy` chose); until then it holds the version as given.
+    pub from_image: bool,
 }
 
 /// Parse `FILE:PATH=VALUE`.
@@ -56,6 +60,7 @@ pub fn parse_file_set(text: &str) -> Result<FileSet, String> {
     Ok(FileSet {
         file: repo_path(file)?,
         assignment: target::parse_assignment(rest)?,
+        from_image: false,
     })
 }
 

@@ -284,6 +284,60 @@ fn tag_policies_choose_from_every_page() {
     );
 }
 
+// A config `set` without `value` takes the tag the policy chose (not the
+// empty version of the untagged --image); a digest pinned for the image
+// references stays out of it.
+#[test]
+fn config_sets_take_the_tag_the_registry_settled_on() {
+    let Some(registry) = Registry::start(Auth::Anonymous) else {
+        return;
+    };
+    let host = registry.host();
+    registry.push("team/app:1.0.0");
+    retag(
+        &registry,
+        "team/app",
+        "1.0.0",
+        &["1.2.0".into(), "2.0.0".into()],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = manifests(&host);
+    let chart = |version: &str| format!("name: app\nappVersion: \"{version}\"   # the chart\n");
+    files.push(("apps/app/Chart.yaml".into(), chart("1.0.0")));
+    let (repo, url) = repo_with(dir.path(), &files);
+    let config = dir.path().join("tagbump.yaml");
+    std::fs::write(
+        &config,
+        "targets:\n  set:\n    - file: apps/app/Chart.yaml\n      path: appVersion\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let name = format!("{host}/team/app");
+
+    let flags = ["--tag-policy", "semver:^1", "--config", config];
+    assert_eq!(
+        json(&bump(&url, &name, &flags, &[]))["images"][0]["tag"],
+        "1.2.0"
+    );
+    assert_eq!(repo.show("main:apps/app/Chart.yaml"), chart("1.2.0"));
+    assert!(repo
+        .show("main:apps/app/deploy.yaml")
+        .contains(&format!("{name}:1.2.0\n")));
+
+    let pinned = format!("{name}:2.0.0");
+    json(&bump(
+        &url,
+        &pinned,
+        &["--pin-digest", "--config", config],
+        &[],
+    ));
+    let digest = registry.inspect_digest("team/app:2.0.0");
+    assert_eq!(repo.show("main:apps/app/Chart.yaml"), chart("2.0.0"));
+    assert!(repo
+        .show("main:apps/app/deploy.yaml")
+        .contains(&format!("{pinned}@{digest}\n")));
+}
+
 // Credentials: a private repository needs them (an auth error, never
 // "missing"); a wrong password is an auth error naming where it came from;
 // anonymous pulls of public repositories need none. The password never
