@@ -555,14 +555,15 @@ impl Transport for GitHubRepo {
                 Some(v) if v["__typename"] == "Tree" => {
                     v["oid"].as_str().unwrap_or_default().to_string()
                 }
-                _ => {
-                    return Err(Failure::new(
-                        ErrorKind::NotFound,
-                        format!("`{dir}` is not a directory at {commit} on {}", self.url),
-                    )
-                    .hint("--in takes a directory relative to the repository root")
-                    .into())
+                // `--in` naming one file: that file, as a git scan gives it.
+                Some(v) if v["__typename"] == "Blob" => {
+                    let text = match self.entry(commit, dir)? {
+                        Entry::Text(text) => Some(text),
+                        _ => None,
+                    };
+                    return Ok(super::single_file(dir, text));
                 }
+                _ => return Err(super::no_such_path(dir, commit, &self.url)),
             }
         };
         let url = format!(

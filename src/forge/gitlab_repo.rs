@@ -433,15 +433,20 @@ impl Transport for GitLabRepo {
                 }
             );
             let response = self.send(Method::GET, &request, None)?;
-            if response.status == 404 && !dir.is_empty() {
-                return Err(Failure::new(
-                    ErrorKind::NotFound,
-                    format!("`{dir}` is not a directory at {commit} on {}", self.url),
-                )
-                .hint("--in takes a directory relative to the repository root")
-                .into());
+            let entries: Vec<TreeEntry> = if response.status == 404 && !dir.is_empty() {
+                Vec::new()
+            } else {
+                response.answer(Kind::GitLab, "GitLab GET tree")?
+            };
+            // No tree there (404, or an empty listing: git has no empty
+            // directories): `--in` names one file, or nothing.
+            if entries.is_empty() && page == "1" && !dir.is_empty() {
+                return match self.entry(commit, dir)? {
+                    Entry::Text { text, .. } => Ok(super::single_file(dir, Some(text))),
+                    Entry::Binary => Ok(super::single_file(dir, None)),
+                    Entry::Missing => Err(super::no_such_path(dir, commit, &self.url)),
+                };
             }
-            let entries: Vec<TreeEntry> = response.answer(Kind::GitLab, "GitLab GET tree")?;
             paths.extend(
                 entries
                     .into_iter()

@@ -193,6 +193,34 @@ pub fn project_path(remote: &RemoteUrl) -> Option<String> {
     (!path.is_empty()).then(|| path.to_string())
 }
 
+/// What an API scan of `--in PATH` found when PATH is one file: that file
+/// (`None`: not UTF-8), as a git scan gives it.
+pub fn single_file(path: &str, text: Option<String>) -> crate::update::transport::YamlFiles {
+    match text {
+        Some(text) => (
+            vec![crate::target::SourceFile {
+                path: path.to_string(),
+                text,
+            }],
+            Vec::new(),
+        ),
+        None => (
+            Vec::new(),
+            vec![(path.to_string(), "not UTF-8 text".into())],
+        ),
+    }
+}
+
+/// `--in PATH` names nothing at `commit` (through an API).
+pub fn no_such_path(path: &str, commit: &str, url: &str) -> anyhow::Error {
+    Failure::new(
+        ErrorKind::NotFound,
+        format!("`{path}` does not exist at {commit} on {url}"),
+    )
+    .hint("--in takes a directory or file path relative to the repository root")
+    .into()
+}
+
 /// Percent-encode `text` for a URL path segment or query value: everything
 /// but RFC 3986's unreserved characters, and `/` unless `keep_slash`.
 pub fn percent_encode(text: &str, keep_slash: bool) -> String {

@@ -742,3 +742,21 @@ fn put_through_the_apis() {
         assert_eq!(json(&s.run_any(&args))["operation"], "unchanged");
     }
 }
+
+// `--in` naming one file scans that file, as it does through git; a path
+// that is not there is "not found" (exit 4), nothing written.
+#[test]
+fn in_names_a_file_through_the_apis() {
+    for s in [setup(), gitlab_setup()] {
+        let image = ["--image", "registry.example.com/team/app:1.5.0", "--direct"];
+        let u = s.run_any(&[&image[..], &["--in", "apps/app/values.yaml"]].concat());
+        assert_eq!(json(&u)["via"], "api");
+        assert!(s
+            .repo
+            .show("main:apps/app/values.yaml")
+            .contains("tag: \"1.5.0\"   # written by CI\n"));
+        let refs = s.repo.git(&["for-each-ref"]);
+        let u = s.run_any(&[&image[..], &["--in", "apps/nope.yaml"]].concat());
+        assert_failed(&u, 4, "`apps/nope.yaml` does not exist at ", &s.repo, &refs);
+    }
+}
