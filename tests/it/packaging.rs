@@ -423,7 +423,7 @@ fn package_as_release(ws: &Path, target: &str) -> PathBuf {
     for file in ["LICENSE-MIT", "LICENSE-APACHE", "README.md"] {
         std::fs::copy(root().join(file), ws.join(file)).unwrap();
     }
-    std::fs::create_dir(ws.join("tmp")).unwrap();
+    std::fs::create_dir_all(ws.join("tmp")).unwrap();
     let release = yaml(".github/workflows/release.yml");
     let (ok, log) = run_step(
         &step_script(&release["jobs"]["build"]["steps"], "Package"),
@@ -438,12 +438,15 @@ fn package_as_release(ws: &Path, target: &str) -> PathBuf {
     );
     assert!(ok, "{log}");
     let dist = ws.join("dist");
-    let mut made: Vec<String> = std::fs::read_dir(&dist)
+    let made: Vec<String> = std::fs::read_dir(&dist)
         .unwrap()
         .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.contains(target))
         .collect();
-    made.sort();
-    assert_eq!(made, [asset.clone(), format!("{asset}.sha256")]);
+    assert_eq!(
+        made.iter().collect::<BTreeSet<_>>(),
+        [&asset, &format!("{asset}.sha256")].into()
+    );
     let listing = crate::servers::run(Command::new("tar").arg("-tzf").arg(dist.join(&asset)));
     assert_eq!(listing, "tagbump\nLICENSE-MIT\nLICENSE-APACHE\nREADME.md\n");
     dist
@@ -555,4 +558,74 @@ fn the_action_installs_what_the_release_packages() {
     let run = install(&releases, "X64", "v9.9.9");
     assert!(!run.ok && run.log.contains("FAILED"), "{}", run.log);
     assert_eq!((run.version, run.cargo), (None, None), "{}", run.log);
+}
+
+/// The image is made from the release archives: both pipelines unpack them
+/// where the Dockerfile copies from (run here on archives the packaging
+/// step made), the Dockerfile runs nothing for the target platform (no
+/// emulation), its user is not root, and hadolint finds nothing.
+#[test]
+fn the_image_is_made_from_the_release_archives() {
+    let Some(hadolint) = tool("hadolint") else {
+        return;
+    };
+    let ws = tempfile::tempdir().unwrap();
+    for target in ["x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"] {
+        package_as_release(ws.path(), target);
+    }
+    let binary = std::fs::read(crate::support::bin()).unwrap();
+    let unpacked = |how: &str| {
+        for arch in ["amd64", "arm64"] {
+            let path = ws.path().join("image").join(arch).join("tagbump");
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{how}: {e}"));
+            assert!(
+                bytes == binary,
+                "{how}: {} is not the binary",
+                path.display()
+            );
+        }
+        std::fs::remove_dir_all(ws.path().join("image")).unwrap();
+    };
+    let release = yaml(".github/workflows/release.yml");
+    let script = step_script(&release["jobs"]["image"]["steps"], "Unpack the binaries");
+    let (ok, log) = run_step(&script, ws.path(), &[]);
+    assert!(ok, "{log}");
+    unpacked("release.yml");
+    let gitlab = yaml(".gitlab-ci.yml");
+    let lines: Vec<&str> = gitlab["container-image"]["script"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|line| line.as_str().unwrap())
+        .take_while(|line| !line.contains("docker"))
+        .collect();
+    let out = Command::new("sh")
+        .args(["-euc", &lines.join("\n")])
+        .current_dir(ws.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    unpacked(".gitlab-ci.yml");
+
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    let last_stage = dockerfile.rsplit("\nFROM ").next().unwrap();
+    assert!(!last_stage.contains("\nRUN "), "{last_stage}");
+    assert!(last_stage
+        .contains("COPY --chmod=0755 image/${TARGETARCH}/tagbump /usr/local/bin/tagbump\n"));
+    assert!(last_stage.contains("\nUSER 10001:10001\n"), "{last_stage}");
+    let ignore = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
+    assert!(ignore.contains("\n*\n!image/\n"), "{ignore}");
+    let out = Command::new(hadolint)
+        .arg(root().join("Dockerfile"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
