@@ -12,10 +12,10 @@
 #   docker build .
 
 # The user is made on the build machine's platform; /etc/passwd is text.
-FROM --platform=$BUILDPLATFORM alpine:3.20 AS user
+FROM --platform=$BUILDPLATFORM alpine:3.22 AS user
 RUN adduser -D -u 10001 -h /home/tagbump tagbump
 
-FROM alpine:3.20
+FROM alpine:3.22
 ARG TARGETARCH
 COPY --from=user /etc/passwd /etc/group /etc/
 COPY --from=user --chown=10001:10001 /home/tagbump /home/tagbump

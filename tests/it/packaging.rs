@@ -462,7 +462,9 @@ struct Installed {
     cargo: Option<String>,
 }
 
-fn install(releases: &Releases, arch: &str, version: &str) -> Installed {
+/// `version` as the input gives it (`""`: the default), `action_ref` as the
+/// workflow's `uses:` names the action.
+fn install(releases: &Releases, arch: &str, version: &str, action_ref: &str) -> Installed {
     let run = tempfile::tempdir().unwrap();
     // A `cargo` that only records what it was asked, and "builds" a script.
     let fake = run.path().join("fake");
@@ -481,6 +483,7 @@ fn install(releases: &Releases, arch: &str, version: &str) -> Installed {
         &[
             ("VERSION", version),
             ("ACTION_REPO", "tagbump/tagbump"),
+            ("ACTION_REF", action_ref),
             ("GITHUB_SERVER_URL", &releases.url),
             ("RUNNER_OS", "Linux"),
             ("RUNNER_ARCH", arch),
@@ -516,26 +519,32 @@ fn the_action_installs_what_the_release_packages() {
     let dist = package_as_release(ws.path(), "x86_64-unknown-linux-musl");
     let releases = Releases::serve(&dist, "tagbump/tagbump");
 
-    for version in ["v9.9.9", "latest"] {
-        let run = install(&releases, "X64", version);
+    // An explicit version, latest, and the default: the action's own tag
+    // when it is a release tag, else latest.
+    for (version, action_ref) in [
+        ("v9.9.9", "main"),
+        ("latest", "v9.9.9"),
+        ("", "v9.9.9"),
+        ("", "v1"),
+    ] {
+        let run = install(&releases, "X64", version, action_ref);
         assert!(run.ok, "{}", run.log);
         let expected = concat!("tagbump ", env!("CARGO_PKG_VERSION"), "\n");
         assert_eq!(run.version.as_deref(), Some(expected), "{}", run.log);
         assert_eq!(run.cargo, None, "an archive was published: {}", run.log);
     }
     let asked = releases.asked.lock().unwrap().clone();
-    assert_eq!(
-        asked,
+    let from = |dir: &str| {
         [
-            format!("/tagbump/tagbump/releases/download/v9.9.9/{asset}"),
-            format!("/tagbump/tagbump/releases/download/v9.9.9/{asset}.sha256"),
-            format!("/tagbump/tagbump/releases/latest/download/{asset}"),
-            format!("/tagbump/tagbump/releases/latest/download/{asset}.sha256"),
+            format!("/tagbump/tagbump/releases/{dir}/{asset}"),
+            format!("/tagbump/tagbump/releases/{dir}/{asset}.sha256"),
         ]
-    );
+    };
+    let (tagged, latest) = (from("download/v9.9.9"), from("latest/download"));
+    assert_eq!(asked, [&tagged[..], &latest, &tagged, &latest].concat());
 
     // No archive for this platform: built from the same server and tag.
-    let run = install(&releases, "ARM64", "v9.9.9");
+    let run = install(&releases, "ARM64", "v9.9.9", "main");
     assert!(run.ok, "{}", run.log);
     assert!(
         run.log
@@ -555,8 +564,12 @@ fn the_action_installs_what_the_release_packages() {
     let mut bytes = std::fs::read(dist.join(asset)).unwrap();
     *bytes.last_mut().unwrap() ^= 1;
     std::fs::write(dist.join(asset), bytes).unwrap();
-    let run = install(&releases, "X64", "v9.9.9");
-    assert!(!run.ok && run.log.contains("FAILED"), "{}", run.log);
+    let run = install(&releases, "X64", "v9.9.9", "main");
+    let refused = format!(
+        "::error::{asset} from {}/tagbump/tagbump/releases/download/v9.9.9 has SHA-256 ",
+        releases.url
+    );
+    assert!(!run.ok && run.log.contains(&refused), "{}", run.log);
     assert_eq!((run.version, run.cargo), (None, None), "{}", run.log);
 }
 
