@@ -347,7 +347,7 @@ fn the_action_and_binstall_download_what_the_release_publishes() {
         .contains("packages/generic/tagbump/$CI_COMMIT_TAG/$file")));
 }
 
-/// Serves `dir`'s files as the assets of every release of `repo`, the way
+/// Serves `dir`'s files as the assets of every release of `repo` (any tag), the way
 /// GitHub's download URLs name them; records each path asked for.
 struct Releases {
     url: String,
@@ -367,14 +367,13 @@ impl Releases {
                 std::io::BufRead::read_line(&mut reader, &mut request).ok();
                 let path = request.split(' ').nth(1).unwrap_or("").to_string();
                 log.lock().unwrap().push(path.clone());
-                let file = [
-                    format!("/{repo}/releases/latest/download/"),
-                    format!("/{repo}/releases/download/v9.9.9/"),
-                ]
-                .iter()
-                .find_map(|prefix| path.strip_prefix(prefix.as_str()))
-                .filter(|name| !name.contains('/'))
-                .and_then(|name| std::fs::read(dir.join(name)).ok());
+                let latest = format!("/{repo}/releases/latest/download/");
+                let tagged = format!("/{repo}/releases/download/");
+                let file = path
+                    .strip_prefix(&latest)
+                    .or_else(|| Some(path.strip_prefix(&tagged)?.split_once('/')?.1))
+                    .filter(|name| !name.contains('/'))
+                    .and_then(|name| std::fs::read(dir.join(name)).ok());
                 let (status, body) = match file {
                     Some(body) => ("200 OK", body),
                     None => ("404 Not Found", b"Not Found".to_vec()),
@@ -462,9 +461,9 @@ struct Installed {
     cargo: Option<String>,
 }
 
-/// `version` as the input gives it (`""`: the default), `action_ref` as the
-/// workflow's `uses:` names the action.
-fn install(releases: &Releases, arch: &str, version: &str, action_ref: &str) -> Installed {
+/// `version` as the input gives it (`""`: the default); the action is this
+/// checkout (`GITHUB_ACTION_PATH`).
+fn install(releases: &Releases, arch: &str, version: &str) -> Installed {
     let run = tempfile::tempdir().unwrap();
     // A `cargo` that only records what it was asked, and "builds" a script.
     let fake = run.path().join("fake");
@@ -483,7 +482,7 @@ fn install(releases: &Releases, arch: &str, version: &str, action_ref: &str) -> 
         &[
             ("VERSION", version),
             ("ACTION_REPO", "tagbump/tagbump"),
-            ("ACTION_REF", action_ref),
+            ("GITHUB_ACTION_PATH", &root().display().to_string()),
             ("GITHUB_SERVER_URL", &releases.url),
             ("RUNNER_OS", "Linux"),
             ("RUNNER_ARCH", arch),
@@ -519,15 +518,10 @@ fn the_action_installs_what_the_release_packages() {
     let dist = package_as_release(ws.path(), "x86_64-unknown-linux-musl");
     let releases = Releases::serve(&dist, "tagbump/tagbump");
 
-    // An explicit version, latest, and the default: the action's own tag
-    // when it is a release tag, else latest.
-    for (version, action_ref) in [
-        ("v9.9.9", "main"),
-        ("latest", "v9.9.9"),
-        ("", "v9.9.9"),
-        ("", "v1"),
-    ] {
-        let run = install(&releases, "X64", version, action_ref);
+    // An explicit version, latest, and the default: the action's own
+    // version, read from its Cargo.toml.
+    for version in ["v9.9.9", "latest", ""] {
+        let run = install(&releases, "X64", version);
         assert!(run.ok, "{}", run.log);
         let expected = concat!("tagbump ", env!("CARGO_PKG_VERSION"), "\n");
         assert_eq!(run.version.as_deref(), Some(expected), "{}", run.log);
@@ -540,11 +534,13 @@ fn the_action_installs_what_the_release_packages() {
             format!("/tagbump/tagbump/releases/{dir}/{asset}.sha256"),
         ]
     };
-    let (tagged, latest) = (from("download/v9.9.9"), from("latest/download"));
-    assert_eq!(asked, [&tagged[..], &latest, &tagged, &latest].concat());
+    let own = concat!("download/v", env!("CARGO_PKG_VERSION"));
+    let expected = [from("download/v9.9.9"), from("latest/download"), from(own)].concat();
+    assert_eq!(asked, expected);
 
-    // No archive for this platform: built from the same server and tag.
-    let run = install(&releases, "ARM64", "v9.9.9", "main");
+    // No archive for this platform: built from the named release, or by
+    // default from the action's own source.
+    let run = install(&releases, "ARM64", "v9.9.9");
     assert!(run.ok, "{}", run.log);
     assert!(
         run.log
@@ -554,17 +550,21 @@ fn the_action_installs_what_the_release_packages() {
     );
     assert_eq!(run.version.as_deref(), Some("built\n"));
     let expected = format!(
-        "--git {}/tagbump/tagbump --tag v9.9.9 tagbump",
+        "--git {}/tagbump/tagbump tagbump --tag v9.9.9",
         releases.url
     );
     assert!(run.cargo.unwrap().contains(&expected));
+    let run = install(&releases, "ARM64", "");
+    assert!(run.ok, "{}", run.log);
+    let expected = format!("--path {}\n", root().display());
+    assert!(run.cargo.unwrap().ends_with(&expected), "{}", run.log);
 
     // One byte changed after the checksum was published: refused, not
     // replaced by a build.
     let mut bytes = std::fs::read(dist.join(asset)).unwrap();
     *bytes.last_mut().unwrap() ^= 1;
     std::fs::write(dist.join(asset), bytes).unwrap();
-    let run = install(&releases, "X64", "v9.9.9", "main");
+    let run = install(&releases, "X64", "v9.9.9");
     let refused = format!(
         "::error::{asset} from {}/tagbump/tagbump/releases/download/v9.9.9 has SHA-256 ",
         releases.url
