@@ -557,11 +557,13 @@ impl Transport for GitHubRepo {
                 }
                 // `--in` naming one file: that file, as a git scan gives it.
                 Some(v) if v["__typename"] == "Blob" => {
-                    let text = match self.entry(commit, dir)? {
-                        Entry::Text(text) => Some(text),
-                        _ => None,
+                    return match self.entry(commit, dir)? {
+                        Entry::Text(text) => Ok(super::single_file(dir, Some(text))),
+                        Entry::Binary => Ok(super::single_file(dir, None)),
+                        Entry::Missing | Entry::Tree => {
+                            Err(super::no_such_path(dir, commit, &self.url))
+                        }
                     };
-                    return Ok(super::single_file(dir, text));
                 }
                 _ => return Err(super::no_such_path(dir, commit, &self.url)),
             }
