@@ -328,6 +328,14 @@ fn the_action_and_binstall_download_what_the_release_publishes() {
         built.insert(format!("tagbump-{target}.tar.gz.sha256"));
     }
     assert_eq!(built, linux, ".gitlab-ci.yml build");
+    let script: Vec<&str> = gitlab["build"]["script"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|line| line.as_str().unwrap())
+        .collect();
+    let script = script.join("\n");
+    assert!(script.contains("--profile dist") && script.contains("target/$target/dist/tagbump"));
     let links = gitlab["release"]["release"]["assets"]["links"]
         .as_sequence()
         .expect("links");
@@ -416,7 +424,7 @@ fn run_step(script: &str, dir: &Path, env: &[(&str, &str)]) -> (bool, String) {
 /// checksum, nothing else.
 fn package_as_release(ws: &Path, target: &str) -> PathBuf {
     let asset = format!("tagbump-{target}.tar.gz");
-    let built = ws.join("target").join(target).join("release");
+    let built = ws.join("target").join(target).join("dist");
     std::fs::create_dir_all(&built).unwrap();
     std::fs::copy(crate::support::bin(), built.join("tagbump")).unwrap();
     for file in ["LICENSE-MIT", "LICENSE-APACHE", "README.md"] {
@@ -424,6 +432,11 @@ fn package_as_release(ws: &Path, target: &str) -> PathBuf {
     }
     std::fs::create_dir_all(ws.join("tmp")).unwrap();
     let release = yaml(".github/workflows/release.yml");
+    let build = step_script(&release["jobs"]["build"]["steps"], "Build");
+    assert!(
+        build.contains("--profile dist"),
+        "Package reads target/<target>/dist: {build}"
+    );
     let (ok, log) = run_step(
         &step_script(&release["jobs"]["build"]["steps"], "Package"),
         ws,
