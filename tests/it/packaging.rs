@@ -29,13 +29,11 @@ fn tool(name: &str) -> Option<PathBuf> {
     None
 }
 
-/// `(ok, output)` of check-jsonschema on `file` with a bundled schema.
-fn validate(schema: &str, file: &Path) -> (bool, String) {
-    let out = Command::new(tool("check-jsonschema").unwrap())
-        .args(["--builtin-schema", schema])
-        .arg(file)
+/// Runs `command`: whether it succeeded, and its stdout then stderr.
+fn outcome(command: &mut Command) -> (bool, String) {
+    let out = command
         .output()
-        .expect("check-jsonschema");
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
     (
         out.status.success(),
         format!(
@@ -46,6 +44,15 @@ fn validate(schema: &str, file: &Path) -> (bool, String) {
     )
 }
 
+/// `(ok, output)` of check-jsonschema on `file` with a bundled schema.
+fn validate(schema: &str, file: &Path) -> (bool, String) {
+    outcome(
+        Command::new(tool("check-jsonschema").unwrap())
+            .args(["--builtin-schema", schema])
+            .arg(file),
+    )
+}
+
 /// zizmor, the GitHub Actions security linter, finds nothing at medium
 /// severity or above in the workflows and the action (run offline).
 #[test]
@@ -53,18 +60,13 @@ fn the_actions_pass_zizmor() {
     let Some(zizmor) = tool("zizmor") else {
         return;
     };
-    let out = Command::new(zizmor)
-        .args(["--offline", "--min-severity", "medium"])
-        .arg(root().join("action.yml"))
-        .arg(root().join(".github"))
-        .output()
-        .expect("zizmor");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let (ok, text) = outcome(
+        Command::new(zizmor)
+            .args(["--offline", "--min-severity", "medium"])
+            .arg(root().join("action.yml"))
+            .arg(root().join(".github")),
     );
-    assert!(out.status.success(), "{text}");
+    assert!(ok, "{text}");
     assert!(text.contains("No findings to report"), "{text}");
 }
 
@@ -138,30 +140,25 @@ fn the_example_gitlab_job_updates_the_manifest_repo_and_opens_an_mr() {
         std::env::var("PATH").unwrap_or_default()
     );
     let home = tempfile::tempdir().unwrap();
-    let out = Command::new(gle)
-        .args(["--ignore-docker", "-C"])
-        .arg(project.path())
-        .arg("update-manifests")
-        .env_clear()
-        .env("PATH", path)
-        .env("HOME", home.path())
-        .env("TAGBUMP_REPO", &url)
-        .env("SSH_PRIVATE_KEY", &server.key)
-        .env("SSH_KNOWN_HOSTS", &server.known_hosts)
-        .env("GITLAB_TOKEN", "glpat-GLECANARY1234567")
-        .env("TAGBUMP_FORGE", "gitlab")
-        .env("TAGBUMP_API_URL", format!("{}/api/v4", forge.url))
-        .env("TAGBUMP_PROJECT", "team/gle")
-        .env("CI_REGISTRY_IMAGE", "registry.example.com/team/app")
-        .env("CI_COMMIT_SHORT_SHA", "1.4.2")
-        .output()
-        .expect("gle");
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let (ok, log) = outcome(
+        Command::new(gle)
+            .args(["--ignore-docker", "-C"])
+            .arg(project.path())
+            .arg("update-manifests")
+            .env_clear()
+            .env("PATH", path)
+            .env("HOME", home.path())
+            .env("TAGBUMP_REPO", &url)
+            .env("SSH_PRIVATE_KEY", &server.key)
+            .env("SSH_KNOWN_HOSTS", &server.known_hosts)
+            .env("GITLAB_TOKEN", "glpat-GLECANARY1234567")
+            .env("TAGBUMP_FORGE", "gitlab")
+            .env("TAGBUMP_API_URL", format!("{}/api/v4", forge.url))
+            .env("TAGBUMP_PROJECT", "team/gle")
+            .env("CI_REGISTRY_IMAGE", "registry.example.com/team/app")
+            .env("CI_COMMIT_SHORT_SHA", "1.4.2"),
     );
-    assert!(out.status.success(), "the job failed:\n{log}");
+    assert!(ok, "the job failed:\n{log}");
     assert!(
         !log.contains("glpat-GLECANARY1234567"),
         "the token leaked:\n{log}"
@@ -401,20 +398,12 @@ impl Releases {
 
 /// Runs a step's script with bash in `dir` with `env`; `(ok, output)`.
 fn run_step(script: &str, dir: &Path, env: &[(&str, &str)]) -> (bool, String) {
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(script)
-        .current_dir(dir)
-        .envs(env.iter().copied())
-        .output()
-        .expect("bash");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+    outcome(
+        Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .current_dir(dir)
+            .envs(env.iter().copied()),
     )
 }
 
@@ -625,16 +614,12 @@ fn the_image_is_made_from_the_release_archives() {
         .map(|line| line.as_str().unwrap())
         .take_while(|line| !line.contains("docker"))
         .collect();
-    let out = Command::new("sh")
-        .args(["-euc", &lines.join("\n")])
-        .current_dir(ws.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (ok, log) = outcome(
+        Command::new("sh")
+            .args(["-euc", &lines.join("\n")])
+            .current_dir(ws.path()),
     );
+    assert!(ok, "{log}");
     unpacked(".gitlab-ci.yml");
 
     let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
@@ -645,13 +630,6 @@ fn the_image_is_made_from_the_release_archives() {
     assert!(last_stage.contains("\nUSER 10001:10001\n"), "{last_stage}");
     let ignore = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
     assert!(ignore.contains("\n*\n!image/\n"), "{ignore}");
-    let out = Command::new(hadolint)
-        .arg(root().join("Dockerfile"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let (ok, findings) = outcome(Command::new(hadolint).arg(root().join("Dockerfile")));
+    assert!(ok, "{findings}");
 }
