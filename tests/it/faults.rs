@@ -54,11 +54,7 @@ fn a_server_shedding_connections_loses_no_writer() {
     };
     const N: usize = 8;
     let texts = services(N);
-    let files: Vec<(&str, &str)> = texts
-        .iter()
-        .map(|(p, t)| (p.as_str(), t.as_str()))
-        .collect();
-    let (repo, url) = server.repo("team/shed", &files);
+    let (repo, url) = server.repo("team/shed", &texts);
     let env = ssh_env(&server);
     let results = writers(&url, &env, N);
     for (i, u) in results.iter().enumerate() {

@@ -634,11 +634,7 @@ fn concurrent_direct_pushes_all_land_with_linear_history() {
             )
         })
         .collect();
-    let files: Vec<(&str, &str)> = texts
-        .iter()
-        .map(|(p, t)| (p.as_str(), t.as_str()))
-        .collect();
-    let (repo, url) = server.repo("team/busy", &files);
+    let (repo, url) = server.repo("team/busy", &texts);
     let env = ssh_env(&server);
     let handles: Vec<_> = (0..SERVICES)
         .map(|i| {

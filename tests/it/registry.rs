@@ -23,12 +23,8 @@ fn manifests(host: &str) -> Vec<(String, String)> {
 }
 
 fn repo_with(dir: &std::path::Path, files: &[(String, String)]) -> (Repo, String) {
-    let files: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, t)| (p.as_str(), t.as_str()))
-        .collect();
     let path = dir.join("manifests.git");
-    let repo = seed(&path, &files);
+    let repo = seed(&path, files);
     (repo, path.to_string_lossy().into_owned())
 }
 

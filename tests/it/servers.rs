@@ -118,7 +118,8 @@ impl Repo {
 }
 
 /// Create a bare repo at `bare` whose `main` holds `files` in one commit.
-pub fn seed(bare: &Path, files: &[(&str, &str)]) -> Repo {
+/// A bare repository at `bare` with one commit holding `files` (path, text).
+pub fn seed(bare: &Path, files: &[(impl AsRef<str>, impl AsRef<str>)]) -> Repo {
     std::fs::create_dir_all(bare).expect("mkdir");
     run(Command::new("git")
         .args(["init", "-q", "--bare", "--initial-branch=main"])
@@ -132,9 +133,9 @@ pub fn seed(bare: &Path, files: &[(&str, &str)]) -> Repo {
         .args(["init", "-q", "--initial-branch=main"])
         .arg(work.path()));
     for (path, text) in files {
-        let p = work.path().join(path);
+        let p = work.path().join(path.as_ref());
         std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(p, text).expect("write");
+        std::fs::write(p, text.as_ref()).expect("write");
     }
     let git = |args: &[&str]| {
         run(Command::new("git")
@@ -257,7 +258,7 @@ impl SshServer {
     }
 
     /// A new repository on the server, and its ssh:// URL.
-    pub fn repo(&self, name: &str, files: &[(&str, &str)]) -> (Repo, String) {
+    pub fn repo(&self, name: &str, files: &[(impl AsRef<str>, impl AsRef<str>)]) -> (Repo, String) {
         let repo = seed(
             &self.dir.path().join("repos").join(format!("{name}.git")),
             files,
@@ -410,7 +411,11 @@ auth.require = ("/" => ("method" => "basic", "realm" => "git", "require" => "val
     }
 
     /// A new repository, and its http:// and https:// URLs (no credentials).
-    pub fn repo(&self, name: &str, files: &[(&str, &str)]) -> (Repo, String, String) {
+    pub fn repo(
+        &self,
+        name: &str,
+        files: &[(impl AsRef<str>, impl AsRef<str>)],
+    ) -> (Repo, String, String) {
         let repo = seed(
             &self.dir.path().join("repos").join(format!("{name}.git")),
             files,

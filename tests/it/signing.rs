@@ -303,11 +303,7 @@ fn commits_made_on_a_retry_are_signed_too() {
             )
         })
         .collect();
-    let files: Vec<(&str, &str)> = texts
-        .iter()
-        .map(|(p, t)| (p.as_str(), t.as_str()))
-        .collect();
-    let (repo, url) = server.repo("team/busy-signed", &files);
+    let (repo, url) = server.repo("team/busy-signed", &texts);
     let runs: Vec<Update> = (0..WRITERS)
         .map(|i| {
             let mut env = ssh_env(&server);

@@ -78,6 +78,26 @@ fn commit_by_hand(repo: &Repo, branch: &str) {
     repo.git(&["update-ref", &format!("refs/heads/{branch}"), &human]);
 }
 
+/// Someone else's commit on the review branch `branch`: the next run is
+/// refused (exit 8), nothing overwritten.
+fn refuses_a_branch_with_foreign_commits(s: &Setup, branch: &str) {
+    commit_by_hand(&s.repo, branch);
+    let refs = s.repo.git(&["for-each-ref"]);
+    let u = s.run_any(&[
+        "--image",
+        "registry.example.com/team/app:1.4.4",
+        "--in",
+        "apps",
+    ]);
+    assert_failed(
+        &u,
+        8,
+        "has commits tagbump did not make; not overwriting it",
+        &s.repo,
+        &refs,
+    );
+}
+
 fn json(u: &Update) -> serde_json::Value {
     serde_json::from_str(&succeeded(u).run.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", u.run.stdout))
@@ -178,22 +198,7 @@ fn a_review_branch_through_the_api() {
         "one commit on the base"
     );
 
-    // Someone else's commit on the branch: refused, not overwritten.
-    commit_by_hand(&s.repo, &branch);
-    let refs = s.repo.git(&["for-each-ref"]);
-    let u = s.run(&[
-        "--image",
-        "registry.example.com/team/app:1.4.4",
-        "--in",
-        "apps",
-    ]);
-    assert_failed(
-        &u,
-        8,
-        "has commits tagbump did not make; not overwriting it",
-        &s.repo,
-        &refs,
-    );
+    refuses_a_branch_with_foreign_commits(&s, &branch);
 }
 
 // Writers racing on the base all land, on both forges: a stale head (or
@@ -210,11 +215,7 @@ fn concurrent_writers_through_the_apis_all_land() {
                 )
             })
             .collect();
-        let files: Vec<(&str, &str)> = texts
-            .iter()
-            .map(|(p, t)| (p.as_str(), t.as_str()))
-            .collect();
-        let repo = seed(&dir.path().join("deploy.git"), &files);
+        let repo = seed(&dir.path().join("deploy.git"), &texts);
         let (fake, repo_url, api, var) = if gitlab {
             let fake = FakeRepoApi::gitlab(&repo.path, TOKEN);
             let api = format!("{}/api/v4", fake.url);
@@ -658,21 +659,7 @@ fn gitlab_review_branch_through_the_api() {
         .show(&format!("{branch}:apps/app/values.yaml"))
         .contains("tag: \"1.4.3\""));
 
-    commit_by_hand(&s.repo, &branch);
-    let refs = s.repo.git(&["for-each-ref"]);
-    let u = s.gitlab(&[
-        "--image",
-        "registry.example.com/team/app:1.4.4",
-        "--in",
-        "apps",
-    ]);
-    assert_failed(
-        &u,
-        8,
-        "has commits tagbump did not make; not overwriting it",
-        &s.repo,
-        &refs,
-    );
+    refuses_a_branch_with_foreign_commits(&s, &branch);
 }
 
 // GitLab: a file changed since it was read is refused by `last_commit_id`
