@@ -76,6 +76,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         signer: None,
         registry: Default::default(),
         image_sources: Vec::new(),
+        image_digests: Vec::new(),
         via: update::Via::Git,
         attempts: 3,
         timeout: std::time::Duration::from_secs(60),

@@ -28,7 +28,9 @@ pub struct JsonReport {
     pub parent: String,
     /// How the repository was read and written.
     pub via: RunTransport,
-    /// How `commit` is signed: `ssh`, `openpgp`, or null (unsigned).
+    /// How tagbump signed `commit`: `ssh` or `openpgp` with the key in
+    /// `signing_key`; null when it did not (no key, or `--via api`, where the
+    /// forge makes the commit and may sign it with its own key).
     pub signed: Option<crate::signing::Format>,
     /// The fingerprint of the signing key: `SHA256:…` (SSH), or the
     /// OpenPGP (sub)key's hex fingerprint.
@@ -108,6 +110,8 @@ pub struct JsonImage {
     pub reference: String,
     pub name: String,
     pub tag: Option<String>,
+    /// The digest written, else the one the registry answered for the tag
+    /// (`--verify-image` without `--pin-digest`); null when none is known.
     pub digest: Option<String>,
     /// `given` (not checked), `verified` (the registry has it), `resolved`
     /// (the digest the tag points to), `policy` (the tag chosen by --tag-policy).
@@ -225,7 +229,10 @@ impl JsonReport {
                     reference: image.to_string(),
                     name: image.name(),
                     tag: image.tag.clone(),
-                    digest: image.digest.clone(),
+                    digest: image
+                        .digest
+                        .clone()
+                        .or_else(|| spec.image_digests.get(i).cloned().flatten()),
                     source: spec
                         .image_sources
                         .get(i)

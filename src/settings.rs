@@ -117,6 +117,7 @@ pub fn update_spec(args: &UpdateArgs, config: &Layer, env: Env<'_>) -> Result<Up
         signer: signer.map(std::sync::Arc::new),
         registry,
         image_sources: Vec::new(),
+        image_digests: Vec::new(),
         // Chosen by `transport` once the forge is known.
         via: crate::update::Via::Git,
         attempts: args.attempts,
@@ -514,7 +515,8 @@ fn auth(args: &UpdateArgs, remote: &RemoteUrl, env: Env<'_>) -> Result<Auth> {
             Some(path) => format!("--ssh-key-file {}", path.display()),
             None => args.ssh_key_env.clone(),
         };
-        auth.ssh_passphrase = env(&args.ssh_passphrase_env).map(Secret::new);
+        auth.ssh_passphrase =
+            env(&args.ssh_passphrase_env).map(|p| Secret::new(p.trim_end_matches(['\r', '\n'])));
         auth.ssh_agent = auth.ssh_key.is_none() && env("SSH_AUTH_SOCK").is_some();
         auth.host_keys = host_key_policy(args, env)?;
     }
@@ -639,6 +641,20 @@ fn signer(args: &UpdateArgs, config: &Layer, env: Env<'_>) -> Result<Option<Sign
         None => {
             let named = first(&args.signing_key_env, &config.signing_key_env);
             let var = named.as_deref().unwrap_or("TAGBUMP_SIGNING_KEY");
+            if env(var).is_none() && set_but_empty(var) {
+                // What GitHub passes for a secret that does not exist, and
+                // what a forked pull request's run gets for every secret.
+                return Err(Failure::new(
+                    Kind::Usage,
+                    format!("${var} is set but empty: no signing key, and the commit must not go unsigned"),
+                )
+                .hint(format!(
+                    "check that the CI secret behind ${var} exists and is available to this run \
+                     (forked pull requests and unprotected branches get none), or unset ${var} \
+                     to push unsigned commits"
+                ))
+                .into());
+            }
             match (env(var), &named) {
                 (Some(value), _) => (value_or_file(&value, var)?, format!("${var}")),
                 (None, Some(_)) => {
@@ -654,7 +670,9 @@ fn signer(args: &UpdateArgs, config: &Layer, env: Env<'_>) -> Result<Option<Sign
     };
     // Registered as a secret first, so no message can echo the key.
     let key = Secret::new(normalize_key(&text));
-    let passphrase = env(&args.signing_passphrase_env).map(Secret::new);
+    // A trailing line break comes with values read from files or pasted.
+    let passphrase =
+        env(&args.signing_passphrase_env).map(|p| Secret::new(p.trim_end_matches(['\r', '\n'])));
     Signer::from_text(
         key.expose(),
         passphrase.as_ref(),
@@ -716,15 +734,56 @@ fn host_key_policy(args: &UpdateArgs, env: Env<'_>) -> Result<Policy> {
 
 /// A variable holding a key, or (GitLab "file" variables) a path to one.
 fn value_or_file(value: &str, var: &str) -> Result<String> {
-    if !value.contains("-----BEGIN") && !value.contains('\n') && Path::new(value.trim()).is_file() {
-        return read_secret_file(Path::new(value.trim()), &format!("${var}"));
+    let trimmed = value.trim();
+    let one_line = !value.contains("-----BEGIN") && !trimmed.contains('\n');
+    if one_line && Path::new(trimmed).is_file() {
+        return read_secret_file(Path::new(trimmed), &format!("${var}"));
+    }
+    let looks_like_path = ["/", "./", "../", "~/"]
+        .iter()
+        .any(|p| trimmed.starts_with(p))
+        && !trimmed.contains(char::is_whitespace);
+    if one_line && looks_like_path {
+        // The value is not printed: it might be a key after all.
+        return Err(Failure::new(
+            Kind::Usage,
+            format!("${var} looks like a path to a file, and there is no such file"),
+        )
+        .hint(format!(
+            "a GitLab \"File\" variable holds the path of a file the job can read; check the \
+             variable's name and type, or put the key itself in ${var}"
+        ))
+        .into());
     }
     Ok(value.to_string())
 }
 
+/// A variable that is set to the empty string (`process_env` reads it as
+/// unset).
+fn set_but_empty(var: &str) -> bool {
+    std::env::var_os(var).is_some_and(|v| v.is_empty())
+}
+
+/// A key file's text. A binary key (`gpg --export-secret-keys` without
+/// `--armor`, a DER file) is refused in words, its bytes never shown.
 fn read_secret_file(path: &Path, what: &str) -> Result<String> {
-    std::fs::read_to_string(path)
-        .map_err(|e| crate::error::io(&format!("read the {what} from"), path)(e).into())
+    let bytes = std::fs::read(path)
+        .map_err(|e| crate::error::io(&format!("read the {what} from"), path)(e))?;
+    match String::from_utf8(bytes) {
+        Ok(text) if !text.contains('\0') => Ok(text),
+        _ => Err(Failure::new(
+            Kind::Usage,
+            format!(
+                "{} (the {what}) is binary, not an armored (text) key",
+                path.display()
+            ),
+        )
+        .hint(
+            "export an OpenPGP key armored: `gpg --export-secret-keys --armor KEYID`; an \
+             OpenSSH key is the text file `ssh-keygen` wrote (e.g. `id_ed25519`)",
+        )
+        .into()),
+    }
 }
 
 /// Keys pasted into CI variables arrive mangled: CRLF, literal `\n`, quotes,

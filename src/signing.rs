@@ -21,6 +21,9 @@ use serde::Serialize;
 use crate::error::{Failure, Kind};
 use crate::secret::Secret;
 
+mod ecdsa_width;
+mod openpgp_valid;
+
 /// The kind of signature, as `--output json` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -249,29 +252,100 @@ fn ssh(
     source: &str,
     passphrase_var: &str,
 ) -> Result<Signer> {
-    let key = ssh_key::PrivateKey::from_openssh(text.trim()).map_err(|e| {
-        Failure::new(
-            Kind::Usage,
-            format!("the OpenSSH signing key in {source} cannot be read: {e}"),
-        )
-        .hint("is the whole key there, from -----BEGIN to -----END, with its line breaks?")
-    })?;
+    let text = text.trim();
+    // ssh-key's own error is not shown: a parser's error may quote the key.
+    let key = ssh_key::PrivateKey::from_openssh(text)
+        .ok()
+        .or_else(|| ecdsa_width::widen(text, None))
+        .ok_or_else(|| unreadable(text, "OpenSSH", source))?;
     let key = if key.is_encrypted() {
         let Some(passphrase) = passphrase else {
             return Err(encrypted_without_passphrase(source, passphrase_var));
         };
-        key.decrypt(passphrase.expose().as_bytes())
-            .map_err(|_| wrong_passphrase(source, passphrase_var))?
+        let passphrase = passphrase.expose().as_bytes();
+        key.decrypt(passphrase)
+            .ok()
+            .or_else(|| ecdsa_width::widen(text, Some(passphrase)))
+            .ok_or_else(|| wrong_passphrase(source, passphrase_var))?
     } else {
         key
     };
     let fingerprint = key.fingerprint(ssh_key::HashAlg::Sha256).to_string();
     let identities = vec![key.comment().to_string()];
-    Ok(Signer {
+    let signer = Signer {
         key: Key::Ssh(Box::new(key)),
         fingerprint,
         identities,
-    })
+    };
+    // Sign once now: a kind of key that cannot sign fails before the clone.
+    if signer.sign(b"").is_err() {
+        let Key::Ssh(key) = &signer.key else {
+            unreachable!("made above as an SSH key")
+        };
+        let algorithm = key.algorithm();
+        let why = if matches!(algorithm, ssh_key::Algorithm::Dsa) {
+            "DSA keys are obsolete: OpenSSH has refused them since 7.0, and GitHub and GitLab do not verify them"
+        } else {
+            "tagbump signs with ed25519, ECDSA (P-256, P-384, P-521) and RSA keys"
+        };
+        return Err(Failure::new(
+            Kind::Usage,
+            format!(
+                "the SSH signing key in {source} is a {} key, which cannot sign commits here: {why}",
+                algorithm.as_str()
+            ),
+        )
+        .hint("create a signing key with `ssh-keygen -t ed25519`")
+        .into());
+    }
+    Ok(signer)
+}
+
+/// Why an armored key did not parse, in tagbump's words: the parsers'
+/// errors are never shown, as they can carry the key's bytes (rPGP's, for
+/// one, prints its input as a list of decimal numbers).
+fn unreadable(text: &str, kind: &str, source: &str) -> anyhow::Error {
+    let lines: Vec<&str> = text.lines().collect();
+    let indented = lines
+        .iter()
+        .skip(1)
+        .filter(|l| l.starts_with([' ', '\t']))
+        .count();
+    let tabs = lines.iter().any(|l| l.starts_with('\t'));
+    let (what, hint) = if lines.len() == 1 && text.matches("-----").count() > 2 {
+        (
+            "is on one line: its line breaks were lost".to_string(),
+            "store the key with its line breaks (a masked multi-line variable, or a file \
+             variable); a one-line value with `\\n` for each line break is also read",
+        )
+    } else if indented > 0 {
+        (
+            format!(
+                "has {indented} indented line(s) (with {}): an armored key's lines start in \
+                 the first column",
+                if tabs { "tabs" } else { "spaces" }
+            ),
+            "remove the indentation: paste the key as `cat KEYFILE` prints it; in YAML, a \
+             block scalar (`key: |`) indented under its key removes that indentation itself",
+        )
+    } else if !text.contains("-----END") {
+        (
+            "is cut off: it has no `-----END` line".to_string(),
+            "paste the whole key, from -----BEGIN to -----END; check the variable's size limit",
+        )
+    } else {
+        (
+            "does not decode: its body is damaged".to_string(),
+            "paste the key again as `cat KEYFILE` (or `gpg --armor --export-secret-keys KEYID`) \
+             prints it, from -----BEGIN to -----END, with its line breaks",
+        )
+    };
+    Failure::new(
+        Kind::Usage,
+        format!("the {kind} signing key in {source} {what}"),
+    )
+    .hint(hint)
+    .into()
 }
 
 fn openpgp(
@@ -280,25 +354,11 @@ fn openpgp(
     source: &str,
     passphrase_var: &str,
 ) -> Result<Signer> {
-    let (key, _) = SignedSecretKey::from_string(text.trim()).map_err(|e| {
-        Failure::new(
-            Kind::Usage,
-            format!("the OpenPGP signing key in {source} cannot be read: {e}"),
-        )
-        .hint(
-            "is the whole armored block there, from -----BEGIN to -----END, with its line breaks?",
-        )
-    })?;
-    let subkey = signing_subkey(&key).ok_or_else(|| {
-        Failure::new(
-            Kind::Usage,
-            format!(
-                "the OpenPGP key in {source} ({}) has no key that may sign",
-                hex(&key.primary_key.fingerprint().to_string())
-            ),
-        )
-        .hint("add a signing subkey: `gpg --quick-add-key FINGERPRINT ed25519 sign`")
-    })?;
+    let text = text.trim();
+    // rPGP's error is not shown: it prints its input as decimal bytes.
+    let (key, _) =
+        SignedSecretKey::from_string(text).map_err(|_| unreadable(text, "OpenPGP", source))?;
+    let subkey = openpgp_valid::signing_key(&key, source)?;
     let password = passphrase.cloned().unwrap_or_else(|| Secret::new(""));
     let encrypted = match subkey {
         Some(i) => key.secret_subkeys[i].key.secret_params().is_encrypted(),
@@ -308,7 +368,18 @@ fn openpgp(
         return Err(encrypted_without_passphrase(source, passphrase_var));
     }
     // Unlock once now: a wrong passphrase fails here, not after the clone.
-    pgp_sign(&key, subkey, &password, b"").map_err(|_| wrong_passphrase(source, passphrase_var))?;
+    pgp_sign(&key, subkey, &password, b"").map_err(|_| {
+        if encrypted {
+            wrong_passphrase(source, passphrase_var)
+        } else {
+            Failure::new(
+                Kind::Usage,
+                format!("the OpenPGP signing key in {source} cannot sign (a kind of key rPGP does not sign with)"),
+            )
+            .hint("create a signing key with `gpg --quick-gen-key 'NAME <EMAIL>' ed25519 sign`")
+            .into()
+        }
+    })?;
     let fingerprint = match subkey {
         Some(i) => key.secret_subkeys[i].key.fingerprint(),
         None => key.primary_key.fingerprint(),
@@ -328,34 +399,6 @@ fn openpgp(
         fingerprint: hex(&fingerprint.to_string()),
         identities,
     })
-}
-
-/// The key gpg signs with: the newest subkey flagged for signing, else the
-/// primary key when its self-signature allows signing (or says nothing).
-/// `None` (outer): no key may sign.
-fn signing_subkey(key: &SignedSecretKey) -> Option<Option<usize>> {
-    let newest = key
-        .secret_subkeys
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.signatures.iter().any(|sig| sig.key_flags().sign()))
-        .max_by_key(|(_, s)| s.key.created_at())
-        .map(|(i, _)| i);
-    if newest.is_some() {
-        return Some(newest);
-    }
-    let flags: Vec<_> = key
-        .details
-        .users
-        .iter()
-        .flat_map(|u| u.signatures.iter())
-        .chain(key.details.direct_signatures.iter())
-        .map(|sig| sig.key_flags())
-        .collect();
-    let says_nothing = flags
-        .iter()
-        .all(|f| !f.sign() && !f.certify() && !f.encrypt_comms());
-    (says_nothing || flags.iter().any(|f| f.sign())).then_some(None)
 }
 
 fn pgp_sign(
@@ -385,7 +428,7 @@ fn pgp_sign(
 }
 
 /// Upper-case hex without separators, as `gpg --list-keys` prints it.
-fn hex(text: &str) -> String {
+pub(crate) fn hex(text: &str) -> String {
     text.chars()
         .filter(char::is_ascii_hexdigit)
         .map(|c| c.to_ascii_uppercase())
@@ -477,13 +520,64 @@ mod tests {
         assert!(error("-----BEGIN PGP PUBLIC KEY BLOCK-----\n").contains("OpenPGP public key"));
         assert!(error("-----BEGIN RSA PRIVATE KEY-----\nx\n").contains("is a PEM key"));
         assert!(error("hello").contains("neither an OpenSSH nor an OpenPGP private key"));
-        assert!(error(
-            "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
-        )
-        .starts_with("the OpenSSH signing key in $K cannot be read"));
-        assert!(error(
-            "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nAAAA\n-----END PGP PRIVATE KEY BLOCK-----\n"
-        )
-        .starts_with("the OpenPGP signing key in $K cannot be read"));
+        assert_eq!(
+            error("-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n"),
+            "the OpenSSH signing key in $K does not decode: its body is damaged"
+        );
+        assert_eq!(
+            error("-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nAAAA\n-----END PGP PRIVATE KEY BLOCK-----\n"),
+            "the OpenPGP signing key in $K does not decode: its body is damaged"
+        );
+    }
+
+    /// Every way CI mangles a key gets its own words, and none of the
+    /// key's lines (or a dump of its bytes) appear in them.
+    #[test]
+    fn mangled_keys_are_described_not_quoted() {
+        let key = ssh_key::PrivateKey::random(&mut rand::rngs::OsRng, ssh_key::Algorithm::Ed25519)
+            .unwrap()
+            .to_openssh(ssh_key::LineEnding::LF)
+            .unwrap()
+            .to_string();
+        let lines: Vec<&str> = key.lines().collect();
+        let indent = |prefix: &str| {
+            lines
+                .iter()
+                .map(|l| format!("{prefix}{l}\n"))
+                .collect::<String>()
+        };
+        let n = lines.len() - 1;
+        let cases = [
+            (
+                indent("  "),
+                format!("has {n} indented line(s) (with spaces)"),
+            ),
+            (
+                indent("\t"),
+                format!("has {n} indented line(s) (with tabs)"),
+            ),
+            (
+                lines.join(" "),
+                "is on one line: its line breaks were lost".into(),
+            ),
+            (
+                lines[..3].join("\n"),
+                "is cut off: it has no `-----END` line".into(),
+            ),
+        ];
+        for (text, what) in cases {
+            let err = Signer::from_text(&text, None, "$K", "P").unwrap_err();
+            let shown = format!("{err:#} {err:?}");
+            assert!(
+                shown.starts_with(&format!("the OpenSSH signing key in $K {what}")),
+                "{shown}"
+            );
+            for line in &lines[1..lines.len() - 1] {
+                assert!(!shown.contains(line), "{shown}");
+            }
+            let bytes = key.as_bytes();
+            let decimal = format!("{}, {}, {}", bytes[40], bytes[41], bytes[42]);
+            assert!(!shown.contains(&decimal), "{shown}");
+        }
     }
 }

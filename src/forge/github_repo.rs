@@ -427,6 +427,10 @@ impl Transport for GitHubRepo {
         &self.url
     }
 
+    fn signs_with_key(&self) -> bool {
+        false
+    }
+
     fn requests(&self) -> usize {
         *self.requests.borrow()
     }

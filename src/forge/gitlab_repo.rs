@@ -329,6 +329,10 @@ impl Transport for GitLabRepo {
         &self.url
     }
 
+    fn signs_with_key(&self) -> bool {
+        false
+    }
+
     fn requests(&self) -> usize {
         *self.requests.borrow()
     }

@@ -139,6 +139,27 @@ impl Client {
         )))
     }
 
+    /// The digests an image index (multi-arch manifest list) at `reference`
+    /// lists; empty for a single manifest.
+    pub async fn index_children(&self, ep: &Endpoint, reference: &str) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct Index {
+            #[serde(default)]
+            manifests: Vec<Child>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Child {
+            digest: String,
+        }
+        let get = self
+            .send(Method::GET, ep, &ep.url(&format!("manifests/{reference}")))
+            .await?;
+        self.check(ep, &get, reference)?;
+        Ok(serde_json::from_str::<Index>(&get.body)
+            .map(|index| index.manifests.into_iter().map(|c| c.digest).collect())
+            .unwrap_or_default())
+    }
+
     /// Every tag of the repository, following `Link` pagination.
     pub async fn tags(&self, ep: &Endpoint) -> Result<Vec<String>> {
         #[derive(serde::Deserialize)]

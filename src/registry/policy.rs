@@ -40,6 +40,7 @@ impl Policy {
             let cargo_style = range
                 .split(',')
                 .flat_map(str::split_whitespace)
+                .map(npm_comparator)
                 .collect::<Vec<_>>()
                 .join(", ");
             return semver::VersionReq::parse(&cargo_style)
@@ -80,6 +81,57 @@ impl Policy {
                 .max_by(|(a, ta), (b, tb)| compare(a, b, *sort).then(ta.cmp(tb)))
                 .map(|(_, t)| t.as_str()),
         }
+    }
+}
+
+/// One comparator as npm, Flux and Argo CD Image Updater read it, in the
+/// `semver` crate's grammar: a bare version is that version exactly (`1.4.2`
+/// is `=1.4.2`, not Cargo's `^1.4.2`; `1.4` any 1.4.x), and a `v` after the
+/// operator is allowed (`~v1.4`, as tags are spelled).
+fn npm_comparator(token: &str) -> String {
+    let version_at = token
+        .find(|c: char| !matches!(c, '=' | '<' | '>' | '~' | '^'))
+        .unwrap_or(token.len());
+    let (operator, version) = token.split_at(version_at);
+    let version = match version.strip_prefix(['v', 'V']) {
+        Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => rest,
+        _ => version,
+    };
+    let wildcard = version.contains(['*', 'x', 'X']);
+    if operator.is_empty() && !wildcard && version.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("={version}")
+    } else {
+        format!("{operator}{version}")
+    }
+}
+
+impl Policy {
+    /// Why [`Policy::choose`] found nothing, when the cause is the policy's
+    /// own form rather than the registry's tags: a `regex:` whose first group
+    /// captured no number under `--tag-sort numeric`.
+    pub fn why_nothing(&self, tags: &[String]) -> Option<String> {
+        let Policy::Regex(re, Sort::Numeric) = self else {
+            return None;
+        };
+        let captured: Vec<&str> = tags
+            .iter()
+            .filter_map(|t| {
+                let captures = re.captures(t)?;
+                Some(captures.get(1).or_else(|| captures.get(0))?.as_str())
+            })
+            .collect();
+        let first = captured.first()?;
+        Some(format!(
+            "{} tag(s) match `{}`, but --tag-sort numeric orders them by the number its first \
+             group captures, and it captured `{first}`{}, not a number",
+            captured.len(),
+            re.as_str(),
+            if re.captures_len() > 1 {
+                ""
+            } else {
+                " (it has no group: the whole tag)"
+            },
+        ))
     }
 }
 
@@ -142,6 +194,15 @@ mod tests {
         );
         assert_eq!(pick("semver:^3", &list), None);
         assert!(Policy::parse("semver:banana", Sort::Alphabetical).is_err());
+        // A bare version is that version, as npm, Flux and Image Updater read it.
+        assert_eq!(pick("semver:1.4.0", &list).as_deref(), Some("1.4.0"));
+        assert_eq!(pick("semver:1.4", &list).as_deref(), Some("1.4.10"));
+        assert_eq!(pick("semver:1", &list).as_deref(), Some("1.5.0"));
+        assert_eq!(pick("semver:1.4.x", &list).as_deref(), Some("1.4.10"));
+        // `v` in the range, as the tags spell it.
+        assert_eq!(pick("semver:~v1.4", &list).as_deref(), Some("1.4.10"));
+        assert_eq!(pick("semver:>=v1.2 <v2", &list).as_deref(), Some("1.5.0"));
+        assert_eq!(pick("semver:v1.4.7", &list).as_deref(), Some("v1.4.7"));
     }
 
     #[test]
@@ -158,6 +219,19 @@ mod tests {
             Some("main-x")
         );
         assert!(Policy::parse("regex:(", Sort::Alphabetical).is_err());
+        let words = Policy::parse("regex:^main-([a-z]+)$", Sort::Numeric).unwrap();
+        assert_eq!(words.choose(&tags(&list)), None);
+        assert_eq!(
+            words.why_nothing(&tags(&list)).unwrap(),
+            "1 tag(s) match `^main-([a-z]+)$`, but --tag-sort numeric orders them by the number \
+             its first group captures, and it captured `x`, not a number"
+        );
+        assert_eq!(
+            Policy::parse("regex:^main-(\\d+)$", Sort::Numeric)
+                .unwrap()
+                .why_nothing(&tags(&["other"])),
+            None
+        );
         assert!(Policy::parse("newest", Sort::Alphabetical).is_err());
     }
 }

@@ -64,6 +64,9 @@ pub struct Resolved {
     /// The reference to write.
     pub image: ImageRef,
     pub source: Source,
+    /// The digest the registry answered with (or the given one it was
+    /// checked against), written or not; `None` when it was not asked.
+    pub digest: Option<String>,
 }
 
 /// Ask the registry about each image. With nothing to ask, the images are
@@ -75,6 +78,7 @@ pub fn resolve(images: &[ImageRef], spec: &RegistrySpec) -> Result<Vec<Resolved>
             .map(|image| Resolved {
                 image: image.clone(),
                 source: Source::Given,
+                digest: None,
             })
             .collect());
     }
@@ -92,7 +96,10 @@ pub fn resolve(images: &[ImageRef], spec: &RegistrySpec) -> Result<Vec<Resolved>
         let shown = match resolved.source {
             Source::Policy => format!("chosen by --tag-policy: {}", resolved.image),
             Source::Resolved => format!("resolved: {}", resolved.image),
-            Source::Verified => format!("verified: {} exists", resolved.image),
+            Source::Verified => match (&resolved.image.digest, &resolved.digest) {
+                (None, Some(digest)) => format!("verified: {} exists ({digest})", resolved.image),
+                _ => format!("verified: {} exists", resolved.image),
+            },
             Source::Given => continue,
         };
         eprintln!("registry: {shown}");
@@ -128,6 +135,14 @@ async fn one(client: &Client, image: &ImageRef, spec: &RegistrySpec) -> Result<R
             }
             let tags = client.tags(&ep).await?;
             let Some(chosen) = policy.choose(&tags) else {
+                if let Some(why) = policy.why_nothing(&tags) {
+                    return Err(Failure::new(
+                        Kind::Usage,
+                        format!("--tag-policy for {}/{}: {why}", ep.host, ep.repository),
+                    )
+                    .hint("put the number in the first group (`^main-(\\d+)$`), or use --tag-sort alphabetical")
+                    .into());
+                }
                 return Err(Failure::new(
                     Kind::MissingImage,
                     format!(
@@ -143,28 +158,66 @@ async fn one(client: &Client, image: &ImageRef, spec: &RegistrySpec) -> Result<R
             image.tag = Some(chosen.to_string());
             source = Source::Policy;
             if spec.pin == Pin::Off {
-                return Ok(Resolved { image, source });
+                return Ok(Resolved {
+                    image,
+                    source,
+                    digest: None,
+                });
             }
         }
         None => {}
     }
     let pin = spec.pin != Pin::Off || matches!(spec.policy, Some(Policy::LatestDigest));
-    // A digest given with the tag is what is checked (`tag@digest` pulls by digest).
-    let reference = match (&image.digest, &image.tag) {
-        (Some(digest), _) => digest.clone(),
-        (None, Some(tag)) => tag.clone(),
+    let digest = match (&image.tag, &image.digest) {
+        // Both given: the tag must exist and point at that digest, or the
+        // manifest would say one version while the cluster runs another.
+        (Some(tag), Some(given)) => {
+            let Some(actual) = client.digest(&ep, tag).await? else {
+                return Err(missing(&ep, Some(tag)).into());
+            };
+            if actual != *given && !client.index_children(&ep, tag).await?.contains(given) {
+                return Err(Failure::new(
+                    Kind::MissingImage,
+                    format!(
+                        "`{}:{tag}` on {} has the digest {actual}, not the given {given}",
+                        image.name(),
+                        ep.host
+                    ),
+                )
+                .hint(
+                    "pass the digest the tag has now, or the tag that has this digest (the \
+                     tag may have moved); nothing was changed",
+                )
+                .into());
+            }
+            given.clone()
+        }
+        (_, Some(given)) => {
+            let Some(actual) = client.digest(&ep, given).await? else {
+                return Err(missing(&ep, Some(given)).into());
+            };
+            actual
+        }
+        (Some(tag), None) => {
+            let Some(actual) = client.digest(&ep, tag).await? else {
+                return Err(missing(&ep, Some(tag)).into());
+            };
+            actual
+        }
         (None, None) => {
             return Err(Failure::new(Kind::Usage, format!("`{image}` has no tag or digest")).into())
         }
     };
-    let Some(digest) = client.digest(&ep, &reference).await? else {
-        return Err(missing(&ep, Some(&reference)).into());
+    let mut resolved = Resolved {
+        digest: Some(digest.clone()),
+        image,
+        source,
     };
-    if pin && image.digest.is_none() {
-        image.digest = Some(digest);
-        if source == Source::Verified {
-            source = Source::Resolved;
+    if pin && resolved.image.digest.is_none() {
+        resolved.image.digest = Some(digest);
+        if resolved.source == Source::Verified {
+            resolved.source = Source::Resolved;
         }
     }
-    Ok(Resolved { image, source })
+    Ok(resolved)
 }

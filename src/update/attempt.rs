@@ -200,7 +200,7 @@ fn attempt_on(
             spec.signer.as_deref(),
         )? {
             report.commit = Some(tip.clone());
-            report.signed = signed_as(spec);
+            report.signed = signed_as(spec, &*repo);
             report.operation = Operation::AlreadyOnBranch;
             return Ok(Attempt::Done(Box::new(report)));
         }
@@ -217,19 +217,24 @@ fn attempt_on(
         review: !spec.direct,
         dry_run: spec.dry_run,
     })?;
-    finish(written, report, spec)
+    let signed = signed_as(spec, &*repo);
+    finish(written, report, signed)
 }
 
 /// The report of a write, or the reason to try again.
-fn finish(written: Written, mut report: Report, spec: &UpdateSpec) -> Result<Attempt> {
+fn finish(
+    written: Written,
+    mut report: Report,
+    signed: Option<(crate::signing::Format, String)>,
+) -> Result<Attempt> {
     match written {
         Written::Pushed(commit) => {
             report.commit = Some(commit);
-            report.signed = signed_as(spec);
+            report.signed = signed;
             report.operation = Operation::Pushed;
         }
         Written::DryRun(commit) => {
-            report.signed = commit.as_ref().and_then(|_| signed_as(spec));
+            report.signed = commit.as_ref().and(signed);
             report.commit = commit;
             report.operation = Operation::DryRun;
         }
@@ -293,9 +298,11 @@ fn gave_up(
     }
 }
 
-/// What the report says of the signature of a commit tagbump made or kept.
-fn signed_as(spec: &UpdateSpec) -> Option<(crate::signing::Format, String)> {
-    let signer = spec.signer.as_ref()?;
+/// What the report says of the signature of a commit tagbump made or kept:
+/// the key's, when the transport signs with it (a kept review-branch commit
+/// was checked to be signed by it).
+fn signed_as(spec: &UpdateSpec, repo: &dyn Transport) -> Option<(crate::signing::Format, String)> {
+    let signer = spec.signer.as_ref().filter(|_| repo.signs_with_key())?;
     Some((signer.format(), signer.fingerprint().to_string()))
 }
 

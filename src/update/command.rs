@@ -50,6 +50,7 @@ pub fn run(args: &cli::UpdateArgs) -> Result<()> {
     }
     spec.images = images.iter().map(|r| r.image.clone()).collect();
     spec.image_sources = images.iter().map(|r| r.source).collect();
+    spec.image_digests = images.iter().map(|r| r.digest.clone()).collect();
     let report = update::run(&spec)?;
     interrupt::stage("opening or updating the merge request".into());
     let json = args.output == cli::OutputFormat::Json;

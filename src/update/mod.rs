@@ -171,6 +171,8 @@ pub struct UpdateSpec {
     /// Where each of `images` came from (given, verified, resolved, chosen),
     /// once the registry was asked; empty before.
     pub image_sources: Vec<crate::registry::Source>,
+    /// What the registry answered for each image's digest (`None`: not asked).
+    pub image_digests: Vec<Option<String>>,
     pub attempts: u32,
     /// The wall-clock cap on the whole run (`--timeout`).
     pub timeout: Duration,
@@ -248,6 +250,7 @@ pub(crate) fn example_spec() -> UpdateSpec {
         signer: None,
         registry: Default::default(),
         image_sources: Vec::new(),
+        image_digests: Vec::new(),
         via: Via::Git,
         attempts: 3,
         timeout: Duration::from_secs(60),

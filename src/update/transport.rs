@@ -100,6 +100,11 @@ pub trait Transport {
     fn requests(&self) -> usize {
         0
     }
+    /// Whether commits written here carry the signing key's signature (the
+    /// API transports have the forge make the commit: the key is not used).
+    fn signs_with_key(&self) -> bool {
+        true
+    }
 }
 
 /// git over SSH, HTTPS or a local path, through libgit2.

@@ -242,6 +242,12 @@ fn tag_policies_choose_from_every_page() {
         .contains(&format!("{name}:1.0.130")));
     // Pre-releases stay out unless the range names one.
     assert_eq!(chosen("semver:>=1.0", &[]).0, "v1.6.0");
+    // Issue #19, class 6: a bare version is that version (npm, Flux, Image
+    // Updater), not Cargo's caret; `v` in a range as the tags spell it.
+    assert_eq!(chosen("semver:1.5.0", &[]).0, "1.5.0");
+    assert_eq!(chosen("semver:1.0", &[]).0, "1.0.130");
+    assert_eq!(chosen("semver:~v1.5", &[]).0, "1.5.0");
+    assert_eq!(chosen("semver:^v1", &[]).0, "v1.6.0");
     assert_eq!(chosen("semver:>=2.0.0-rc.0", &[]).0, "2.0.0-rc.1");
     assert_eq!(
         chosen("regex:^build-(\\d+)$", &["--tag-sort", "numeric"]).0,
@@ -270,6 +276,30 @@ fn tag_policies_choose_from_every_page() {
         .contains(&format!("{name}:main@{digest}")));
     // Nothing matches: exit 10, nothing written.
     let refs = repo.git(&["for-each-ref"]);
+    // A first group that captures no number under --tag-sort numeric says
+    // so (exit 2), rather than "no tag matches".
+    let u = bump(
+        &url,
+        &name,
+        &[
+            "--tag-policy",
+            "regex:^(build)-\\d+$",
+            "--tag-sort",
+            "numeric",
+        ],
+        &[],
+    );
+    assert_failed(&u, 2, "", &repo, &refs);
+    assert_eq!(
+        u.run.stderr,
+        format!(
+            "error: --tag-policy for {host}/team/app: 2 tag(s) match `^(build)-\\d+$`, but \
+             --tag-sort numeric orders them by the number its first group captures, and it \
+             captured `build`, not a number\n\
+             hint: put the number in the first group (`^main-(\\d+)$`), or use --tag-sort \
+             alphabetical\n"
+        )
+    );
     let u = bump(&url, &name, &["--tag-policy", "semver:^3"], &[]);
     assert_failed(
         &u,
@@ -515,6 +545,68 @@ fn a_registry_answering_503_then_200_is_retried() {
     assert_eq!(refused.load(std::sync::atomic::Ordering::SeqCst), 1);
     assert!(
         u.run.stderr.contains("HTTP 503; retrying in"),
+        "{}",
+        u.run.stderr
+    );
+}
+
+// Issue #19, class 2: `NAME:TAG@DIGEST` is checked whole. A tag that does
+// not exist is missing (exit 10) even with a real digest beside it; a digest
+// that belongs to another tag is refused naming both digests (exit 10), with
+// --verify-image and with --pin-digest; the right pair is written. The JSON
+// carries the digest the registry answered after a verifying HEAD.
+#[test]
+fn a_tag_and_digest_must_belong_together() {
+    let Some(registry) = Registry::start(Auth::Anonymous) else {
+        return;
+    };
+    let host = registry.host();
+    let old = registry.push("team/app:1.4.2");
+    let new = registry.push("team/app:1.6.0");
+    assert_ne!(old, new);
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, url) = repo_with(dir.path(), &manifests(&host));
+    let refs = repo.git(&["for-each-ref"]);
+
+    for flag in ["--verify-image", "--pin-digest"] {
+        let no_such_tag = format!("{host}/team/app:9.9.9@{new}");
+        let u = bump(&url, &no_such_tag, &[flag], &[]);
+        assert_failed(
+            &u,
+            10,
+            &format!("error: {host}/team/app:9.9.9 does not exist on {host}\n"),
+            &repo,
+            &refs,
+        );
+        let foreign = format!("{host}/team/app:1.4.2@{new}");
+        let u = bump(&url, &foreign, &[flag], &[]);
+        assert_failed(
+            &u,
+            10,
+            &format!(
+                "error: `{host}/team/app:1.4.2` on {host} has the digest {old}, not the given {new}\n\
+                 hint: pass the digest the tag has now, or the tag that has this digest (the tag \
+                 may have moved); nothing was changed\n"
+            ),
+            &repo,
+            &refs,
+        );
+    }
+    let right = format!("{host}/team/app:1.4.2@{old}");
+    let report = json(&bump(&url, &right, &["--pin-digest"], &[]));
+    assert_eq!(report["images"][0]["reference"], right.as_str());
+    assert!(repo.show("main:apps/app/deploy.yaml").contains(&right));
+
+    // Verified without pinning: the digest is reported, not written.
+    let image = format!("{host}/team/app:1.6.0");
+    let u = bump(&url, &image, &["--verify-image"], &[]);
+    let report = json(&u);
+    assert_eq!(report["images"][0]["digest"], new.as_str());
+    assert_eq!(report["images"][0]["reference"], image.as_str());
+    assert!(
+        u.run
+            .stderr
+            .contains(&format!("registry: verified: {image} exists ({new})\n")),
         "{}",
         u.run.stderr
     );

@@ -22,7 +22,11 @@ struct SshKey {
 
 fn ssh_key(dir: &Path, kind: &str, passphrase: &str) -> SshKey {
     let path = dir.join(format!("sign-{kind}-{}", passphrase.len()));
-    let bits: &[&str] = if kind == "rsa" { &["-b", "3072"] } else { &[] };
+    let (kind, bits): (&str, &[&str]) = match kind {
+        "rsa" => ("rsa", &["-b", "3072"]),
+        "ecdsa-521" => ("ecdsa", &["-b", "521"]),
+        kind => (kind, &[]),
+    };
     crate::servers::run(
         Command::new("ssh-keygen")
             .args(["-q", "-t", kind, "-N", passphrase, "-C", EMAIL])
@@ -207,6 +211,12 @@ fn ssh_signed_commits_verify_on_the_server() {
     let branch = report["branch"].as_str().unwrap().to_string();
     assert_verified(&repo, &branch, &Trust::Ssh(&key.public), &good);
     assert_refused(&repo, &branch, &Trust::Ssh(&other.public));
+    // What the report says is what the pushed commit's header holds.
+    let header = repo.git(&["cat-file", "commit", report["commit"].as_str().unwrap()]);
+    assert!(
+        header.contains("gpgsig -----BEGIN SSH SIGNATURE-----"),
+        "{header}"
+    );
 
     // The same change again: the signed commit on the branch stays.
     let again = update(&args, &with(&env));
@@ -261,6 +271,11 @@ fn openpgp_signed_commits_verify_on_the_server() {
     assert_eq!(report["signed"], "openpgp");
     assert_eq!(report["signing_key"], fingerprint.as_str());
     let branch = report["branch"].as_str().unwrap().to_string();
+    let header = repo.git(&["cat-file", "commit", report["commit"].as_str().unwrap()]);
+    assert!(
+        header.contains("gpgsig -----BEGIN PGP SIGNATURE-----"),
+        "{header}"
+    );
     let good = format!("Good signature from \"{AUTHOR}\"");
     assert_verified(&repo, &branch, &Trust::OpenPgp(&trusted), &good);
     assert_refused(&repo, &branch, &Trust::OpenPgp(&stranger));
@@ -480,7 +495,7 @@ fn unusable_signing_keys_fail_before_any_traffic() {
         ),
         (
             vec![("TAGBUMP_SIGNING_KEY", &corrupt)],
-            "error: the OpenSSH signing key in $TAGBUMP_SIGNING_KEY cannot be read: ",
+            "error: the OpenSSH signing key in $TAGBUMP_SIGNING_KEY does not decode: its body is damaged\n",
         ),
         (
             vec![("TAGBUMP_SIGNING_KEY", &plain.public)],
@@ -592,4 +607,365 @@ fn a_key_for_another_email_is_warned_about() {
         "{}",
         u.run.stderr
     );
+}
+
+/// The shapes an armored key takes when CI mangles it.
+fn mangled(armored: &str) -> Vec<(&'static str, String)> {
+    let lines: Vec<&str> = armored.lines().collect();
+    let indent = |prefix: &str| {
+        lines
+            .iter()
+            .map(|l| format!("{prefix}{l}\n"))
+            .collect::<String>()
+    };
+    vec![
+        ("indented", indent("    ")),
+        ("tabbed", indent("\t")),
+        ("joined", lines.join(" ")),
+        ("truncated", lines[..lines.len() / 2].join("\n")),
+    ]
+}
+
+/// No line of the key, and no decimal or hex dump of its bytes, in `all`.
+#[track_caller]
+fn assert_no_key_material(all: &str, key: &str) {
+    for line in key.lines().map(str::trim).filter(|l| l.len() >= 8) {
+        assert!(!all.contains(line), "leaked a key line {line:?}:\n{all}");
+    }
+    let decimal = regex_lite::Regex::new(r"\d{1,3}, \d{1,3}, \d{1,3}, \d{1,3}").unwrap();
+    assert!(!decimal.is_match(all), "a decimal dump:\n{all}");
+    let hex = regex_lite::Regex::new(
+        r"[0-9a-fA-F]{2}[ ,]+[0-9a-fA-F]{2}[ ,]+[0-9a-fA-F]{2}[ ,]+[0-9a-fA-F]{2}",
+    )
+    .unwrap();
+    assert!(!hex.is_match(all), "a hex dump:\n{all}");
+    let body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
+    let bytes = body.as_bytes();
+    for window in bytes.windows(6).step_by(97) {
+        let hexed: String = window.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(!all.contains(&hexed), "hex of the key:\n{all}");
+    }
+}
+
+// Issue #19, class 1: a key pasted indented, tab-indented, joined into one
+// line, cut off, binary, or of the wrong kind is refused in tagbump's own
+// words (exit 2, before any connection: the remote is a closed port), and no
+// output holds any line of the key or a dump of its bytes.
+#[test]
+fn mangled_signing_keys_are_described_never_shown() {
+    if !tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ssh = ssh_key(dir.path(), "ed25519", "");
+    let gpg = Gpg::new();
+    gpg.generate(AUTHOR, "ed25519", "sign", "");
+    let pgp = gpg.export_secret(AUTHOR, "");
+    let binary = dir.path().join("secret.gpg");
+    crate::servers::run(
+        Command::new("gpg")
+            .env("GNUPGHOME", gpg.home.path())
+            .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
+            .args([
+                "--output",
+                binary.to_str().unwrap(),
+                "--export-secret-keys",
+                AUTHOR,
+            ]),
+    );
+    let binary = binary.to_string_lossy().into_owned();
+    let image = format!("{IMAGE}:1.4.2");
+    let closed = [
+        "--repo",
+        "ssh://git@127.0.0.1:1/team/app.git",
+        "--image",
+        &image,
+    ];
+    // (what, $TAGBUMP_SIGNING_KEY, what the first line of stderr must say)
+    let mut cases: Vec<(String, String, Vec<String>)> = Vec::new();
+    for (kind, key) in [("OpenSSH", &ssh.private), ("OpenPGP", &pgp)] {
+        for (shape, text) in mangled(key) {
+            let what = match shape {
+                "indented" => "indented line(s) (with spaces)",
+                "tabbed" => "indented line(s) (with tabs)",
+                "joined" => "is on one line: its line breaks were lost",
+                _ => "is cut off: it has no `-----END` line",
+            };
+            let start = format!("error: the {kind} signing key in $TAGBUMP_SIGNING_KEY ");
+            cases.push((
+                format!("{kind} {shape}"),
+                text,
+                vec![start, what.to_string()],
+            ));
+        }
+    }
+    cases.push((
+        "binary OpenPGP".into(),
+        binary.clone(),
+        vec![format!(
+            "error: {binary} (the $TAGBUMP_SIGNING_KEY) is binary, not an armored (text) key"
+        )],
+    ));
+    cases.push((
+        "wrong kind".into(),
+        ssh.public.clone(),
+        vec!["error: the signing key in $TAGBUMP_SIGNING_KEY is an SSH public key, not a private one".into()],
+    ));
+    cases.push((
+        "a path that is not there".into(),
+        "/run/secrets/signing-key".into(),
+        vec![
+            "error: $TAGBUMP_SIGNING_KEY looks like a path to a file, and there is no such file"
+                .into(),
+        ],
+    ));
+    for (name, key, needles) in &cases {
+        let u = update(&closed, &[("TAGBUMP_SIGNING_KEY", key)]);
+        assert_eq!(u.run.code, 2, "{name}: {}", u.run.stderr);
+        let first = u.run.stderr.lines().next().unwrap_or_default();
+        assert!(first.starts_with(&needles[0]), "{name}: {first}");
+        for needle in needles {
+            assert!(
+                first.contains(needle.trim_start_matches("error: ")),
+                "{name}: {first}"
+            );
+        }
+        assert!(
+            u.run.stderr.contains("\nhint: "),
+            "{name}: no hint:\n{}",
+            u.run.stderr
+        );
+        let all = format!("{}{}", u.run.stdout, u.run.stderr);
+        assert_no_key_material(&all, &ssh.private);
+        assert_no_key_material(&all, &pgp);
+    }
+    // The same binary key by --signing-key-file: exit 2 as well.
+    let mut args = closed.to_vec();
+    args.extend(["--signing-key-file", &binary]);
+    let u = update(&args, &[]);
+    assert_eq!(u.run.code, 2, "{}", u.run.stderr);
+    assert!(
+        u.run.stderr.starts_with(&format!(
+            "error: {binary} (the signing key) is binary, not an armored (text) key\n"
+        )),
+        "{}",
+        u.run.stderr
+    );
+}
+
+// Issue #19, class 5: an empty key variable (a missing GitHub secret, a
+// forked pull request's run) is refused before any connection, never
+// pushed unsigned; so is an empty variable named by --signing-key-env.
+#[test]
+fn an_empty_signing_key_is_refused_not_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, url) = local_repo(dir.path());
+    let refs = repo.git(&["for-each-ref"]);
+    let image = format!("{IMAGE}:1.4.2");
+    let u = update(
+        &["--repo", &url, "--image", &image, "--direct"],
+        &[("TAGBUMP_SIGNING_KEY", "")],
+    );
+    assert_failed(&u, 2, "", &repo, &refs);
+    assert_eq!(
+        u.run.stderr,
+        "error: $TAGBUMP_SIGNING_KEY is set but empty: no signing key, and the commit must not go unsigned\n\
+         hint: check that the CI secret behind $TAGBUMP_SIGNING_KEY exists and is available to this \
+         run (forked pull requests and unprotected branches get none), or unset \
+         $TAGBUMP_SIGNING_KEY to push unsigned commits\n"
+    );
+    let u = update(
+        &[
+            "--repo",
+            &url,
+            "--image",
+            &image,
+            "--direct",
+            "--signing-key-env",
+            "RELEASE_KEY",
+        ],
+        &[("RELEASE_KEY", "")],
+    );
+    assert_failed(&u, 2, "$RELEASE_KEY is set but empty", &repo, &refs);
+}
+
+// Issue #19, class 5: every P-521 key signs (OpenSSH drops the scalar's
+// leading zero byte, about every other key), each commit verified by git.
+#[test]
+fn every_p521_key_signs_what_git_verifies() {
+    if !tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, url) = local_repo(dir.path());
+    for i in 0..20 {
+        let key_dir = dir.path().join(format!("k{i}"));
+        std::fs::create_dir(&key_dir).unwrap();
+        let key = ssh_key(&key_dir, "ecdsa-521", "");
+        let passphrase = if i % 4 == 3 { "p521-pass\n" } else { "" };
+        let key = if passphrase.is_empty() {
+            key
+        } else {
+            // Encrypted too; the passphrase arrives with a trailing newline.
+            let path = key_dir.join("sign-ecdsa-521-0");
+            crate::servers::run(
+                Command::new("ssh-keygen")
+                    .args(["-q", "-p", "-N", "p521-pass", "-P", ""])
+                    .arg("-f")
+                    .arg(&path),
+            );
+            SshKey {
+                private: std::fs::read_to_string(&path).unwrap(),
+                ..key
+            }
+        };
+        let image = format!("{IMAGE}:5.21.{i}");
+        let args = [
+            "--repo", &url, "--image", &image, "--direct", "--author", AUTHOR,
+        ];
+        let mut env = vec![("TAGBUMP_SIGNING_KEY", key.private.as_str())];
+        if !passphrase.is_empty() {
+            env.push(("TAGBUMP_SIGNING_PASSPHRASE", passphrase));
+        }
+        succeeded(&update(&args, &env));
+        let good = format!(
+            "Good \"git\" signature for {EMAIL} with ECDSA key {}",
+            key.fingerprint
+        );
+        assert_verified(&repo, "main", &Trust::Ssh(&key.public), &good);
+    }
+}
+
+// Issue #19, class 5: an expired or revoked OpenPGP key, or one whose only
+// signing subkey expired, is refused before any connection (git would not
+// verify what it signs); beside an expired newer signing subkey, an older
+// valid one signs, as gpg would choose.
+#[test]
+fn expired_or_revoked_openpgp_keys_are_refused() {
+    if !tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, url) = local_repo(dir.path());
+    let refs = repo.git(&["for-each-ref"]);
+
+    let expired = Gpg::new();
+    expired.gpg(&[
+        "--passphrase",
+        "",
+        "--quick-gen-key",
+        AUTHOR,
+        "ed25519",
+        "sign",
+        "seconds=1",
+    ]);
+    let expired_fp = expired.fingerprints(AUTHOR)[0].clone();
+
+    let revoked = Gpg::new();
+    let revoked_fp = revoked.generate(AUTHOR, "ed25519", "sign", "");
+    let certificate = revoked
+        .home
+        .path()
+        .join(format!("openpgp-revocs.d/{revoked_fp}.rev"));
+    let text = std::fs::read_to_string(&certificate)
+        .unwrap()
+        .replace(":-----BEGIN", "-----BEGIN");
+    std::fs::write(&certificate, text).unwrap();
+    revoked.gpg(&["--import", certificate.to_str().unwrap()]);
+
+    let add_subkey = |gpg: &Gpg, primary: &str, expire: &str| {
+        gpg.gpg(&[
+            "--passphrase",
+            "",
+            "--quick-add-key",
+            primary,
+            "ed25519",
+            "sign",
+            expire,
+        ]);
+    };
+    let older_valid = Gpg::new();
+    let primary = older_valid.generate(AUTHOR, "ed25519", "cert", "");
+    add_subkey(&older_valid, &primary, "never");
+    let valid_subkey = older_valid.fingerprints(AUTHOR)[1].clone();
+    add_subkey(&older_valid, &primary, "seconds=1");
+
+    let only_expired = Gpg::new();
+    let only_primary = only_expired.generate(AUTHOR, "ed25519", "cert", "");
+    add_subkey(&only_expired, &only_primary, "seconds=1");
+    let expired_subkey = only_expired.fingerprints(AUTHOR)[1].clone();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+
+    let image = format!("{IMAGE}:1.4.2");
+    let args = [
+        "--repo", &url, "--image", &image, "--direct", "--author", AUTHOR, "--output", "json",
+    ];
+    let cases = [
+        (
+            &expired,
+            format!("error: the OpenPGP key in $TAGBUMP_SIGNING_KEY ({expired_fp}) expired on 20"),
+        ),
+        (
+            &revoked,
+            format!("error: the OpenPGP key in $TAGBUMP_SIGNING_KEY ({revoked_fp}) is revoked\n"),
+        ),
+        (
+            &only_expired,
+            format!(
+                "error: the signing subkey {expired_subkey} of the OpenPGP key in \
+                 $TAGBUMP_SIGNING_KEY ({only_primary}) expired on 20"
+            ),
+        ),
+    ];
+    for (gpg, expected) in &cases {
+        let secret = gpg.export_secret(AUTHOR, "");
+        let u = update(&args, &[("TAGBUMP_SIGNING_KEY", &secret)]);
+        assert_failed(&u, 2, "", &repo, &refs);
+        assert!(
+            u.run.stderr.starts_with(expected.as_str()),
+            "{expected:?} not at the start of:\n{}",
+            u.run.stderr
+        );
+    }
+
+    let secret = older_valid.export_secret(AUTHOR, "");
+    let report = json(succeeded(&update(
+        &args,
+        &[("TAGBUMP_SIGNING_KEY", &secret)],
+    )));
+    assert_eq!(report["signing_key"], valid_subkey.as_str());
+    let trusted = Gpg::trusting(&older_valid.export_public(AUTHOR));
+    assert_verified(
+        &repo,
+        "main",
+        &Trust::OpenPgp(&trusted),
+        &format!("using EDDSA key {valid_subkey}"),
+    );
+}
+
+// Issue #19, class 5: a kind of key that cannot sign (DSA) is refused
+// before any connection, not after the clone.
+#[test]
+fn a_dsa_key_is_refused_before_any_connection() {
+    if !tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let key = ssh_key(dir.path(), "dsa", "");
+    let image = format!("{IMAGE}:1.4.2");
+    let closed = [
+        "--repo",
+        "ssh://git@127.0.0.1:1/team/app.git",
+        "--image",
+        &image,
+    ];
+    let u = update(&closed, &[("TAGBUMP_SIGNING_KEY", &key.private)]);
+    assert_eq!(
+        u.run.stderr,
+        "error: the SSH signing key in $TAGBUMP_SIGNING_KEY is a ssh-dss key, which cannot sign \
+         commits here: DSA keys are obsolete: OpenSSH has refused them since 7.0, and GitHub and \
+         GitLab do not verify them\n\
+         hint: create a signing key with `ssh-keygen -t ed25519`\n"
+    );
+    assert_eq!(u.run.code, 2);
 }

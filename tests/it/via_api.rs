@@ -747,3 +747,67 @@ fn in_names_a_file_through_the_apis() {
         assert_failed(&u, 4, "`apps/nope.yaml` does not exist at ", &s.repo, &refs);
     }
 }
+
+// Issue #19, class 5: through the API the forge makes the commit, so the
+// signing key is not used and the report says so (`signed` null), matching
+// the pushed commit's header, on both forges.
+#[test]
+fn the_report_says_an_api_commit_is_not_signed_by_the_key() {
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("sign");
+    crate::servers::run(
+        std::process::Command::new("ssh-keygen")
+            .args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "ci@example.com",
+                "-f",
+            ])
+            .arg(&key),
+    );
+    let key = std::fs::read_to_string(&key).unwrap();
+    for s in [setup(), gitlab_setup()] {
+        let (repo_url, forge, api, token_var) = if s.gitlab {
+            (
+                GITLAB_REPO,
+                "gitlab",
+                format!("{}/api/v4", s.fake.url),
+                "GITLAB_TOKEN",
+            )
+        } else {
+            (REPO, "github", s.fake.url.clone(), "GITHUB_TOKEN")
+        };
+        let args = [
+            "--repo",
+            repo_url,
+            "--forge",
+            forge,
+            "--api-url",
+            &api,
+            "--output",
+            "json",
+            "--via",
+            "api",
+            "--direct",
+            "--set",
+            "apps/app/values.yaml:replicas=3",
+        ];
+        let u = update(&args, &[(token_var, TOKEN), ("TAGBUMP_SIGNING_KEY", &key)]);
+        let report = json(&u);
+        assert_eq!(report["signed"], serde_json::Value::Null, "{forge}");
+        assert_eq!(report["signing_key"], serde_json::Value::Null, "{forge}");
+        let commit = s
+            .repo
+            .git(&["cat-file", "commit", report["commit"].as_str().unwrap()]);
+        assert!(!commit.contains("gpgsig"), "{forge}: {commit}");
+        assert!(
+            u.run.stderr.contains("note: the signing key is not used"),
+            "{forge}: {}",
+            u.run.stderr
+        );
+    }
+}
