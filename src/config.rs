@@ -252,6 +252,8 @@ pub struct Layer {
     pub signing_key_file: Option<PathBuf>,
     pub signing_key_env: Option<String>,
     pub dirs: Vec<String>,
+    /// The environment chosen with --env, for messages.
+    pub environment: Option<String>,
     pub app_version: Option<bool>,
     pub sets: Vec<FileSet>,
     pub promotions: Vec<Promotion>,
@@ -278,14 +280,12 @@ pub struct Layer {
 
 /// The config's layer for the environment `env_name` (or the top level).
 /// `image_version` is the value of a `set` target without its own `value`;
-/// when there is none and the command line names its own `--set` targets
-/// (`flag_sets`), such targets are left out instead of refused.
+/// such a target without an --image is refused, never left out.
 pub fn layer(
     config: &Config,
     file: &Path,
     env_name: Option<&str>,
     image_version: Option<&str>,
-    flag_sets: bool,
 ) -> Result<Layer> {
     let environment = match env_name {
         Some(name) => Some(config.environments.get(name).ok_or_else(|| {
@@ -333,9 +333,9 @@ pub fn layer(
         signing_key_env: config.commit.signing_key_env.clone(),
         dirs: dirs.clone(),
         app_version,
+        environment: env_name.map(|name| format!("environment `{name}` in {}", file.display())),
         sets: sets
             .iter()
-            .filter(|set| !(flag_sets && set.value.is_none() && image_version.is_none()))
             .map(|set| file_set(set, file, image_version))
             .collect::<Result<_>>()?,
         promotions: promotes
@@ -401,6 +401,7 @@ fn file_set(set: &SetTarget, file: &Path, image_version: Option<&str>) -> Result
             value: value.to_string(),
         },
         from_image: set.value.is_none(),
+        ask: format!("`set` {}:{} in {}", set.file, set.path, file.display()),
     })
 }
 
@@ -420,6 +421,7 @@ fn promotion(p: &Promote, file: &Path) -> Result<Promotion> {
         from,
         to_file,
         to,
+        ask: format!("`promote` {} to {} in {}", p.from, p.to, file.display()),
     })
 }
 
@@ -519,13 +521,13 @@ environments:
         )
         .unwrap();
         let file = Path::new(".tagbump.yaml");
-        let top = layer(&config, file, None, None, false).unwrap();
+        let top = layer(&config, file, None, None).unwrap();
         assert_eq!(
             (top.base.as_deref(), top.direct, top.dirs.as_slice()),
             (Some("main"), Some(false), ["apps".to_string()].as_slice())
         );
         assert_eq!(top.labels, ["gitops"]);
-        let prod = layer(&config, file, Some("prod"), Some("1.2"), false).unwrap();
+        let prod = layer(&config, file, Some("prod"), Some("1.2")).unwrap();
         assert_eq!(
             (prod.base.as_deref(), prod.direct, prod.dirs.as_slice()),
             (
@@ -536,18 +538,14 @@ environments:
         );
         assert_eq!(prod.labels, ["gitops", "prod"]);
         assert_eq!(prod.sets[0].assignment.value, "1.2");
-        // A `set` without `value` needs an --image, unless the command line
-        // names its own targets.
-        let err = layer(&config, file, Some("prod"), None, false).unwrap_err();
+        // A `set` without `value` needs an --image, whatever else the
+        // command line names: it is refused, never left out.
+        let err = layer(&config, file, Some("prod"), None).unwrap_err();
         assert_eq!(
             format!("{err:#}"),
             ".tagbump.yaml: `set` for Chart.yaml:appVersion has no `value`, and no --image gives one"
         );
-        assert!(layer(&config, file, Some("prod"), None, true)
-            .unwrap()
-            .sets
-            .is_empty());
-        let err = layer(&config, file, Some("qa"), None, false).unwrap_err();
+        let err = layer(&config, file, Some("qa"), None).unwrap_err();
         assert_eq!(
             format!("{err:#}"),
             ".tagbump.yaml: no environment `qa` (environments: prod)"

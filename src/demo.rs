@@ -77,6 +77,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         registry: Default::default(),
         image_sources: Vec::new(),
         image_digests: Vec::new(),
+        scan: true,
         via: update::Via::Git,
         attempts: 3,
         timeout: std::time::Duration::from_secs(60),

@@ -51,13 +51,80 @@ fn first_list<'a, T>(flag: &'a [T], config: &'a [T]) -> &'a [T] {
     }
 }
 
+/// The merge request's flags given on the command line where no merge
+/// request is opened (`why`): a usage error rather than silently ignored.
+/// The config file's `merge_request` defaults are shared by every run and
+/// stay quiet.
+fn refuse_request_flags(args: &UpdateArgs, why: &str) -> Result<()> {
+    let given: Vec<&str> = [
+        ("--label", !args.labels.is_empty()),
+        ("--assignee", !args.assignees.is_empty()),
+        ("--reviewer", !args.reviewers.is_empty()),
+        ("--draft", args.draft == Some(true)),
+        ("--auto-merge", args.auto_merge == Some(true)),
+        ("--title", args.title.is_some()),
+        ("--description", args.description.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, set)| set.then_some(flag))
+    .collect();
+    if given.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::new(
+        Kind::Usage,
+        format!("{} apply to a merge request, and {why}", given.join(", ")),
+    )
+    .hint("drop them, or push a review branch (no --direct) to a forge")
+    .into())
+}
+
+/// A `--message` template is checked before any connection: an empty one
+/// (the subject would be the trailers) or an unknown placeholder.
+fn check_message(template: &str) -> Result<()> {
+    if template.trim().is_empty() {
+        return Err(Failure::new(Kind::Usage, "--message is empty: a commit needs a subject")
+            .hint("drop --message for the default summary, or write e.g. `deploy {name}: {new_tag}`")
+            .into());
+    }
+    let vars = crate::update::MESSAGE_VARIABLES
+        .iter()
+        .map(|v| (*v, String::from("x")))
+        .collect();
+    crate::update::render_message(template, &vars)
+        .map(|_| ())
+        .map_err(|e| Failure::new(Kind::Usage, format!("--message: {e}")).into())
+}
+
 /// Resolve `tagbump update`'s arguments: each field from the first layer
 /// that has it (flag, `TAGBUMP_*`, config file, CI, built-in).
 pub fn update_spec(args: &UpdateArgs, config: &Layer, env: Env<'_>) -> Result<UpdateSpec> {
-    let sets = first_list(&args.sets, &config.sets);
-    let promotions = first_list(&args.promotions, &config.promotions);
-    let dirs = first_list(&args.dirs, &config.dirs);
-    check_targets(args, sets, promotions, dirs)?;
+    // One rule for every kind of target: the command line's add to the
+    // config file's (its top-level `targets`, or the environment's); two
+    // different values asked for one scalar are refused when planning.
+    let sets = [config.sets.as_slice(), args.sets.as_slice()].concat();
+    let promotions = [config.promotions.as_slice(), args.promotions.as_slice()].concat();
+    let mut dirs = config.dirs.clone();
+    dirs.extend(
+        args.dirs
+            .iter()
+            .filter(|d| !config.dirs.contains(d))
+            .cloned(),
+    );
+    check_targets(args, &sets, &promotions)?;
+    // An environment scans for --image only where it says (`in`): the
+    // whole repository holds the other environments too.
+    let scan = config.environment.is_none() || !dirs.is_empty();
+    if let (false, Some(env)) = (scan, &config.environment) {
+        if !args.images.is_empty() && !sets.iter().any(|s| s.from_image) {
+            return Err(Failure::new(
+                Kind::Usage,
+                format!("{env} has no `in`, so --image would change nothing there"),
+            )
+            .hint("add `in:` to the environment, pass --in DIR, or drop --image")
+            .into());
+        }
+    }
     let puts = crate::update::put::read(&args.puts)?;
     let Some(repo) = first(&args.repo, &config.repo) else {
         return Err(
@@ -71,6 +138,9 @@ pub fn update_spec(args: &UpdateArgs, config: &Layer, env: Env<'_>) -> Result<Up
     let base = first(&args.base, &config.base);
     let branch = first(&args.branch, &config.branch);
     check_branch_names(&base, &branch)?;
+    if let Some(template) = first(&args.message, &config.message) {
+        check_message(&template)?;
+    }
     let ci = crate::ci::detect(env);
     let (author_name, author_email) = match (first(&args.author, &config.author), &ci.author) {
         (Some(text), _) => parse_author(&text)?,
@@ -98,8 +168,9 @@ pub fn update_spec(args: &UpdateArgs, config: &Layer, env: Env<'_>) -> Result<Up
         branch,
         direct: first(&args.direct, &config.direct).unwrap_or(false),
         dry_run: args.common.dry_run,
-        sets: sets.to_vec(),
-        promotions: promotions.to_vec(),
+        sets,
+        promotions,
+        scan,
         puts,
         documents,
         images: args.images.clone(),
@@ -128,12 +199,7 @@ pub fn update_spec(args: &UpdateArgs, config: &Layer, env: Env<'_>) -> Result<Up
 }
 
 /// Flags that make no sense together, refused before anything else.
-fn check_targets(
-    args: &UpdateArgs,
-    sets: &[FileSet],
-    promotions: &[Promotion],
-    dirs: &[String],
-) -> Result<()> {
+fn check_targets(args: &UpdateArgs, sets: &[FileSet], promotions: &[Promotion]) -> Result<()> {
     if args.images.is_empty() && sets.is_empty() && promotions.is_empty() && args.puts.is_empty() {
         return Err(Failure::new(
             Kind::Usage,
@@ -142,8 +208,25 @@ fn check_targets(
         )
         .into());
     }
-    if !dirs.is_empty() && args.images.is_empty() {
+    if !args.dirs.is_empty() && args.images.is_empty() {
         return Err(Failure::new(Kind::Usage, "--in only applies to --image").into());
+    }
+    // Two values for one image: refused before the registry is asked.
+    for (i, a) in args.images.iter().enumerate() {
+        if let Some(b) = args.images[..i]
+            .iter()
+            .find(|b| b.normalized_name() == a.normalized_name() && b.version() != a.version())
+        {
+            return Err(Failure::new(
+                Kind::Input,
+                format!(
+                    "two values asked for `{}`: `--image {b}` and `--image {a}`",
+                    a.name()
+                ),
+            )
+            .hint("ask for one value: drop or change one of the two; nothing was changed")
+            .into());
+        }
     }
     if (args.all || args.document.is_some()) && sets.is_empty() && promotions.is_empty() {
         return Err(Failure::new(
@@ -237,11 +320,17 @@ pub fn forge_spec(
         request: request_options(args, config),
     };
     if spec.direct {
+        refuse_request_flags(args, "--direct pushes to the base and opens none")?;
         return Ok(out);
     }
     let kind = match forge_kind(first(&args.forge, &config.forge), spec, env) {
         Ok(Some(kind)) => kind,
-        Ok(None) => return Ok(out),
+        Ok(None) => {
+            if args.forge == Some(ForgeArg::None) {
+                refuse_request_flags(args, "--forge none opens none")?;
+            }
+            return Ok(out);
+        }
         Err(note) => {
             out.note = note;
             return Ok(out);
@@ -608,6 +697,28 @@ fn registry_spec(args: &UpdateArgs, config: &Layer, env: Env<'_>) -> Result<Regi
         spec.policy,
         Some(TagPolicy::Semver(_) | TagPolicy::Regex(..))
     );
+    if args.tag_sort.is_some() && !matches!(spec.policy, Some(TagPolicy::Regex(..))) {
+        return Err(Failure::new(
+            Kind::Usage,
+            "--tag-sort orders the tags a `regex:` --tag-policy matches; there is none",
+        )
+        .hint("pass --tag-policy 'regex:EXPR', or drop --tag-sort")
+        .into());
+    }
+    if let (true, Some(image)) = (chooses_tags, args.images.iter().find(|i| i.tag.is_some())) {
+        return Err(Failure::new(
+            Kind::Usage,
+            format!(
+                "--tag-policy chooses the tag, and `{image}` already has one (`{}`)",
+                image.tag.as_deref().unwrap_or_default()
+            ),
+        )
+        .hint(format!(
+            "pass --image {} without a tag, or run it without --tag-policy",
+            image.name()
+        ))
+        .into());
+    }
     if let Some(image) = args
         .images
         .iter()
@@ -963,7 +1074,6 @@ mod tests {
             Path::new(".tagbump.yaml"),
             a.environment.as_deref(),
             image.as_deref(),
-            !a.sets.is_empty(),
         )
         .unwrap();
         let env = env_of(env);
@@ -1046,7 +1156,7 @@ mod tests {
     #[test]
     fn lists_from_the_flag_replace_the_config() {
         let config = format!(
-            "{REPO}merge_request:\n  labels: [gitops]\n  reviewers: [alice]\nenvironments:\n  prod:\n    labels: [prod]\n"
+            "{REPO}merge_request:\n  labels: [gitops]\n  reviewers: [alice]\nenvironments:\n  prod:\n    in: [envs/prod]\n    labels: [prod]\n"
         );
         let (_, f) = resolved(&config, &["--env", "prod"], &[]);
         assert_eq!(f.request.labels, ["gitops", "prod"]);
@@ -1136,7 +1246,7 @@ mod tests {
     // Targets: the command line's replace the config's; a config `set`
     // without `value` takes the --image's version.
     #[test]
-    fn targets_from_the_flag_replace_the_config() {
+    fn targets_from_the_flag_add_to_the_config() {
         let config = format!(
             "{REPO}targets:\n  in: [apps]\n  set:\n    - file: Chart.yaml\n      path: appVersion\n"
         );
@@ -1146,15 +1256,67 @@ mod tests {
             (s.sets[0].file.as_str(), s.sets[0].assignment.value.as_str()),
             ("Chart.yaml", "1")
         );
+        // Issue #19, class 4: one rule for --image, --set, --promote and
+        // --in: the command line's targets add to the config's.
         let (s, _) = resolved(&config, &["--in", "envs", "--set", "a.yaml:x=2"], &[]);
-        assert_eq!(s.dirs, ["envs"]);
+        assert_eq!(s.dirs, ["apps", "envs"]);
+        let sets: Vec<(&str, &str, &str)> = s
+            .sets
+            .iter()
+            .map(|s| (s.file.as_str(), s.assignment.value.as_str(), s.ask.as_str()))
+            .collect();
         assert_eq!(
-            (
-                s.sets.len(),
-                s.sets[0].file.as_str(),
-                s.sets[0].assignment.value.as_str()
-            ),
-            (1, "a.yaml", "2")
+            sets,
+            [
+                (
+                    "Chart.yaml",
+                    "1",
+                    "`set` Chart.yaml:appVersion in .tagbump.yaml"
+                ),
+                ("a.yaml", "2", "--set a.yaml:x=2")
+            ]
         );
+    }
+
+    // An environment scans for --image only in its own `in`; one without
+    // `in` and without a `set` to take the version refuses the --image.
+    #[test]
+    fn an_environment_scans_only_where_it_says() {
+        let config = format!(
+            "{REPO}environments:\n  prod:\n    promote:\n      - from: s.yaml:tag\n        to: p.yaml:tag\n  qa:\n    set:\n      - file: Chart.yaml\n        path: appVersion\n"
+        );
+        let a = args(&["--dry-run", "--env", "prod"]);
+        let parsed = crate::config::parse(".tagbump.yaml", &config).unwrap();
+        let layer =
+            crate::config::layer(&parsed, Path::new(".tagbump.yaml"), Some("prod"), Some("1"))
+                .unwrap();
+        let err = update_spec(&a, &layer, &env_of(&[])).unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            "environment `prod` in .tagbump.yaml has no `in`, so --image would change nothing there"
+        );
+        let (s, _) = resolved(&config, &["--env", "qa"], &[]);
+        assert!(!s.scan);
+        assert_eq!(s.sets[0].assignment.value, "1");
+        let (s, _) = resolved(&config, &["--env", "qa", "--in", "envs/qa"], &[]);
+        assert!(s.scan);
+    }
+
+    #[test]
+    fn two_tags_for_one_image_are_refused() {
+        let a = args(&["--image", "ghcr.io/acme/app:2"]);
+        let err = update_spec(&a, &crate::config::Layer::default(), &env_of(&[])).unwrap_err();
+        assert_eq!(crate::error::kind(&err), Kind::Input);
+        assert_eq!(
+            format!("{err:#}"),
+            "two values asked for `ghcr.io/acme/app`: `--image ghcr.io/acme/app:1` and `--image ghcr.io/acme/app:2`"
+        );
+        let a = args(&[
+            "--image",
+            "ghcr.io/acme/app:1",
+            "--repo",
+            "https://gitlab.example.com/a/b.git",
+        ]);
+        assert!(update_spec(&a, &crate::config::Layer::default(), &env_of(&[])).is_ok());
     }
 }

@@ -20,7 +20,6 @@ pub fn run(args: &cli::UpdateArgs) -> Result<()> {
             &path,
             args.environment.as_deref(),
             image_version.as_deref(),
-            !args.sets.is_empty(),
         )?,
         None if args.environment.is_some() => {
             return Err(

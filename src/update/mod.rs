@@ -45,6 +45,8 @@ pub struct FileSet {
     /// image's version once the registry has settled it (the tag a
     /// `--tag-policy` chose); until then it holds the version as given.
     pub from_image: bool,
+    /// Who asked for it, for messages: `--set …`, or the config file's entry.
+    pub ask: String,
 }
 
 /// Parse `FILE:PATH=VALUE`.
@@ -61,6 +63,7 @@ pub fn parse_file_set(text: &str) -> Result<FileSet, String> {
         file: repo_path(file)?,
         assignment: target::parse_assignment(rest)?,
         from_image: false,
+        ask: format!("--set {text}"),
     })
 }
 
@@ -104,6 +107,8 @@ pub struct Promotion {
     pub from: crate::yaml::Path,
     pub to_file: String,
     pub to: crate::yaml::Path,
+    /// Who asked for it, for messages: `--promote …`, or the config file's entry.
+    pub ask: String,
 }
 
 /// Parse `FROM_FILE:PATH=TO_FILE:PATH`.
@@ -134,6 +139,7 @@ pub fn parse_promotion(text: &str) -> Result<Promotion, String> {
         from,
         to_file,
         to,
+        ask: format!("--promote {text}"),
     })
 }
 
@@ -173,6 +179,9 @@ pub struct UpdateSpec {
     pub image_sources: Vec<crate::registry::Source>,
     /// What the registry answered for each image's digest (`None`: not asked).
     pub image_digests: Vec<Option<String>>,
+    /// Whether --image is scanned for (false: an environment without `in`,
+    /// where the image only gives its version to `set` targets).
+    pub scan: bool,
     pub attempts: u32,
     /// The wall-clock cap on the whole run (`--timeout`).
     pub timeout: Duration,
@@ -251,6 +260,7 @@ pub(crate) fn example_spec() -> UpdateSpec {
         registry: Default::default(),
         image_sources: Vec::new(),
         image_digests: Vec::new(),
+        scan: true,
         via: Via::Git,
         attempts: 3,
         timeout: Duration::from_secs(60),

@@ -18,6 +18,9 @@ struct Layers {
     original: BTreeMap<String, String>,
     current: BTreeMap<String, String>,
     outcomes: BTreeMap<String, Vec<crate::yaml::Outcome>>,
+    /// Per file, the value each ask wants in a scalar: (document, line,
+    /// value, ask).
+    claims: BTreeMap<String, Vec<(usize, usize, String, String)>>,
 }
 
 impl Layers {
@@ -25,13 +28,37 @@ impl Layers {
         self.current.get(path)
     }
 
-    fn absorb(&mut self, edit: FileEdit) {
+    /// Stack `edit`, made by `ask`, on the layers below. Edits replace
+    /// single-line scalars, so a scalar keeps its line through the layers:
+    /// one a lower layer claimed, found here holding that layer's value and
+    /// asked for another, is one scalar with two different values asked —
+    /// refused, whichever kinds of target asked (the same value twice is fine).
+    fn absorb(&mut self, edit: FileEdit, ask: &str) -> Result<()> {
+        let claims = self.claims.entry(edit.path.clone()).or_default();
+        for o in &edit.outcomes {
+            let earlier = claims.iter().find(|(doc, line, value, _)| {
+                *doc == o.document && *line == o.line && *value == o.old && *value != o.new
+            });
+            if let Some((_, _, value, other)) = earlier {
+                return Err(Failure::new(
+                    Kind::Input,
+                    format!(
+                        "{}:{}: two values asked for `{}`: `{value}` by {other}, and `{}` by {ask}",
+                        edit.path, o.line, o.what, o.new
+                    ),
+                )
+                .hint("ask for one value: drop or change one of the two; nothing was changed")
+                .into());
+            }
+            claims.push((o.document, o.line, o.new.clone(), ask.to_string()));
+        }
         self.original.entry(edit.path.clone()).or_insert(edit.old);
         self.outcomes
             .entry(edit.path.clone())
             .or_default()
             .extend(edit.outcomes);
         self.current.insert(edit.path, edit.new);
+        Ok(())
     }
 
     fn into_files(mut self) -> Vec<FileEdit> {
@@ -54,7 +81,7 @@ pub fn plan_on(repo: &dyn Transport, commit: &str, spec: &UpdateSpec) -> Result<
     let mut layers = Layers::default();
     let mut plan = Plan::default();
 
-    if !spec.images.is_empty() {
+    if spec.scan && !spec.images.is_empty() {
         plan_images(repo, commit, spec, &mut layers, &mut plan)?;
     }
 
@@ -74,26 +101,28 @@ pub fn plan_on(repo: &dyn Transport, commit: &str, spec: &UpdateSpec) -> Result<
     if !named.is_empty() {
         repo.prefetch(commit, &named)?;
     }
-    let mut by_file: BTreeMap<&str, Vec<Assignment>> = BTreeMap::new();
-    for set in &spec.sets {
-        by_file
-            .entry(set.file.as_str())
-            .or_default()
-            .push(set.assignment.clone());
-    }
+    // Each set and promotion is its own layer, so a scalar asked for twice
+    // is caught with both asks named, whatever kind of target they are.
+    let mut asks: Vec<(&str, Assignment, &str)> = spec
+        .sets
+        .iter()
+        .map(|set| (set.file.as_str(), set.assignment.clone(), set.ask.as_str()))
+        .collect();
     // Promotions read the value as it is on the base: the tested one, not
     // one this run may be writing at the same time.
     for promotion in &spec.promotions {
         let value = promoted_value(repo, commit, promotion)?;
-        by_file
-            .entry(promotion.to_file.as_str())
-            .or_default()
-            .push(Assignment {
-                path: promotion.to.clone(),
-                value,
-            });
+        let assignment = Assignment {
+            path: promotion.to.clone(),
+            value,
+        };
+        asks.push((
+            promotion.to_file.as_str(),
+            assignment,
+            promotion.ask.as_str(),
+        ));
     }
-    for (path, assignments) in by_file {
+    for (path, assignment, ask) in asks {
         let text = match layers.text(path) {
             Some(text) => text.clone(),
             None => repo.read_file(commit, path)?.ok_or_else(|| {
@@ -108,9 +137,10 @@ pub fn plan_on(repo: &dyn Transport, commit: &str, spec: &UpdateSpec) -> Result<
             path: path.to_string(),
             text,
         };
-        let edit = target::plan_set(&file, &assignments, spec.documents).map_err(Failure::from)?;
+        let edit = target::plan_set(&file, std::slice::from_ref(&assignment), spec.documents)
+            .map_err(Failure::from)?;
         plan.notes.extend(edit.notes.iter().cloned());
-        layers.absorb(edit);
+        layers.absorb(edit, ask)?;
     }
 
     for put in &spec.puts {
@@ -163,14 +193,16 @@ fn plan_put(
         new: describe(&put.text),
         changed: old.as_deref() != Some(put.text.as_str()),
     };
-    layers.absorb(FileEdit {
-        path: put.path.clone(),
-        old: old.unwrap_or_default(),
-        new: put.text.clone(),
-        outcomes: vec![outcome],
-        notes: Vec::new(),
-    });
-    Ok(())
+    layers.absorb(
+        FileEdit {
+            path: put.path.clone(),
+            old: old.unwrap_or_default(),
+            new: put.text.clone(),
+            outcomes: vec![outcome],
+            notes: Vec::new(),
+        },
+        &format!("--put {}", put.local),
+    )
 }
 
 /// The image scans, one image after another on the text the previous left.
@@ -223,7 +255,10 @@ fn plan_images(
             .hint("check the image name, and --in (paths are relative to the repository root)")
             .into());
         }
-        step.files.into_iter().for_each(|edit| layers.absorb(edit));
+        let ask = format!("--image {image}");
+        for edit in step.files {
+            layers.absorb(edit, &ask)?;
+        }
         for skipped in step.skipped {
             if !plan.skipped.contains(&skipped) {
                 plan.skipped.push(skipped);
