@@ -203,9 +203,21 @@ pub fn schema() -> String {
 
 /// Parse config text; `name` is used in messages.
 pub fn parse(name: &str, text: &str) -> Result<Config> {
-    serde_norway::from_str::<Option<Config>>(text)
+    let config = serde_norway::from_str::<Option<Config>>(text)
         .map(Option::unwrap_or_default)
         .map_err(|e| {
+            // serde reports some syntax errors in the words of a type error;
+            // the YAML engine says what and where.
+            if let Err(syntax) = crate::yaml::Stream::parse(text) {
+                if syntax.kind == crate::yaml::YamlErrorKind::Syntax {
+                    return Failure::new(
+                        Kind::Input,
+                        format!("{name}:{}: YAML syntax error: {}", syntax.line, syntax.message),
+                    )
+                    .hint("fix the YAML at that line (indentation, a missing `:` or quote)")
+                    .into();
+                }
+            }
             let place = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
             let message = e.to_string();
             // serde_norway appends " at line L column C"; the prefix says it already.
@@ -213,10 +225,72 @@ pub fn parse(name: &str, text: &str) -> Result<Config> {
                 Some(i) => message[..i].to_string(),
                 None => message,
             };
-            Failure::new(Kind::Input, format!("{name}{place}: {message}"))
-                .hint("the keys are listed in the README (Config file) and in `tagbump config-schema`")
-                .into()
-        })
+            anyhow::Error::from(
+                Failure::new(Kind::Input, format!("{name}{place}: {message}")).hint(
+                    "the keys are listed in the README (Config file) and in `tagbump config-schema`",
+                ),
+            )
+        })?;
+    check_values(name, text, &config)?;
+    Ok(config)
+}
+
+/// `Name <email>`, split; `None` when it is not that.
+pub fn split_author(text: &str) -> Option<(String, String)> {
+    let (name, rest) = text.split_once('<')?;
+    let email = rest.strip_suffix('>')?.trim();
+    let name = name.trim();
+    (!name.is_empty() && !email.is_empty()).then(|| (name.to_string(), email.to_string()))
+}
+
+/// Values with a grammar of their own, checked where the file's text is
+/// known: the message names the file, line, column and key, not the flag
+/// the value would otherwise be mistaken for.
+fn check_values(name: &str, text: &str, config: &Config) -> Result<()> {
+    let bad = |key: &str, what: String, hint: &str| -> anyhow::Error {
+        Failure::new(
+            Kind::Input,
+            format!("{name}{}: {key} {what}", place(text, key)),
+        )
+        .hint(hint.to_string())
+        .into()
+    };
+    if let Some(author) = &config.commit.author {
+        if split_author(author).is_none() {
+            return Err(bad(
+                "commit.author",
+                format!("`{author}` is not `Name <email>`"),
+                "write e.g. `author: CI Bot <ci@example.com>`",
+            ));
+        }
+    }
+    if let Some(problem) = config
+        .commit
+        .message
+        .as_deref()
+        .and_then(crate::update::template_problem)
+    {
+        return Err(bad(
+            "commit.message",
+            problem,
+            "the placeholders are listed under --message in the README",
+        ));
+    }
+    Ok(())
+}
+
+/// `:LINE:COLUMN` of the value at `path` (`commit.author`) in `text`.
+fn place(text: &str, path: &str) -> String {
+    let at = || {
+        let stream = crate::yaml::Stream::parse(text).ok()?;
+        let path = crate::yaml::Path::parse(path).ok()?;
+        let found = stream.resolve(&path, Some(0)).ok()?;
+        let node = found.first()?.node;
+        let start = node.as_scalar()?.start;
+        let column = start - text.get(..start)?.rfind('\n').map_or(0, |i| i + 1) + 1;
+        Some(format!(":{}:{column}", node.line))
+    };
+    at().unwrap_or_default()
 }
 
 /// The config file to use: `--config`, else `.tagbump.yaml` when present.
@@ -431,6 +505,22 @@ mod tests {
 
     fn error(text: &str) -> String {
         format!("{:#}", parse(".tagbump.yaml", text).unwrap_err())
+    }
+
+    // Issue #19, class 11: a value with its own grammar names the file,
+    // line, column and key (not `--author`); a syntax error says so.
+    #[test]
+    fn wrong_values_and_syntax_errors_name_the_place() {
+        assert_eq!(
+            error("repo: x\ncommit:\n  author: 42\n"),
+            ".tagbump.yaml:3:11: commit.author `42` is not `Name <email>`"
+        );
+        assert!(error("commit:\n  message: \"deploy {nmae}\"\n").starts_with(
+            ".tagbump.yaml:2:12: commit.message unknown placeholder `{nmae}` in the message template; use {image}"
+        ));
+        let err = error("repo: [git@x:a/b.git\nbase: main\n");
+        assert!(err.starts_with(".tagbump.yaml:"), "{err}");
+        assert!(err.contains(": YAML syntax error: "), "{err}");
     }
 
     #[test]

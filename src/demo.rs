@@ -51,7 +51,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let bare = dir.join("manifests.git");
     seed(&bare)
         .with_context(|| format!("cannot create the demo repository in {}", bare.display()))?;
-    eprintln!(
+    crate::note!(
         "demo: created {} with the example manifests on `main`",
         bare.display()
     );
@@ -84,7 +84,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         source_commit: None,
         pipeline_url: None,
     };
-    eprintln!(
+    crate::note!(
         "demo: tagbump update --repo {} --image {IMAGE} --app-version\n",
         bare.display()
     );
@@ -97,7 +97,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let commit = repo
         .find_reference(&format!("refs/heads/{}", report.branch))?
         .peel_to_commit()?;
-    eprintln!(
+    crate::note!(
         "\ndemo: branch `{}` in the demo repository now holds:\ncommit {}\nAuthor: {}\n\n{}",
         report.branch,
         commit.id(),
@@ -105,11 +105,11 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         textwrap(commit.message().unwrap_or_default())
     );
 
-    eprintln!("demo: running the same update again (a re-run must not open a second change):");
+    crate::note!("demo: running the same update again (a re-run must not open a second change):");
     let again = update::run(&spec)?;
     output::write_update(&mut std::io::sink(), &mut err, &again, &spec.remote.url)?;
     if args.keep.is_some() {
-        eprintln!(
+        crate::note!(
             "demo: kept {}; inspect it with `git -C {} log --all --stat`",
             bare.display(),
             bare.display()

@@ -55,7 +55,7 @@ pub fn image(args: &ImageArgs) -> Result<()> {
     plan.skipped.splice(0..0, unreadable);
     if plan.files.is_empty() {
         for (path, why) in &plan.skipped {
-            eprintln!("skipped {path}: {why}");
+            crate::note!("skipped {path}: {why}");
         }
         let searched: Vec<String> = args.paths.iter().map(|p| display(p)).collect();
         return Err(Failure::new(

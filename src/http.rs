@@ -127,8 +127,10 @@ where
             Ok(r) => format!("HTTP {}", r.status),
             Err(e) => scrub(&chain_text(e.as_ref())),
         };
-        eprintln!("{what}: {why}; retrying in {:.1} s", wait.as_secs_f32());
+        crate::note!("{what}: {why}; retrying in {:.1} s", wait.as_secs_f32());
+        crate::interrupt::waiting(format!("{what}: {why}"));
         tokio::time::sleep(wait).await;
+        crate::interrupt::resumed();
         attempt += 1;
     }
 }

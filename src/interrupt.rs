@@ -18,25 +18,54 @@ use crate::error::Kind;
 static LIVE_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 /// What the run is doing, for the message.
 static STAGE: Mutex<String> = Mutex::new(String::new());
+/// Why the run is waiting to try again, while it waits.
+static WAITING: Mutex<Option<String>> = Mutex::new(None);
 /// The push in flight or done: (commit, branch, finished).
 static PUSH: Mutex<Option<(String, String, bool)>> = Mutex::new(None);
 
-pub fn register_dir(path: PathBuf) {
-    if let Ok(mut dirs) = LIVE_DIRS.lock() {
-        dirs.push(path);
-    }
+/// A new temporary directory, registered for removal in the same step: it
+/// is created while the list is locked, so a signal handled meanwhile either
+/// removes it or finds it not yet made — never a directory made after the
+/// handler removed the others (a retry's new clone, made while the process
+/// was leaving, stayed behind).
+pub fn temp_dir(prefix: &str) -> std::io::Result<tempfile::TempDir> {
+    let mut dirs = LIVE_DIRS.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir()?;
+    dirs.push(dir.path().to_path_buf());
+    Ok(dir)
 }
 
-pub fn unregister_dir(path: &std::path::Path) {
-    if let Ok(mut dirs) = LIVE_DIRS.lock() {
-        dirs.retain(|d| d != path);
-    }
+/// Remove a directory made by [`temp_dir`], then forget it, in one step: a
+/// signal between the two (the directory forgotten, not yet removed) left
+/// it behind.
+pub fn remove_dir(path: &std::path::Path) {
+    let mut dirs = LIVE_DIRS.lock().unwrap_or_else(|e| e.into_inner());
+    let _ = std::fs::remove_dir_all(path);
+    dirs.retain(|d| d != path);
 }
 
 /// Say what the run is doing now.
 pub fn stage(what: String) {
     if let Ok(mut stage) = STAGE.lock() {
         *stage = what;
+    }
+    if let Ok(mut waiting) = WAITING.lock() {
+        *waiting = None;
+    }
+}
+
+/// The run is backing off before trying again, because of `cause` (a
+/// refused connection, a 429): what `--timeout` reports if it expires now.
+pub fn waiting(cause: String) {
+    if let Ok(mut waiting) = WAITING.lock() {
+        *waiting = Some(cause);
+    }
+}
+
+/// The wait is over: the run is trying again.
+pub fn resumed() {
+    if let Ok(mut waiting) = WAITING.lock() {
+        *waiting = None;
     }
 }
 
@@ -78,18 +107,35 @@ pub fn install(timeout: Duration) {
     }
     std::thread::spawn(move || {
         std::thread::sleep(timeout);
-        leave(
-            i32::from(Kind::Remote.exit_code()),
-            format!(
-                "gave up after {} s (--timeout) while {}: no answer in time",
-                timeout.as_secs(),
-                stage_now()
+        let waiting = WAITING.lock().ok().and_then(|w| w.clone());
+        match waiting {
+            // Expired between attempts: the last failure is the cause.
+            Some(cause) => leave(
+                i32::from(Kind::Remote.exit_code()),
+                format!(
+                    "gave up after {} s (--timeout) waiting to try again while {}; the last \
+                     try: {cause}",
+                    timeout.as_secs(),
+                    stage_now()
+                ),
+                Some(
+                    "the server kept failing or asked to wait; check that it is up and not \
+                     overloaded, or raise --timeout",
+                ),
             ),
-            Some(
-                "a server that accepts connections but does not answer is overloaded or \
-                 stuck; check it, or raise --timeout",
+            None => leave(
+                i32::from(Kind::Remote.exit_code()),
+                format!(
+                    "gave up after {} s (--timeout) while {}: no answer in time",
+                    timeout.as_secs(),
+                    stage_now()
+                ),
+                Some(
+                    "a server that accepts connections but does not answer is overloaded or \
+                     stuck; check it, or raise --timeout",
+                ),
             ),
-        );
+        }
     });
 }
 
@@ -104,23 +150,31 @@ fn stage_now() -> String {
 
 /// Report, remove the temporary clones, and exit with `code`.
 fn leave(code: i32, why: String, hint: Option<&str>) -> ! {
-    eprintln!("error: {}", crate::secret::scrub(&why));
+    crate::note!("error: {}", crate::secret::scrub(&why));
     if let Some(hint) = hint {
-        eprintln!("hint: {hint}");
+        crate::note!("hint: {hint}");
     }
     if let Ok(Some((commit, branch, done))) = PUSH.lock().map(|p| p.clone()) {
         if done {
-            eprintln!("note: the push of {commit} to `{branch}` had been accepted");
+            crate::note!("note: the push of {commit} to `{branch}` had been accepted");
         } else {
-            eprintln!(
+            crate::note!(
                 "note: a push of {commit} to `{branch}` was under way; the server may or may \
                  not have taken it: check the branch before running again"
             );
         }
     }
-    if let Ok(dirs) = LIVE_DIRS.lock() {
-        for dir in dirs.iter() {
-            let _ = std::fs::remove_dir_all(dir);
+    // The list stays locked until the process is gone: no new temporary
+    // directory can be made after these are removed.
+    // The run's thread keeps going meanwhile and may be writing into one
+    // (a new clone being initialised): removal is tried until it is gone.
+    let dirs = LIVE_DIRS.lock().unwrap_or_else(|e| e.into_inner());
+    for dir in dirs.iter() {
+        for _ in 0..200 {
+            if std::fs::remove_dir_all(dir).is_ok() || !dir.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
     std::process::exit(code)

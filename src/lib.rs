@@ -2,6 +2,26 @@
 //!
 //! `main` parses the command line and calls [`run`]; everything else is here.
 
+/// `eprintln!` that never panics: a closed stderr (`tagbump … 2>&1 | head -1`)
+/// must not turn a run into a panic with exit 101. Progress and notes are
+/// best effort; the exit code still says how the run went.
+#[macro_export]
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `println!` that never panics on a closed stdout, for the same reason.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod ci;
 pub mod cli;
 pub mod config;
@@ -39,11 +59,11 @@ pub fn run(cli: cli::Cli) -> Result<()> {
             Ok(())
         }
         cli::Command::ConfigSchema => {
-            println!("{}", config::schema());
+            crate::say!("{}", config::schema());
             Ok(())
         }
         cli::Command::ReportSchema => {
-            println!("{}", report::schema());
+            crate::say!("{}", report::schema());
             Ok(())
         }
         cli::Command::Man => {

@@ -82,18 +82,16 @@ fn refuse_request_flags(args: &UpdateArgs, why: &str) -> Result<()> {
 /// A `--message` template is checked before any connection: an empty one
 /// (the subject would be the trailers) or an unknown placeholder.
 fn check_message(template: &str) -> Result<()> {
-    if template.trim().is_empty() {
-        return Err(Failure::new(Kind::Usage, "--message is empty: a commit needs a subject")
-            .hint("drop --message for the default summary, or write e.g. `deploy {name}: {new_tag}`")
-            .into());
+    match crate::update::template_problem(template) {
+        None => Ok(()),
+        Some(problem) if template.trim().is_empty() => Err(Failure::new(
+            Kind::Usage,
+            format!("--message {problem}"),
+        )
+        .hint("drop --message for the default summary, or write e.g. `deploy {name}: {new_tag}`")
+        .into()),
+        Some(problem) => Err(Failure::new(Kind::Usage, format!("--message: {problem}")).into()),
     }
-    let vars = crate::update::MESSAGE_VARIABLES
-        .iter()
-        .map(|v| (*v, String::from("x")))
-        .collect();
-    crate::update::render_message(template, &vars)
-        .map(|_| ())
-        .map_err(|e| Failure::new(Kind::Usage, format!("--message: {e}")).into())
 }
 
 /// Resolve `tagbump update`'s arguments: each field from the first layer
@@ -154,7 +152,7 @@ pub fn update_spec(args: &UpdateArgs, config: &Layer, env: Env<'_>) -> Result<Up
         .as_ref()
         .and_then(|s| s.identity_warning(&author_email))
     {
-        eprintln!("warning: {warning}");
+        crate::note!("warning: {warning}");
     }
     let documents = match (args.all, args.document) {
         (true, _) => Documents::All,
@@ -430,7 +428,7 @@ pub fn transport(
     };
     if let Via::Api { conn, .. } = &spec.via {
         if spec.signer.is_some() {
-            eprintln!(
+            crate::note!(
                 "note: the signing key is not used: commits made through {}'s API are signed by {} \
                  (where the instance signs web commits); --via git signs with the key",
                 conn.kind, conn.kind
@@ -568,20 +566,14 @@ fn token_header(kind: ForgeKind, asked: Option<GitLabTokenType>, var: &str) -> T
 
 /// `Name <email>`.
 fn parse_author(text: &str) -> Result<(String, String)> {
-    let bad = || {
+    crate::config::split_author(text).ok_or_else(|| {
         Failure::new(
             Kind::Usage,
             format!("--author `{text}` is not `Name <email>`"),
         )
         .hint("write e.g. --author 'CI Bot <ci@example.com>'")
-    };
-    let (name, rest) = text.split_once('<').ok_or_else(bad)?;
-    let email = rest.strip_suffix('>').ok_or_else(bad)?;
-    let name = name.trim();
-    if name.is_empty() || email.trim().is_empty() {
-        return Err(bad().into());
-    }
-    Ok((name.to_string(), email.trim().to_string()))
+        .into()
+    })
 }
 
 fn auth(args: &UpdateArgs, remote: &RemoteUrl, env: Env<'_>) -> Result<Auth> {
@@ -834,7 +826,7 @@ fn host_key_policy(args: &UpdateArgs, env: Env<'_>) -> Result<Policy> {
         }
     }
     if args.insecure_accept_any_host_key {
-        eprintln!("warning: --insecure-accept-any-host-key: the SSH host key is NOT verified");
+        crate::note!("warning: --insecure-accept-any-host-key: the SSH host key is NOT verified");
     }
     Ok(Policy {
         sources,

@@ -219,11 +219,8 @@ pub struct Session {
 
 impl Session {
     pub fn open(remote: RemoteUrl, auth: Auth) -> Result<Session> {
-        let dir = tempfile::Builder::new()
-            .prefix("tagbump-")
-            .tempdir()
+        let dir = crate::interrupt::temp_dir("tagbump-")
             .context("cannot create a temporary directory")?;
-        crate::interrupt::register_dir(dir.path().to_path_buf());
         let repo = Repository::init_bare(dir.path()).context("cannot create a bare repository")?;
         Ok(Session {
             repo,
@@ -893,8 +890,9 @@ pub fn declined(status: &str) -> bool {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        // The directory itself goes with `dir`, dropped after this.
-        crate::interrupt::unregister_dir(self.dir.path());
+        // Removed and forgotten in one step (`dir`, dropped after this,
+        // then finds nothing to remove).
+        crate::interrupt::remove_dir(self.dir.path());
     }
 }
 

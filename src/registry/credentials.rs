@@ -135,7 +135,20 @@ impl Credentials {
 
     fn config(&mut self, source: &str, text: &str) {
         match serde_json::from_str::<DockerConfig>(text) {
-            Ok(config) => self.configs.push((source.to_string(), config)),
+            Ok(config) => {
+                for (host, entry) in &config.auths {
+                    if entry.auth.as_deref().is_some_and(|a| !a.is_empty())
+                        && decode_auth(entry).is_none()
+                    {
+                        self.notes.push(format!(
+                            "{source}: the `auth` of the entry for `{host}` is not base64 of \
+                             `user:password`, so that entry cannot be used (write it with \
+                             `printf '%s' 'USER:PASSWORD' | base64 -w0`)"
+                        ));
+                    }
+                }
+                self.configs.push((source.to_string(), config));
+            }
             // serde_json's message names the position, never the content.
             Err(e) => self.notes.push(format!(
                 "{source} is not a docker config.json ({e}); ignored"
@@ -193,14 +206,7 @@ fn from_config(config: &DockerConfig, source: &str, host: &str) -> Option<Creden
 
 fn from_entry(entry: &AuthEntry, source: &str) -> Option<Credential> {
     let (user, password) = match (&entry.auth, &entry.username, &entry.password) {
-        (Some(auth), _, _) if !auth.is_empty() => {
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(auth.trim())
-                .ok()?;
-            let text = String::from_utf8(decoded).ok()?;
-            let (user, password) = text.split_once(':')?;
-            (user.to_string(), password.to_string())
-        }
+        (Some(auth), _, _) if !auth.is_empty() => decode_auth(entry)?,
         (_, Some(user), Some(password)) => (user.clone(), password.clone()),
         _ => return None,
     };
@@ -209,6 +215,17 @@ fn from_entry(entry: &AuthEntry, source: &str) -> Option<Credential> {
         secret: Secret::new(password),
         source: source.to_string(),
     })
+}
+
+/// An entry's `auth`: base64 of `user:password`.
+fn decode_auth(entry: &AuthEntry) -> Option<(String, String)> {
+    let auth = entry.auth.as_deref()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(auth.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
 }
 
 /// `docker-credential-<name> get`, when that binary exists.
@@ -310,5 +327,25 @@ mod tests {
         let c = Credentials::from_env(None, "P", &env);
         assert_eq!(c.notes.len(), 1);
         assert!(!c.notes[0].contains("secret-stuff"), "{}", c.notes[0]);
+    }
+
+    // Issue #19, class 11: an entry whose `auth` does not decode is named,
+    // not silently skipped (the run then said no credentials were found).
+    #[test]
+    fn an_auth_that_does_not_decode_is_named() {
+        let env = env_of(&[(
+            "DOCKER_AUTH_CONFIG",
+            r#"{"auths":{"registry.example.com":{"auth":"user:plain-secret-1"}}}"#,
+        )]);
+        let c = Credentials::from_env(None, "P", &env);
+        assert_eq!(
+            c.notes,
+            [
+                "DOCKER_AUTH_CONFIG: the `auth` of the entry for `registry.example.com` is not \
+              base64 of `user:password`, so that entry cannot be used (write it with `printf \
+              '%s' 'USER:PASSWORD' | base64 -w0`)"
+            ]
+        );
+        assert!(c.find("registry.example.com").is_none());
     }
 }

@@ -83,7 +83,7 @@ pub fn resolve(images: &[ImageRef], spec: &RegistrySpec) -> Result<Vec<Resolved>
             .collect());
     }
     for note in &spec.credentials.notes {
-        eprintln!("note: {note}");
+        crate::note!("note: {note}");
     }
     let client = Client::new(spec.credentials.clone(), spec.timeout)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -102,7 +102,7 @@ pub fn resolve(images: &[ImageRef], spec: &RegistrySpec) -> Result<Vec<Resolved>
             },
             Source::Given => continue,
         };
-        eprintln!("registry: {shown}");
+        crate::note!("registry: {shown}");
         out.push(resolved);
     }
     Ok(out)

@@ -72,7 +72,7 @@ pub fn run(spec: &UpdateSpec) -> Result<Report> {
         let busy = ["http status code: 429", "http status code: 503"];
         if attempt < spec.attempts && busy.iter().any(|b| why.contains(b)) {
             if let Some(asked) = crate::git::http_retry_after(&spec.remote, &spec.auth) {
-                eprintln!("the server asks to retry after {} s", asked.as_secs());
+                crate::note!("the server asks to retry after {} s", asked.as_secs());
                 delay = delay.max(asked.min(Duration::from_secs(60)));
             }
         }
@@ -85,12 +85,14 @@ pub fn run(spec: &UpdateSpec) -> Result<Report> {
                 contention,
             ));
         }
-        eprintln!(
+        crate::note!(
             "attempt {attempt} of {} failed: {why}; trying again in {:.1} s",
             spec.attempts,
             delay.as_secs_f64()
         );
+        crate::interrupt::waiting(format!("attempt {attempt} failed: {why}"));
         std::thread::sleep(delay);
+        crate::interrupt::resumed();
     }
 }
 
@@ -112,7 +114,7 @@ fn attempt_once(spec: &UpdateSpec, attempt: u32, author: &Signature<'_>) -> Resu
                         && repo.requests() <= 1
                         && crate::error::kind(&e) == Kind::Auth =>
                 {
-                    eprintln!(
+                    crate::note!(
                         "note: {}'s API refused the first read ({}); using git instead",
                         conn.kind,
                         crate::secret::scrub(&format!("{e:#}"))
@@ -168,7 +170,7 @@ fn attempt_on(
     };
     let legacy_note = legacy_note(spec, &tips, repo.url()).filter(|_| attempt == 1);
     if let Some(note) = &legacy_note {
-        eprintln!("note: {note}");
+        crate::note!("note: {note}");
     }
 
     let mut plan = plan_on(&*repo, &tips.base_tip, spec)?;

@@ -14,7 +14,7 @@ pub fn open_or_update(
 ) -> Result<Option<forge::Outcome>> {
     let Some(conn) = &forge_spec.connection else {
         if let Some(note) = &forge_spec.note {
-            eprintln!("note: {note}");
+            crate::note!("note: {note}");
         }
         return Ok(None);
     };
@@ -39,7 +39,7 @@ pub fn open_or_update(
     request.source_branch = report.branch.clone();
     request.target_branch = report.base.clone();
     if let Some(note) = &forge_spec.note {
-        eprintln!("note: {note}");
+        crate::note!("note: {note}");
     }
     if report.operation == update::Operation::DryRun {
         output::write_change_request_plan(&mut std::io::stderr().lock(), conn, &request)?;

@@ -42,7 +42,9 @@ pub fn run(args: &cli::UpdateArgs) -> Result<()> {
     }
     interrupt::install(spec.timeout);
     // The registry first: a missing image stops the run before the clone.
-    interrupt::stage("asking the image registry".into());
+    if spec.registry.active() {
+        interrupt::stage("asking the image registry".into());
+    }
     let images = registry::resolve(&spec.images, &spec.registry)?;
     if let (Some(given), Some(settled)) = (spec.images.first(), images.first()) {
         fill_image_sets(&mut spec.sets, given, &settled.image);
@@ -51,7 +53,9 @@ pub fn run(args: &cli::UpdateArgs) -> Result<()> {
     spec.image_sources = images.iter().map(|r| r.source).collect();
     spec.image_digests = images.iter().map(|r| r.digest.clone()).collect();
     let report = update::run(&spec)?;
-    interrupt::stage("opening or updating the merge request".into());
+    if !spec.direct && !spec.dry_run {
+        interrupt::stage("opening or updating the merge request".into());
+    }
     let json = args.output == cli::OutputFormat::Json;
     {
         // With --output json the diffs travel inside the JSON, not beside it.
@@ -70,7 +74,7 @@ pub fn run(args: &cli::UpdateArgs) -> Result<()> {
     let summary = report::JsonReport::new(&report, &spec, outcome.as_ref());
     if json {
         let text = serde_json::to_string_pretty(&summary).context("cannot encode the result")?;
-        println!("{text}");
+        crate::say!("{text}");
     }
     let ci = ci::detect(&env);
     if let Some(path) = &ci.github_output {

@@ -70,6 +70,20 @@ pub fn render_message(template: &str, vars: &BTreeMap<&str, String>) -> Result<S
     Ok(out)
 }
 
+/// What is wrong with a `--message` template, checked before any
+/// connection: empty (the subject would be the trailers), or a placeholder
+/// that does not exist.
+pub fn template_problem(template: &str) -> Option<String> {
+    if template.trim().is_empty() {
+        return Some("is empty: a commit needs a subject".into());
+    }
+    let vars = MESSAGE_VARIABLES
+        .iter()
+        .map(|v| (*v, String::from("x")))
+        .collect();
+    render_message(template, &vars).err()
+}
+
 /// The values behind the `{…}` placeholders of messages, titles and descriptions.
 pub fn template_vars(
     spec: &UpdateSpec,

@@ -32,7 +32,8 @@ use crate::yaml::Documents;
 pub use attempt::run;
 pub use branch::{branch_name, legacy_branch_name, targets_id, TARGETS_TRAILER};
 pub use message::{
-    default_description, message, render_message, summary, template_vars, MESSAGE_VARIABLES,
+    default_description, message, render_message, summary, template_problem, template_vars,
+    MESSAGE_VARIABLES,
 };
 pub use plan::plan_on;
 

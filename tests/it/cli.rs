@@ -1,7 +1,7 @@
 //! Behaviour of the `set` and `image` commands on local files that fixtures
 //! cannot show: permissions, symlinks, temp files, exit codes, help.
 
-use crate::support::Test;
+use crate::support::{bin, Test};
 
 const VALUES: &str = "image:\n  repository: ghcr.io/acme/app\n  tag: \"1.0\" # CI\n";
 
@@ -298,4 +298,44 @@ fn the_repository_can_come_from_the_environment() {
              hint: a --repo without `scheme://` or `host:` is a local path; for a server use \
              ssh://…, git@host:group/repo.git or https://…\n",
         );
+}
+
+// Issue #19, class 9: a closed stderr or stdout (`tagbump … 2>&1 | head -1`
+// once head has exited) is not a panic with exit 101: the run's own exit
+// code stands, and the file is still written.
+#[test]
+fn a_closed_stderr_or_stdout_is_not_a_panic() {
+    use std::process::{Command, Stdio};
+    let t = Test::new().write("values.yaml", VALUES);
+    let closed = || {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        Stdio::from(writer)
+    };
+    let cases: [(&[&str], i32); 3] = [
+        (
+            &[
+                "update",
+                "--repo",
+                "/nonexistent/manifests",
+                "--image",
+                "ghcr.io/acme/app:1",
+            ],
+            4,
+        ),
+        (&["set", "values.yaml", "image.tag=1.1", "--dry-run"], 0),
+        (&["set", "values.yaml", "image.tag=1.2"], 0),
+    ];
+    for (args, code) in cases {
+        let status = Command::new(bin())
+            .args(args)
+            .current_dir(t.dir.path())
+            .env("NO_COLOR", "1")
+            .stdout(closed())
+            .stderr(closed())
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(code), "{args:?}");
+    }
+    assert!(t.read("values.yaml").contains("tag: \"1.2\""));
 }

@@ -418,3 +418,326 @@ fn tokens_in_odd_urls_never_leak() {
         assert!(all.contains("error:"), "{all}");
     }
 }
+
+/// A TCP proxy in front of `backend` that holds every chunk the server
+/// sends for `delay` before passing it on: a slow link, so that a run
+/// spends long enough in each stage (connect, fetch, push) to be stopped
+/// there.
+fn slow_proxy(backend: u16, delay: Duration) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = TcpStream::connect(("127.0.0.1", backend)) else {
+                continue;
+            };
+            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (mut c1, mut s1) = (client, server);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c1, &mut s1);
+                let _ = s1.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                while let Ok(n) = s2.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    std::thread::sleep(delay);
+                    if c2.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = c2.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    port
+}
+
+/// Run `update args` with `env` and a fresh TMPDIR; SIGTERM it after
+/// `after` (never, for `None`). Returns (exit code, stderr, TMPDIR's
+/// leftovers).
+fn stopped_after(
+    args: &[&str],
+    env: &[(&str, &str)],
+    after: Option<Duration>,
+) -> (i32, String, Vec<String>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let child = Command::new(crate::support::bin())
+        .arg("update")
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("TMPDIR", tmp.path())
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(after) = after {
+        std::thread::sleep(after);
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+    }
+    let out = child.wait_with_output().unwrap();
+    let left = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let inside = Command::new("find").arg(e.path()).output().unwrap();
+            format!(
+                "{}: {}",
+                e.file_name().to_string_lossy(),
+                String::from_utf8_lossy(&inside.stdout)
+            )
+        })
+        .collect();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        left,
+    )
+}
+
+/// SIGTERM at points spread over a whole run through a slow link: every
+/// stopped run exits 143 with nothing left in TMPDIR, and the stops landed
+/// in each of `stages`. Returns the stages seen.
+fn stop_everywhere(
+    name: &str,
+    args: &dyn Fn(usize) -> Vec<String>,
+    env: &[(&str, &str)],
+    stages: &[&str],
+) {
+    let started = Instant::now();
+    let (code, stderr, left) = stopped_after(
+        &args(0).iter().map(String::as_str).collect::<Vec<_>>(),
+        env,
+        None,
+    );
+    assert_eq!(code, 0, "{name}: {stderr}");
+    assert!(left.is_empty(), "{name}: {left:?}");
+    let whole = started.elapsed();
+    let mut seen: Vec<String> = Vec::new();
+    const STOPS: usize = 12;
+    for i in 1..=STOPS {
+        let after = whole.mul_f64(i as f64 / (STOPS as f64 + 1.0));
+        let argv = args(i);
+        let (code, stderr, left) = stopped_after(
+            &argv.iter().map(String::as_str).collect::<Vec<_>>(),
+            env,
+            Some(after),
+        );
+        assert!(
+            left.is_empty(),
+            "{name}, stopped after {after:?}: left {left:?}\n{stderr}"
+        );
+        if code == 0 {
+            continue; // finished before the signal
+        }
+        assert_eq!(code, 143, "{name}, stopped after {after:?}: {stderr}");
+        let Some(stage) = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("error: stopped by SIGTERM while "))
+        else {
+            panic!("{name}: {stderr}");
+        };
+        seen.push(
+            stage
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    for stage in stages {
+        assert!(
+            seen.iter().any(|s| s == stage),
+            "{name}: never stopped while {stage}: {seen:?} (a run takes {whole:?})"
+        );
+    }
+}
+
+// Issue #19, class 9: SIGTERM at each stage — connecting, fetching,
+// pushing — over SSH, HTTPS and the API: exit 143, TMPDIR empty.
+#[test]
+fn sigterm_at_every_stage_leaves_nothing_behind() {
+    let token = "glpat-SIGTERM0123456789";
+    let (Some(ssh), Some(http)) = (SshServer::start(), HttpServer::start(token)) else {
+        return;
+    };
+    let delay = Duration::from_millis(120);
+    let git_stages = ["connecting", "fetching", "pushing"];
+    let image = |i: usize| format!("registry.example.com/team/app:3.0.{i}");
+
+    let (_repo, url) = ssh.repo("team/slow", &files());
+    let port = slow_proxy(ssh.port, delay);
+    let slow_url = url.replace(&format!(":{}/", ssh.port), &format!(":{port}/"));
+    let known_hosts = ssh
+        .known_hosts
+        .replace(&format!(":{}", ssh.port), &format!(":{port}"));
+    let env = [
+        ("SSH_PRIVATE_KEY", ssh.key.as_str()),
+        ("SSH_KNOWN_HOSTS", known_hosts.as_str()),
+    ];
+    let args = |i: usize| {
+        vec![
+            "--repo".into(),
+            slow_url.clone(),
+            "--image".into(),
+            image(i),
+            "--direct".into(),
+        ]
+    };
+    stop_everywhere("SSH", &args, &env, &git_stages);
+
+    let (_repo, _, https) = http.repo("team/slow", &files());
+    let port = slow_proxy(http.https_port, delay);
+    let slow_url = https.replace(&format!(":{}/", http.https_port), &format!(":{port}/"));
+    let ca = http.ca.to_string_lossy().into_owned();
+    let env = [
+        ("TAGBUMP_GIT_TOKEN", token),
+        ("GIT_SSL_CAINFO", ca.as_str()),
+    ];
+    let args = |i: usize| {
+        vec![
+            "--repo".into(),
+            slow_url.clone(),
+            "--image".into(),
+            image(i),
+            "--direct".into(),
+            "--forge".into(),
+            "none".into(),
+        ]
+    };
+    stop_everywhere("HTTPS", &args, &env, &git_stages);
+
+    let dir = tempfile::tempdir().unwrap();
+    let repo = crate::servers::seed(&dir.path().join("api.git"), &files());
+    let fake = crate::fake_repo_api::FakeRepoApi::github(&repo.path, token);
+    let fake_port: u16 = fake
+        .url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let api = format!("http://127.0.0.1:{}", slow_proxy(fake_port, delay));
+    let env = [("GITHUB_TOKEN", token)];
+    let args = |i: usize| {
+        vec![
+            "--repo".into(),
+            "https://github.example.com/acme/deploy.git".into(),
+            "--forge".into(),
+            "github".into(),
+            "--api-url".into(),
+            api.clone(),
+            "--via".into(),
+            "api".into(),
+            "--image".into(),
+            image(i),
+            "--direct".into(),
+        ]
+    };
+    stop_everywhere("API", &args, &env, &["reading", "committing"]);
+}
+
+// Issue #19, class 9: --timeout expiring while the run backs off after a
+// refused connection gives that cause, not "accepts connections but does
+// not answer".
+#[test]
+fn a_timeout_during_backoff_gives_the_last_cause() {
+    let Some(keys) = SshServer::start() else {
+        return;
+    };
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let url = format!("ssh://git@127.0.0.1:{port}/team/x.git");
+    let u = update(
+        &[
+            "--repo",
+            &url,
+            "--image",
+            "registry.example.com/team/app:2.0.0",
+            "--timeout",
+            "3",
+            "--attempts",
+            "50",
+        ],
+        &with(&ssh_env(&keys)),
+    );
+    assert_eq!(u.run.code, 7, "{}", u.run.stderr);
+    let last = u
+        .run
+        .stderr
+        .lines()
+        .rfind(|l| l.starts_with("error: "))
+        .unwrap();
+    assert!(last.to_lowercase().contains("refused"), "{}", u.run.stderr);
+    assert!(
+        !u.run.stderr.contains("does not answer"),
+        "{}",
+        u.run.stderr
+    );
+    assert!(u.leftovers.is_empty(), "left {:?}", u.leftovers);
+}
+
+// The same for an API that answers 429 with a long Retry-After: the
+// watchdog fires while the run waits, and says so with the 429.
+#[test]
+fn a_timeout_while_waiting_out_a_429_says_429() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut client in listener.incoming().flatten() {
+            let mut buf = [0u8; 8192];
+            let _ = client.read(&mut buf);
+            let _ = client.write_all(
+                b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 30\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    let api = format!("http://127.0.0.1:{port}");
+    let u = update(
+        &[
+            "--repo",
+            "https://github.example.com/acme/deploy.git",
+            "--forge",
+            "github",
+            "--api-url",
+            &api,
+            "--via",
+            "api",
+            "--direct",
+            "--set",
+            "apps/app/values.yaml:replicas=3",
+            "--timeout",
+            "3",
+        ],
+        &[("GITHUB_TOKEN", "ghp_TIMEOUT0123456789")],
+    );
+    assert_eq!(u.run.code, 7, "{}", u.run.stderr);
+    let last = u
+        .run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap();
+    assert!(
+        last.starts_with("error: gave up after 3 s (--timeout) waiting to try again while ")
+            && last.contains("HTTP 429"),
+        "{}",
+        u.run.stderr
+    );
+    assert!(
+        !u.run.stderr.contains("does not answer"),
+        "{}",
+        u.run.stderr
+    );
+}
