@@ -78,6 +78,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         image_sources: Vec::new(),
         image_digests: Vec::new(),
         scan: true,
+        via_reason: String::new(),
         via: update::Via::Git,
         attempts: 3,
         timeout: std::time::Duration::from_secs(60),

@@ -86,9 +86,23 @@ pub fn pushed(accepted: bool) {
     }
 }
 
+/// Set by the signal handler itself, at once: the run's own thread, whose
+/// system call the signal may have interrupted (`EINTR`), must not end the
+/// process with that error before the handler's thread has cleaned up.
+static STOPPING: std::sync::LazyLock<std::sync::Arc<std::sync::atomic::AtomicBool>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// Whether SIGINT or SIGTERM arrived: the process is being stopped.
+pub fn stopping() -> bool {
+    STOPPING.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Start watching: signals at once, and the clock from now.
 pub fn install(timeout: Duration) {
     use signal_hook::consts::{SIGINT, SIGTERM};
+    for signal in [SIGINT, SIGTERM] {
+        let _ = signal_hook::flag::register(signal, std::sync::Arc::clone(&STOPPING));
+    }
     if let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
         std::thread::spawn(move || {
             if let Some(signal) = signals.forever().next() {

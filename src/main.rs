@@ -7,6 +7,13 @@ fn main() -> ExitCode {
     match tagbump::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if tagbump::error::is_broken_pipe(&err) => ExitCode::SUCCESS,
+        // Stopped by a signal, which may have failed a system call here
+        // first: the handler's thread reports it, removes the clones and
+        // exits (143); this thread only waits for it.
+        Err(_) if tagbump::interrupt::stopping() => {
+            std::thread::sleep(std::time::Duration::from_secs(10));
+            ExitCode::from(1)
+        }
         Err(err) => {
             // Scrubbed: a library may echo something it was given.
             tagbump::note!("error: {}", tagbump::secret::scrub(&format!("{err:#}")));

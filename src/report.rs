@@ -28,6 +28,10 @@ pub struct JsonReport {
     pub parent: String,
     /// How the repository was read and written.
     pub via: RunTransport,
+    /// Why: `--via git`, `--via api`, or what `--via auto` weighed (named
+    /// files or a small `--in` through the API; a whole-repository scan, or
+    /// an `--in` listing over 100 YAML files, through git).
+    pub via_reason: String,
     /// How tagbump signed `commit`: `ssh` or `openpgp` with the key in
     /// `signing_key`; null when it did not (no key, or `--via api`, where the
     /// forge makes the commit and may sign it with its own key).
@@ -218,6 +222,7 @@ impl JsonReport {
                 Some(_) => RunTransport::Api,
                 None => RunTransport::Git,
             },
+            via_reason: report.via_reason.clone(),
             signed: report.signed.as_ref().map(|(format, _)| *format),
             signing_key: report.signed.as_ref().map(|(_, fp)| fp.clone()),
             attempts: report.attempts,

@@ -169,6 +169,7 @@ pub fn update_spec(args: &UpdateArgs, config: &Layer, env: Env<'_>) -> Result<Up
         sets,
         promotions,
         scan,
+        via_reason: String::new(),
         puts,
         documents,
         images: args.images.clone(),
@@ -405,26 +406,62 @@ pub fn transport(
     use crate::update::Via;
     let asked = first(&args.via, &config.via).unwrap_or(Asked::Auto);
     if asked == Asked::Git {
+        spec.via_reason = "--via git".into();
         return Ok(());
     }
     let conn = api_connection(args, config, spec, env);
     spec.via = match (asked, conn) {
-        (_, Some(conn)) => Via::Api {
-            conn,
-            fallback: asked == Asked::Auto,
-        },
+        (Asked::Api, Some(conn)) => {
+            spec.via_reason = "--via api".into();
+            Via::Api {
+                conn,
+                fallback: false,
+            }
+        }
+        // `auto` takes the cheaper road: the API when the files to read are
+        // named, or few (a scan of `--in`, while it lists at most
+        // AUTO_API_FILES YAML files); git for a scan of the whole
+        // repository, which through an API reads more than a clone.
+        (_, Some(conn)) if spec.scan && !spec.images.is_empty() && spec.dirs.is_empty() => {
+            spec.via_reason = format!(
+                "--via auto: an --image scan of the whole repository reads less by a depth-1 \
+                 clone than through {}'s API",
+                conn.kind
+            );
+            Via::Git
+        }
+        (_, Some(conn)) => {
+            spec.via_reason = if spec.scan && !spec.images.is_empty() {
+                format!(
+                    "--via auto: an --image scan of --in {} (through the API while it lists at \
+                     most {} YAML files)",
+                    spec.dirs.join(", "),
+                    crate::update::AUTO_API_FILES
+                )
+            } else {
+                "--via auto: the files to read are named (--set, --promote, --put)".into()
+            };
+            Via::Api {
+                conn,
+                fallback: true,
+            }
+        }
         (Asked::Api, None) => {
             return Err(Failure::new(
                 Kind::Usage,
                 format!(
-                    "--via api needs an https:// GitHub or GitLab repository and a token for its API; `{}` is not one, or no token is set",
+                    "--via api needs an https:// (or http://) GitHub or GitLab repository and a token for its API; `{}` is not one, or no token is set",
                     spec.remote.url
                 ),
             )
             .hint("set GITHUB_TOKEN or GITLAB_TOKEN (or TAGBUMP_FORGE_TOKEN), or pass --via git")
             .into())
         }
-        _ => Via::Git,
+        _ => {
+            spec.via_reason =
+                "--via auto: no https:// GitHub or GitLab repository with an API token".into();
+            Via::Git
+        }
     };
     if let Via::Api { conn, .. } = &spec.via {
         if spec.signer.is_some() {
@@ -446,7 +483,9 @@ fn api_connection(
     spec: &UpdateSpec,
     env: Env<'_>,
 ) -> Option<Connection> {
-    if spec.remote.scheme != Scheme::Https {
+    // Plain http:// only as the user gave it: the token then travels as it
+    // already does for git on that URL.
+    if !matches!(spec.remote.scheme, Scheme::Https | Scheme::Http) {
         return None;
     }
     let kind = forge_kind(first(&args.forge, &config.forge), spec, env).ok()??;

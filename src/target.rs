@@ -191,6 +191,18 @@ fn follower_notes(path: &str, editor: &Editor) -> Vec<String> {
         .collect()
 }
 
+/// A file to edit that is a symbolic link in the repository: refused on
+/// every transport (writing it would replace the link with a file, forking
+/// the file it points to).
+pub fn symlink_refused(path: &str, to: &str) -> anyhow::Error {
+    crate::error::Failure::new(
+        crate::error::Kind::Input,
+        format!("`{path}` is a symlink in the repository (to `{to}`)"),
+    )
+    .hint("tagbump edits files, not links: name the file it points to")
+    .into()
+}
+
 /// What an image scan looks for and writes.
 #[derive(Debug, Clone)]
 pub struct ImageUpdate {

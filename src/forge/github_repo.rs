@@ -28,7 +28,9 @@ use crate::http::{send_with_retries, Response};
 use crate::secret::Secret;
 use crate::signing::Signer;
 use crate::target::{FileEdit, SourceFile};
-use crate::update::transport::{Change, Naming, Tips, Transport, Written, YamlFiles};
+use crate::update::transport::{
+    Change, Naming, Tips, TooManyForTheApi, Transport, Written, YamlFiles,
+};
 
 const ZERO: &str = "0000000000000000000000000000000000000000";
 /// Blobs read per GraphQL query.
@@ -38,8 +40,8 @@ const TIPS: &str =
     "query TagbumpTips($owner: String!, $name: String!, $base: String!, $hasBase: Boolean!) {
   repository(owner: $owner, name: $name) {
     id
-    defaultBranchRef { name target { oid } }
-    base: ref(qualifiedName: $base) @include(if: $hasBase) { name target { oid } }
+    defaultBranchRef { name target { oid ... on Commit { message } } }
+    base: ref(qualifiedName: $base) @include(if: $hasBase) { name target { oid ... on Commit { message } } }
   }
 }";
 
@@ -62,21 +64,79 @@ const COMMIT: &str = "mutation TagbumpCommit($input: CreateCommitOnBranchInput!)
   createCommitOnBranch(input: $input) { commit { oid } }
 }";
 
-/// The batch read with `n` expressions (`$e0` … as `f0` …).
+/// The batch read of `n` paths (`$p0` … as `f0` …) at `$commit`: each
+/// path's tree entry — its mode tells a symlink (120000) from a file — and
+/// its blob's text, or its tree's oid.
 fn files_document(n: usize) -> String {
-    let vars: Vec<String> = (0..n).map(|i| format!("$e{i}: String!")).collect();
+    let vars: Vec<String> = (0..n).map(|i| format!("$p{i}: String!")).collect();
     let fields: Vec<String> = (0..n)
         .map(|i| {
             format!(
-                "    f{i}: object(expression: $e{i}) {{ __typename ... on Blob {{ text isBinary byteSize }} ... on Tree {{ oid }} }}"
+                "        f{i}: file(path: $p{i}) {{ mode object {{ __typename ... on Blob {{ text isBinary byteSize }} ... on Tree {{ oid }} }} }}"
             )
         })
         .collect();
     format!(
-        "query TagbumpFiles($owner: String!, $name: String!, {}) {{\n  repository(owner: $owner, name: $name) {{\n{}\n  }}\n}}",
+        "query TagbumpFiles($owner: String!, $name: String!, $commit: GitObjectID!, {}) {{\n  repository(owner: $owner, name: $name) {{\n    object(oid: $commit) {{\n      ... on Commit {{\n{}\n      }}\n    }}\n  }}\n}}",
         vars.join(", "),
         fields.join("\n")
     )
+}
+
+/// `TagbumpFiles`' answer: the commit's `f0` … entries.
+#[derive(Deserialize)]
+struct FilesData {
+    repository: FilesRepository,
+}
+
+#[derive(Deserialize)]
+struct FilesRepository {
+    object: Option<HashMap<String, Option<FileEntry>>>,
+}
+
+#[derive(Deserialize)]
+struct FileEntry {
+    mode: u32,
+    object: Option<GitObject>,
+}
+
+/// The `Blob | Tree` union (and the other `GitObject`s, unused).
+#[derive(Deserialize)]
+#[serde(tag = "__typename")]
+enum GitObject {
+    Blob {
+        text: Option<String>,
+        #[serde(rename = "isBinary", default)]
+        is_binary: Option<bool>,
+    },
+    Tree {
+        oid: String,
+    },
+    #[serde(other)]
+    Other,
+}
+
+/// A symbolic link's mode in a git tree (`0o120000`).
+const SYMLINK_MODE: u32 = 0o120_000;
+
+impl FileEntry {
+    fn entry(self) -> Entry {
+        match self.object {
+            Some(GitObject::Blob { text, .. }) if self.mode == SYMLINK_MODE => {
+                Entry::Symlink(text.unwrap_or_default())
+            }
+            Some(GitObject::Blob {
+                is_binary: Some(true),
+                ..
+            })
+            | Some(GitObject::Blob { text: None, .. }) => Entry::Binary,
+            Some(GitObject::Blob {
+                text: Some(text), ..
+            }) => Entry::Text(text),
+            Some(GitObject::Tree { oid }) => Entry::Tree(oid),
+            Some(GitObject::Other) | None => Entry::Missing,
+        }
+    }
 }
 
 /// Every GraphQL document this client sends (the batch read with two
@@ -143,7 +203,10 @@ struct TipInfo {
 enum Entry {
     Text(String),
     Binary,
-    Tree,
+    /// A directory, and its tree's oid.
+    Tree(String),
+    /// A symbolic link, and where it points.
+    Symlink(String),
     Missing,
 }
 
@@ -161,6 +224,8 @@ pub struct GitHubRepo {
     tip_info: RefCell<HashMap<String, TipInfo>>,
     entries: RefCell<HashMap<(String, String), Entry>>,
     requests: RefCell<usize>,
+    /// `--via auto`: scans of more YAML files than this go to git.
+    scan_limit: Option<usize>,
 }
 
 impl GitHubRepo {
@@ -191,7 +256,25 @@ impl GitHubRepo {
             tip_info: RefCell::new(HashMap::new()),
             entries: RefCell::new(HashMap::new()),
             requests: RefCell::new(0),
+            scan_limit: None,
         })
+    }
+
+    /// Refuse (with [`TooManyForTheApi`]) a scan listing more YAML files.
+    pub fn scan_limit(mut self, limit: Option<usize>) -> Self {
+        self.scan_limit = limit;
+        self
+    }
+
+    fn check_scan_size(&self, dir: &str, files: usize) -> Result<()> {
+        match self.scan_limit {
+            Some(limit) if files > limit => Err(TooManyForTheApi {
+                files,
+                dir: dir.to_string(),
+            }
+            .into()),
+            _ => Ok(()),
+        }
     }
 
     fn send(&self, method: reqwest::Method, url: &str, body: Option<&Value>) -> Result<Response> {
@@ -281,32 +364,22 @@ impl GitHubRepo {
         };
         for chunk in missing.chunks(BATCH) {
             let mut vars = self.base_vars();
+            vars.insert("commit".into(), json!(commit));
             for (i, path) in chunk.iter().enumerate() {
-                vars.insert(format!("e{i}"), json!(format!("{commit}:{path}")));
+                vars.insert(format!("p{i}"), json!(path));
             }
-            #[derive(Deserialize)]
-            struct Data {
-                repository: HashMap<String, Option<Value>>,
-            }
-            let data: Data = self.data(
+            let data: FilesData = self.data(
                 "TagbumpFiles",
                 &files_document(chunk.len()),
                 Value::Object(vars),
             )?;
+            let mut found = data.repository.object.unwrap_or_default();
             let mut entries = self.entries.borrow_mut();
             for (i, path) in chunk.iter().enumerate() {
-                let entry = match data.repository.get(&format!("f{i}")).cloned().flatten() {
-                    None => Entry::Missing,
-                    Some(v) => match v["__typename"].as_str() {
-                        Some("Tree") => Entry::Tree,
-                        Some("Blob") if v["isBinary"].as_bool() == Some(true) => Entry::Binary,
-                        Some("Blob") => match v["text"].as_str() {
-                            Some(text) => Entry::Text(text.to_string()),
-                            None => Entry::Binary,
-                        },
-                        _ => Entry::Missing,
-                    },
-                };
+                let entry = found
+                    .remove(&format!("f{i}"))
+                    .flatten()
+                    .map_or(Entry::Missing, FileEntry::entry);
                 entries.insert((commit.to_string(), path.to_string()), entry);
             }
         }
@@ -473,7 +546,15 @@ impl Transport for GitHubRepo {
         };
         *self.repository_id.borrow_mut() = Some(repository.id.clone());
         let (base, base_tip) = match (asked, repository.base, repository.default_branch_ref) {
-            (Some(_), Some(b), _) | (None, _, Some(b)) => (b.name, b.target.oid),
+            (Some(_), Some(b), _) | (None, _, Some(b)) => {
+                // Kept: a commit whose answer was lost is recognised by it.
+                if let Some(message) = b.target.message {
+                    self.messages
+                        .borrow_mut()
+                        .insert(b.target.oid.clone(), message);
+                }
+                (b.name, b.target.oid)
+            }
             (Some(name), None, _) => {
                 return Err(Failure::new(
                     ErrorKind::NotFound,
@@ -518,7 +599,8 @@ impl Transport for GitHubRepo {
     fn read_file(&self, commit: &str, path: &str) -> Result<Option<String>> {
         match self.entry(commit, path)? {
             Entry::Text(text) => Ok(Some(text)),
-            Entry::Missing | Entry::Tree => Ok(None),
+            Entry::Missing | Entry::Tree(_) => Ok(None),
+            Entry::Symlink(to) => Err(crate::target::symlink_refused(path, &to)),
             Entry::Binary => {
                 Err(Failure::new(ErrorKind::Input, format!("{path}: not UTF-8 text")).into())
             }
@@ -526,7 +608,7 @@ impl Transport for GitHubRepo {
     }
 
     fn is_directory(&self, commit: &str, path: &str) -> Result<bool> {
-        Ok(matches!(self.entry(commit, path)?, Entry::Tree))
+        Ok(matches!(self.entry(commit, path)?, Entry::Tree(_)))
     }
 
     fn yaml_files(&self, commit: &str, dir: &str) -> Result<YamlFiles> {
@@ -548,28 +630,15 @@ impl Transport for GitHubRepo {
         let sha = if dir.is_empty() {
             commit.to_string()
         } else {
-            #[derive(Deserialize)]
-            struct Data {
-                repository: HashMap<String, Option<Value>>,
-            }
-            let mut vars = self.base_vars();
-            vars.insert("e0".into(), json!(format!("{commit}:{dir}")));
-            let data: Data = self.data("TagbumpFiles", &files_document(1), Value::Object(vars))?;
-            match data.repository.get("f0").cloned().flatten() {
-                Some(v) if v["__typename"] == "Tree" => {
-                    v["oid"].as_str().unwrap_or_default().to_string()
+            match self.entry(commit, dir)? {
+                Entry::Tree(oid) => oid,
+                // `--in` naming one file: that file, as a git scan gives it
+                // (a symlink is not followed, as git does not).
+                Entry::Text(text) => return Ok(super::single_file(dir, Some(text))),
+                Entry::Binary => return Ok(super::single_file(dir, None)),
+                Entry::Symlink(_) | Entry::Missing => {
+                    return Err(super::no_such_path(dir, commit, &self.url))
                 }
-                // `--in` naming one file: that file, as a git scan gives it.
-                Some(v) if v["__typename"] == "Blob" => {
-                    return match self.entry(commit, dir)? {
-                        Entry::Text(text) => Ok(super::single_file(dir, Some(text))),
-                        Entry::Binary => Ok(super::single_file(dir, None)),
-                        Entry::Missing | Entry::Tree => {
-                            Err(super::no_such_path(dir, commit, &self.url))
-                        }
-                    };
-                }
-                _ => return Err(super::no_such_path(dir, commit, &self.url)),
             }
         };
         let url = format!(
@@ -602,6 +671,7 @@ impl Transport for GitHubRepo {
             .filter(|e| crate::target::is_scanned_path(&e.path))
             .map(|e| format!("{prefix}{}", e.path))
             .collect();
+        self.check_scan_size(dir, paths.len())?;
         let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
         self.fetch(commit, &refs)?;
         let entries = self.entries.borrow();
@@ -701,15 +771,18 @@ impl Transport for GitHubRepo {
                     "`{}` moved since it was read",
                     change.branch
                 ))),
-                Some("FORBIDDEN" | "NOT_FOUND" | "INSUFFICIENT_SCOPES") => {
-                    Err(graphql_failure("TagbumpCommit", e, &self.url))
-                }
+                // Branch protection and rulesets refuse in their own words,
+                // whatever the error's type (FORBIDDEN included): a declined
+                // push (exit 9), not a token without rights (exit 6).
                 _ if declined(&e.message) => Ok(Written::Declined(format!(
                     "{} declined the commit to `{}`: {}",
                     self.url,
                     change.branch,
                     crate::secret::scrub(&e.message)
                 ))),
+                Some("FORBIDDEN" | "NOT_FOUND" | "INSUFFICIENT_SCOPES") => {
+                    Err(graphql_failure("TagbumpCommit", e, &self.url))
+                }
                 _ => Err(graphql_failure("TagbumpCommit", e, &self.url)),
             };
         }
@@ -749,9 +822,9 @@ mod tests {
     fn the_batch_read_names_each_expression() {
         let doc = files_document(2);
         assert!(doc.starts_with(
-            "query TagbumpFiles($owner: String!, $name: String!, $e0: String!, $e1: String!) {"
+            "query TagbumpFiles($owner: String!, $name: String!, $commit: GitObjectID!, $p0: String!, $p1: String!) {"
         ));
-        assert!(doc.contains("f1: object(expression: $e1)"));
+        assert!(doc.contains("f1: file(path: $p1) { mode object {"));
         assert_eq!(documents().len(), 5);
     }
 

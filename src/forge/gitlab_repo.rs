@@ -32,7 +32,9 @@ use crate::error::{Failure, Kind as ErrorKind};
 use crate::http::{send_with_retries, Response};
 use crate::signing::Signer;
 use crate::target::{FileEdit, SourceFile};
-use crate::update::transport::{Change, Naming, Tips, Transport, Written, YamlFiles};
+use crate::update::transport::{
+    Change, Naming, Tips, TooManyForTheApi, Transport, Written, YamlFiles,
+};
 
 #[derive(Deserialize)]
 struct Branch {
@@ -56,6 +58,8 @@ enum Entry {
         last_commit: Option<String>,
     },
     Binary,
+    /// A symbolic link, and where it points.
+    Symlink(String),
     Missing,
 }
 
@@ -64,7 +68,7 @@ const BATCH: usize = 50;
 
 const BLOBS: &str = "query TagbumpBlobs($fullPath: ID!, $ref: String!, $paths: [String!]!) {
   project(fullPath: $fullPath) {
-    repository { blobs(ref: $ref, paths: $paths) { nodes { path rawTextBlob } } }
+    repository { blobs(ref: $ref, paths: $paths) { nodes { path mode rawTextBlob } } }
   }
 }";
 
@@ -80,12 +84,16 @@ pub struct GitLabRepo {
     api: String,
     /// `group/project` when the project is named by path (GraphQL needs it).
     full_path: Option<String>,
+    /// Set when the GraphQL endpoint answered 404: REST reads from then on.
+    graphql_off: std::cell::Cell<bool>,
     project: String,
     auth: (HeaderName, String),
     url: String,
     commits: RefCell<HashMap<String, CommitInfo>>,
     entries: RefCell<HashMap<(String, String), Entry>>,
     requests: RefCell<usize>,
+    /// `--via auto`: scans of more YAML files than this go to git.
+    scan_limit: Option<usize>,
 }
 
 impl GitLabRepo {
@@ -110,13 +118,32 @@ impl GitLabRepo {
             runtime,
             api: conn.api_url.trim_end_matches('/').to_string(),
             full_path: conn.project.contains('/').then(|| conn.project.clone()),
+            graphql_off: std::cell::Cell::new(false),
             project: super::percent_encode(&conn.project, false),
             auth,
             url: format!("GitLab project {}", conn.project),
             commits: RefCell::new(HashMap::new()),
             entries: RefCell::new(HashMap::new()),
             requests: RefCell::new(0),
+            scan_limit: None,
         })
+    }
+
+    /// Refuse (with [`TooManyForTheApi`]) a scan listing more YAML files.
+    pub fn scan_limit(mut self, limit: Option<usize>) -> Self {
+        self.scan_limit = limit;
+        self
+    }
+
+    fn check_scan_size(&self, dir: &str, files: usize) -> Result<()> {
+        match self.scan_limit {
+            Some(limit) if files > limit => Err(TooManyForTheApi {
+                files,
+                dir: dir.to_string(),
+            }
+            .into()),
+            _ => Ok(()),
+        }
     }
 
     fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Response> {
@@ -171,7 +198,7 @@ impl GitLabRepo {
     /// Read these files through GraphQL, fifty per query, where the project
     /// is named by path; the rest is read one by one by [`Self::entry`].
     fn fetch(&self, commit: &str, paths: &[&str]) -> Result<()> {
-        let Some(full_path) = &self.full_path else {
+        let Some(full_path) = self.full_path.as_ref().filter(|_| !self.graphql_off.get()) else {
             return Ok(());
         };
         let missing: Vec<&str> = {
@@ -184,12 +211,16 @@ impl GitLabRepo {
             }
             out
         };
-        if missing.len() < 2 {
+        // One path too: the GraphQL answer has the mode, which tells a
+        // symlink from a file (the REST files endpoint does not).
+        if missing.is_empty() {
             return Ok(());
         }
         #[derive(Deserialize)]
         struct Node {
             path: String,
+            #[serde(default)]
+            mode: Option<String>,
             #[serde(rename = "rawTextBlob")]
             raw_text_blob: Option<String>,
         }
@@ -226,6 +257,18 @@ impl GitLabRepo {
                 "GitLab GraphQL TagbumpBlobs",
                 Some(&body),
             )?;
+            // The REST calls before this one worked: a GraphQL endpoint that
+            // is not there (turned off, or not passed by a proxy) is not a
+            // wrong project path. Read through REST instead.
+            if response.status == 404 {
+                if !self.graphql_off.replace(true) {
+                    crate::note!(
+                        "note: {graphql} answered 404: GraphQL is unavailable on this instance; \
+                         reading files through the REST API instead"
+                    );
+                }
+                return Ok(());
+            }
             let answer: Answer = response.answer(Kind::GitLab, "GitLab GraphQL TagbumpBlobs")?;
             let Some(project) = answer.data.and_then(|d| d.project) else {
                 // Not visible through GraphQL: the REST reads will say why.
@@ -241,6 +284,13 @@ impl GitLabRepo {
                     .find(|n| n.path == *path);
                 let entry = match node {
                     Some(Node {
+                        mode: Some(mode),
+                        raw_text_blob,
+                        ..
+                    }) if mode == "120000" => {
+                        Entry::Symlink(raw_text_blob.clone().unwrap_or_default())
+                    }
+                    Some(Node {
                         raw_text_blob: Some(text),
                         ..
                     }) => Entry::Text {
@@ -254,6 +304,36 @@ impl GitLabRepo {
             }
         }
         Ok(())
+    }
+
+    /// Whether `path` is a symlink, from its directory's REST listing: for
+    /// a project named by id, read without GraphQL (whose blobs say it).
+    fn rest_is_symlink(&self, commit: &str, path: &str) -> Result<bool> {
+        #[derive(Deserialize)]
+        struct TreeEntry {
+            path: String,
+            mode: String,
+        }
+        let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+        let mut page = "1".to_string();
+        loop {
+            let request = format!(
+                "/repository/tree?ref={commit}&path={}&per_page=100&page={page}",
+                super::percent_encode(dir, false)
+            );
+            let response = self.send(Method::GET, &request, None)?;
+            if response.status == 404 {
+                return Ok(false);
+            }
+            let entries: Vec<TreeEntry> = response.answer(Kind::GitLab, "GitLab GET tree")?;
+            if let Some(e) = entries.iter().find(|e| e.path == path) {
+                return Ok(e.mode == "120000");
+            }
+            match response.header("x-next-page").filter(|p| !p.is_empty()) {
+                Some(next) => page = next.to_string(),
+                None => return Ok(false),
+            }
+        }
     }
 
     fn entry(&self, commit: &str, path: &str) -> Result<Entry> {
@@ -394,8 +474,19 @@ impl Transport for GitLabRepo {
     }
 
     fn read_file(&self, commit: &str, path: &str) -> Result<Option<String>> {
+        self.fetch(commit, &[path])?;
+        let read_by_rest = self.full_path.is_none() || self.graphql_off.get();
+        if read_by_rest && self.rest_is_symlink(commit, path)? {
+            // The files endpoint gives a link's target as its content.
+            let to = match self.entry(commit, path)? {
+                Entry::Text { text, .. } => text,
+                _ => String::new(),
+            };
+            return Err(crate::target::symlink_refused(path, &to));
+        }
         match self.entry(commit, path)? {
             Entry::Text { text, .. } => Ok(Some(text)),
+            Entry::Symlink(to) => Err(crate::target::symlink_refused(path, &to)),
             Entry::Missing => Ok(None),
             Entry::Binary => {
                 Err(Failure::new(ErrorKind::Input, format!("{path}: not UTF-8 text")).into())
@@ -448,7 +539,9 @@ impl Transport for GitLabRepo {
                 return match self.entry(commit, dir)? {
                     Entry::Text { text, .. } => Ok(super::single_file(dir, Some(text))),
                     Entry::Binary => Ok(super::single_file(dir, None)),
-                    Entry::Missing => Err(super::no_such_path(dir, commit, &self.url)),
+                    Entry::Symlink(_) | Entry::Missing => {
+                        Err(super::no_such_path(dir, commit, &self.url))
+                    }
                 };
             }
             paths.extend(
@@ -462,6 +555,8 @@ impl Transport for GitLabRepo {
                     })
                     .map(|e| e.path),
             );
+            // Stops listing as soon as the scan is too large for `auto`.
+            self.check_scan_size(dir, paths.len())?;
             match response.header("x-next-page").filter(|p| !p.is_empty()) {
                 Some(next) => page = next.to_string(),
                 None => break,
@@ -475,7 +570,7 @@ impl Transport for GitLabRepo {
             match self.entry(commit, &path)? {
                 Entry::Text { text, .. } => files.push(SourceFile { path, text }),
                 Entry::Binary => unreadable.push((path, "not UTF-8 text".to_string())),
-                Entry::Missing => {}
+                Entry::Symlink(_) | Entry::Missing => {}
             }
         }
         Ok((files, unreadable))
@@ -559,6 +654,7 @@ impl Transport for GitLabRepo {
                 Entry::Missing => json!({
                     "action": "create", "file_path": edit.path, "content": content, "encoding": "base64",
                 }),
+                Entry::Symlink(to) => return Err(crate::target::symlink_refused(&edit.path, &to)),
             };
             actions.push(action);
         }
@@ -608,6 +704,24 @@ impl Transport for GitLabRepo {
                     Ok(Written::Stale(format!(
                         "a file changed on `{}` since it was read ({message})",
                         change.branch
+                    )))
+                } else {
+                    Err(api_error(Kind::GitLab, "GitLab POST commits", &response))
+                }
+            }
+            // "You are not allowed to push into this branch": the branch is
+            // protected, which is a declined push (exit 9) in the server's
+            // words; a 403 for a token's scope stays an auth error.
+            403 => {
+                let message = crate::secret::scrub(
+                    response.loose_json()["message"]
+                        .as_str()
+                        .unwrap_or(&response.body),
+                );
+                if declined(&message) {
+                    Ok(Written::Declined(format!(
+                        "{} declined the commit to `{}`: {message}",
+                        self.url, change.branch
                     )))
                 } else {
                     Err(api_error(Kind::GitLab, "GitLab POST commits", &response))

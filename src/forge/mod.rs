@@ -172,10 +172,18 @@ pub fn default_api_url(kind: Kind, remote: &RemoteUrl, ci: &crate::ci::Context) 
             return url.clone();
         }
     }
+    // The API is where the repository is: its scheme (a self-managed
+    // instance on plain http:// when the user named it so) and port.
+    let scheme = if remote.scheme == crate::git::Scheme::Http {
+        "http"
+    } else {
+        "https"
+    };
+    let port = remote.port.map(|p| format!(":{p}")).unwrap_or_default();
     match kind {
-        Kind::GitLab => format!("https://{}/api/v4", remote.host),
+        Kind::GitLab => format!("{scheme}://{}{port}/api/v4", remote.host),
         Kind::GitHub if host == "github.com" => "https://api.github.com".into(),
-        Kind::GitHub => format!("https://{}/api/v3", remote.host),
+        Kind::GitHub => format!("{scheme}://{}{port}/api/v3", remote.host),
     }
 }
 

@@ -516,12 +516,7 @@ impl Session {
             .map_err(local_git(format_args!("read `{path}` at {commit}")))?;
         if entry.filemode() == i32::from(FileMode::Link) {
             let to = String::from_utf8_lossy(blob.content()).into_owned();
-            return Err(Failure::new(
-                Kind::Input,
-                format!("`{path}` is a symlink in the repository (to `{to}`)"),
-            )
-            .hint("tagbump edits files, not links: name the file it points to")
-            .into());
+            return Err(crate::target::symlink_refused(path, &to));
         }
         match String::from_utf8(blob.content().to_vec()) {
             Ok(text) => Ok(Some(text)),

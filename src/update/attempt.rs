@@ -15,7 +15,7 @@ use git2::Signature;
 use super::branch::{branch_name, check_lease, legacy_branch_name};
 use super::message::message;
 use super::plan::plan_on;
-use super::transport::{Change, GitTransport, Naming, Tips, Transport, Written};
+use super::transport::{Change, GitTransport, Naming, Tips, TooManyForTheApi, Transport, Written};
 use super::{Operation, Report, UpdateSpec, Via};
 use crate::error::{Failure, Kind};
 use crate::forge::github_repo::GitHubRepo;
@@ -102,11 +102,27 @@ pub fn run(spec: &UpdateSpec) -> Result<Report> {
 fn attempt_once(spec: &UpdateSpec, attempt: u32, author: &Signature<'_>) -> Result<Attempt> {
     if let Via::Api { conn, fallback } = &spec.via {
         if !API_REFUSED.load(Ordering::Relaxed) {
+            // `auto` reads a scan of `--in` through the API only while the
+            // listing is small; `--via api` reads whatever it is asked.
+            let limit = fallback.then_some(super::AUTO_API_FILES);
             let mut repo: Box<dyn Transport> = match conn.kind {
-                crate::forge::Kind::GitHub => Box::new(GitHubRepo::new(conn)?),
-                crate::forge::Kind::GitLab => Box::new(GitLabRepo::new(conn)?),
+                crate::forge::Kind::GitHub => Box::new(GitHubRepo::new(conn)?.scan_limit(limit)),
+                crate::forge::Kind::GitLab => Box::new(GitLabRepo::new(conn)?.scan_limit(limit)),
             };
             match attempt_on(repo.as_mut(), spec, attempt, author) {
+                Err(e) if e.downcast_ref::<TooManyForTheApi>().is_some() => {
+                    let why = format!(
+                        "--via auto: {}; a depth-1 clone reads less",
+                        e.downcast_ref::<TooManyForTheApi>()
+                            .map(ToString::to_string)
+                            .unwrap_or_default()
+                    );
+                    crate::note!("note: {why}: using git instead");
+                    if let Ok(mut reason) = FALLBACK_REASON.lock() {
+                        *reason = Some(why);
+                    }
+                    API_REFUSED.store(true, Ordering::Relaxed);
+                }
                 // `--via auto`: a token that may not read the repository
                 // through the API (a deploy or job token) may still push.
                 Err(e)
@@ -119,24 +135,56 @@ fn attempt_once(spec: &UpdateSpec, attempt: u32, author: &Signature<'_>) -> Resu
                         conn.kind,
                         crate::secret::scrub(&format!("{e:#}"))
                     );
+                    if let Ok(mut reason) = FALLBACK_REASON.lock() {
+                        *reason = Some(format!(
+                            "--via auto: {}'s API refused the first read",
+                            conn.kind
+                        ));
+                    }
                     API_REFUSED.store(true, Ordering::Relaxed);
                 }
-                done => return done.map(|a| a.via(Some(conn.kind))),
+                done => return done.map(|a| a.via(Some(conn.kind), &spec.via_reason)),
             }
         }
     }
     let mut transport = GitTransport::open(spec)?;
-    attempt_on(&mut transport, spec, attempt, author).map(|a| a.via(None))
+    let reason = FALLBACK_REASON
+        .lock()
+        .ok()
+        .and_then(|r| r.clone())
+        .unwrap_or_else(|| spec.via_reason.clone());
+    attempt_on(&mut transport, spec, attempt, author).map(|a| a.via(None, &reason))
 }
 
 /// Set when `--via auto` fell back to git: later attempts use git too.
 static API_REFUSED: AtomicBool = AtomicBool::new(false);
+/// Why `--via auto` fell back to git, for the report.
+static FALLBACK_REASON: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// The last commit this run sent and did not see land: (branch, message,
+/// the commit it was made on). Its answer may have been lost after the
+/// server took it; a later attempt that finds it on the branch reports it
+/// pushed, not "unchanged".
+static SENT: std::sync::Mutex<Option<(String, String, String)>> = std::sync::Mutex::new(None);
+
+/// Whether the tip of `branch` is the commit this run sent (its whole
+/// message, trailers included, made on the recorded commit).
+fn sent_earlier(repo: &dyn Transport, tips: &Tips) -> Option<(String, String, String)> {
+    let tip = tips.branch_tip.as_ref()?;
+    let sent = SENT.lock().ok()?.clone()?;
+    let (branch, message, _) = &sent;
+    // Compared without trailing line breaks: forges store the message
+    // with or without the final one.
+    let on_tip = repo.message_of(tip)?;
+    (*branch == tips.branch && on_tip.trim_end() == message.trim_end()).then_some(sent)
+}
 
 impl Attempt {
-    fn via(self, how: Option<crate::forge::Kind>) -> Attempt {
+    fn via(self, how: Option<crate::forge::Kind>, reason: &str) -> Attempt {
         match self {
             Attempt::Done(mut report) => {
                 report.via = how;
+                report.via_reason = reason.to_string();
                 Attempt::Done(report)
             }
             again => again,
@@ -183,18 +231,31 @@ fn attempt_on(
         parent: tips.base_tip.clone(),
         commit: None,
         via: None,
+        via_reason: String::new(),
         signed: None,
         plan,
         attempts: attempt,
         message: String::new(),
     };
     if !report.plan.changed() {
+        if let Some((_, message, parent)) = sent_earlier(&*repo, &tips) {
+            return Ok(Attempt::Done(Box::new(landed(
+                report, message, parent, &tips, spec, &*repo,
+            ))));
+        }
         return Ok(Attempt::Done(Box::new(report)));
     }
     if let (false, Some(tip)) = (spec.direct, &tips.branch_tip) {
         check_lease(&*repo, tip, &tips.branch, spec)?;
         // A branch holding the change unsigned (or signed by another key)
         // gets a new commit signed by the key configured now.
+        if let Some((_, message, parent)) = sent_earlier(&*repo, &tips) {
+            if repo.holds(tip, &parent, &report.plan.files, spec.signer.as_deref())? {
+                return Ok(Attempt::Done(Box::new(landed(
+                    report, message, parent, &tips, spec, &*repo,
+                ))));
+            }
+        }
         if repo.holds(
             tip,
             &tips.base_tip,
@@ -208,6 +269,15 @@ fn attempt_on(
         }
     }
     report.message = message(spec, &report.plan, &tips.base, &tips.branch)?;
+    if !spec.dry_run {
+        if let Ok(mut sent) = SENT.lock() {
+            *sent = Some((
+                tips.branch.clone(),
+                report.message.clone(),
+                tips.base_tip.clone(),
+            ));
+        }
+    }
     let written = repo.write(&Change {
         base_tip: &tips.base_tip,
         branch: &tips.branch,
@@ -298,6 +368,34 @@ fn gave_up(
             .hint("the server or the network kept failing; check that the server is up and not overloaded, or raise --attempts or --timeout")
             .into()
     }
+}
+
+/// The report of a commit an earlier attempt sent whose answer was lost:
+/// it is on the branch, so it was pushed, on `parent`.
+fn landed(
+    mut report: Report,
+    message: String,
+    parent: String,
+    tips: &Tips,
+    spec: &UpdateSpec,
+    repo: &dyn Transport,
+) -> Report {
+    crate::note!(
+        "note: the commit an earlier attempt sent is on `{}`: its answer was lost, the commit \
+         was not",
+        tips.branch
+    );
+    // The edits as made on that parent, where it can still be read (the
+    // APIs; a depth-1 clone has only the new tip).
+    if let Ok(plan) = plan_on(repo, &parent, spec) {
+        report.plan = plan;
+    }
+    report.commit = tips.branch_tip.clone();
+    report.signed = signed_as(spec, repo);
+    report.operation = Operation::Pushed;
+    report.message = message;
+    report.parent = parent;
+    report
 }
 
 /// What the report says of the signature of a commit tagbump made or kept:

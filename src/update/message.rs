@@ -253,6 +253,7 @@ mod tests {
             parent: String::new(),
             commit: None,
             via: None,
+            via_reason: String::new(),
             signed: None,
             plan: Default::default(),
             attempts: 1,

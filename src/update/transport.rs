@@ -16,6 +16,29 @@ use crate::git::{Advert, Pushed, Session};
 use crate::signing::Signer;
 use crate::target::{FileEdit, SourceFile};
 
+/// `--via auto` chose an API for a scan of `--in`, and the listing holds
+/// more YAML files than reading them through the API is worth: the run
+/// goes to git, where one depth-1 fetch reads them all.
+#[derive(Debug)]
+pub struct TooManyForTheApi {
+    pub files: usize,
+    pub dir: String,
+}
+
+impl std::fmt::Display for TooManyForTheApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}` holds {} YAML files or more, over the {} an API read is chosen for",
+            if self.dir.is_empty() { "/" } else { &self.dir },
+            self.files,
+            crate::update::AUTO_API_FILES
+        )
+    }
+}
+
+impl std::error::Error for TooManyForTheApi {}
+
 /// YAML files under a directory, and those that are not UTF-8.
 pub type YamlFiles = (Vec<SourceFile>, Vec<(String, String)>);
 

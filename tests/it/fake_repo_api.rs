@@ -34,6 +34,9 @@ pub struct State {
     pub protected: Option<String>,
     /// Answer GraphQL with this status (a token without API access).
     pub refuse_graphql: Option<u16>,
+    /// Make the next commit, then answer 502 as if the answer was lost on
+    /// the way back (a proxy timing out after the forge had committed).
+    pub lose_commit_answer: bool,
 }
 
 pub struct FakeRepoApi {
@@ -271,7 +274,13 @@ fn handle(
         "TagbumpBranch" => branch(repo, vars),
         "TagbumpFiles" => files(repo, vars),
         "TagbumpResetBranch" => reset(repo, vars),
-        "TagbumpCommit" => commit(repo, vars, &mut s),
+        "TagbumpCommit" => {
+            let reply = commit(repo, vars, &mut s);
+            if std::mem::take(&mut s.lose_commit_answer) {
+                return (502, json!({"message": "Bad Gateway"}));
+            }
+            reply
+        }
         _ => json!({"errors": [{"message": format!("unknown operation {operation}")}]}),
     };
     (200, reply)
@@ -291,14 +300,15 @@ pub(crate) fn head(repo: &Path, qualified: &str) -> Option<String> {
 
 fn tips(repo: &Path, vars: &Value) -> Value {
     let default = git(repo, &["symbolic-ref", "--short", "HEAD"]).unwrap_or_default();
+    let message = |oid: &str| git(repo, &["log", "-1", "--format=%B", oid]).unwrap_or_default();
     let default_ref = head(repo, &format!("refs/heads/{default}"))
-        .map(|oid| json!({"name": default, "target": {"oid": oid}}));
+        .map(|oid| json!({"name": default, "target": {"oid": oid, "message": message(&oid)}}));
     let mut repository = json!({"id": "R_fake", "defaultBranchRef": default_ref});
     if vars["hasBase"] == true {
         let name = vars["base"].as_str().unwrap_or("");
         repository["base"] = match head(repo, name) {
             Some(oid) => {
-                json!({"name": name.trim_start_matches("refs/heads/"), "target": {"oid": oid}})
+                json!({"name": name.trim_start_matches("refs/heads/"), "target": {"oid": oid, "message": message(&oid)}})
             }
             None => Value::Null,
         };
@@ -327,32 +337,47 @@ fn branch(repo: &Path, vars: &Value) -> Value {
     json!({"data": {"repository": {"branch": branch, "legacy": legacy}}})
 }
 
+/// `TagbumpFiles`: `Commit.file(path:)` for each `$pN` at `$commit` — the
+/// tree entry's mode (as GitHub gives it, a number) and its object.
 fn files(repo: &Path, vars: &Value) -> Value {
-    let mut repository = serde_json::Map::new();
+    let commit = vars["commit"].as_str().unwrap_or("");
+    if git(repo, &["cat-file", "-t", commit]).as_deref() != Some("commit") {
+        return json!({"data": {"repository": {"object": null}}});
+    }
+    let mut object = serde_json::Map::new();
     for i in 0.. {
-        let Some(expression) = vars[format!("e{i}")].as_str() else {
+        let Some(path) = vars[format!("p{i}")].as_str() else {
             break;
         };
-        let value = match git(repo, &["cat-file", "-t", expression]).as_deref() {
-            Some("blob") => {
-                let bytes = git_bytes(repo, &["cat-file", "blob", expression]).unwrap_or_default();
-                match String::from_utf8(bytes.clone()) {
-                    Ok(text) => {
-                        json!({"__typename": "Blob", "text": text, "isBinary": false, "byteSize": bytes.len()})
+        // `<mode> <type> <oid>\t<path>`, or nothing when there is no such path.
+        let listed = git(repo, &["ls-tree", commit, "--", path.trim_end_matches('/')]);
+        let value = match listed.as_deref().and_then(|l| l.split_once('\t')) {
+            Some((head, _)) => {
+                let parts: Vec<&str> = head.split_whitespace().collect();
+                let mode = u32::from_str_radix(parts[0], 8).unwrap_or(0);
+                let oid = parts[2];
+                let object = match parts[1] {
+                    "blob" => {
+                        let bytes = git_bytes(repo, &["cat-file", "blob", oid]).unwrap_or_default();
+                        match String::from_utf8(bytes.clone()) {
+                            Ok(text) => {
+                                json!({"__typename": "Blob", "text": text, "isBinary": false, "byteSize": bytes.len()})
+                            }
+                            Err(_) => {
+                                json!({"__typename": "Blob", "text": null, "isBinary": true, "byteSize": bytes.len()})
+                            }
+                        }
                     }
-                    Err(_) => {
-                        json!({"__typename": "Blob", "text": null, "isBinary": true, "byteSize": bytes.len()})
-                    }
-                }
+                    "tree" => json!({"__typename": "Tree", "oid": oid}),
+                    _ => json!({"__typename": "Commit"}),
+                };
+                json!({"mode": mode, "object": object})
             }
-            Some("tree") => {
-                json!({"__typename": "Tree", "oid": git(repo, &["rev-parse", expression])})
-            }
-            _ => Value::Null,
+            None => Value::Null,
         };
-        repository.insert(format!("f{i}"), value);
+        object.insert(format!("f{i}"), value);
     }
-    json!({"data": {"repository": repository}})
+    json!({"data": {"repository": {"object": object}}})
 }
 
 fn reset(repo: &Path, vars: &Value) -> Value {
@@ -376,7 +401,9 @@ fn commit(repo: &Path, vars: &Value, s: &mut State) -> Value {
     let refname = format!("refs/heads/{branch}");
     if let Some(base) = &s.protected {
         if *base == branch {
-            return json!({"data": {"createCommitOnBranch": null}, "errors": [{"type": "UNPROCESSABLE",
+            // Typed FORBIDDEN, like a token without rights: the words tell
+            // branch protection apart.
+            return json!({"data": {"createCommitOnBranch": null}, "errors": [{"type": "FORBIDDEN",
                 "message": "Repository rule violations found\n\nChanges must be made through a pull request."}]});
         }
     }

@@ -22,11 +22,17 @@ pub fn handle(
 ) -> (u16, Value, Option<usize>) {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     if path == "/api/graphql" {
-        state
-            .lock()
-            .unwrap()
-            .requests
-            .push("GraphQL TagbumpBlobs".into());
+        let mut s = state.lock().unwrap();
+        s.requests.push("GraphQL TagbumpBlobs".into());
+        // An instance whose GraphQL endpoint is off (or behind a proxy
+        // that does not pass it).
+        if let Some(status) = s.refuse_graphql {
+            return (
+                status,
+                json!({"message": format!("{status} Not Found")}),
+                None,
+            );
+        }
         return (200, blobs(repo, &body["variables"]), None);
     }
     let param = |name: &str| {
@@ -136,30 +142,37 @@ pub fn handle(
         }
         ("POST", "repository/commits") => {
             let (status, reply) = create_commit(repo, body, &mut s);
+            if std::mem::take(&mut s.lose_commit_answer) {
+                return (502, json!({"message": "502 Bad Gateway"}), None);
+            }
             (status, reply, None)
         }
         _ => not_found("Endpoint"),
     }
 }
 
-/// `project.repository.blobs(ref, paths)`: the blobs that exist, with
-/// `rawTextBlob` null for binary ones.
+/// `project.repository.blobs(ref, paths)`: the blobs that exist, with their
+/// `mode` (`100644`, `120000` for a symlink) and `rawTextBlob` null for
+/// binary ones.
 fn blobs(repo: &Path, vars: &Value) -> Value {
     let reference = vars["ref"].as_str().unwrap_or("");
-    let nodes: Vec<Value> = vars["paths"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|p| {
-            let path = p.as_str()?;
-            let spec = format!("{reference}:{path}");
-            (git(repo, &["cat-file", "-t", &spec]).as_deref() == Some("blob")).then(|| {
+    let nodes: Vec<Value> =
+        vars["paths"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| {
+                let path = p.as_str()?;
+                let spec = format!("{reference}:{path}");
+                (git(repo, &["cat-file", "-t", &spec]).as_deref() == Some("blob")).then(|| {
                 let bytes = git_bytes(repo, &["cat-file", "blob", &spec]).unwrap_or_default();
-                json!({"path": path, "rawTextBlob": String::from_utf8(bytes).ok()})
+                let listed = git(repo, &["ls-tree", reference, "--", path]).unwrap_or_default();
+                let mode = listed.split_whitespace().next().unwrap_or("100644").to_string();
+                json!({"path": path, "mode": mode, "rawTextBlob": String::from_utf8(bytes).ok()})
             })
-        })
-        .collect();
+            })
+            .collect();
     json!({"data": {"project": {"repository": {"blobs": {"nodes": nodes}}}}})
 }
 
@@ -177,8 +190,12 @@ fn create_commit(repo: &Path, body: &Value, s: &mut State) -> (u16, Value) {
     let branch = body["branch"].as_str().unwrap_or("").to_string();
     let refname = format!("refs/heads/{branch}");
     let bad = |message: String| (400, json!({"message": message}));
+    // A protected branch: 403, as GitLab answers it (not 400).
     if s.protected.as_deref() == Some(branch.as_str()) {
-        return bad("You are not allowed to push into this branch".into());
+        return (
+            403,
+            json!({"message": "403 Forbidden - You are not allowed to push into this branch"}),
+        );
     }
     super::interfere(repo, &refname, s);
     let force = body["force"] == true;

@@ -385,7 +385,7 @@ fn auto_falls_back_to_git_when_the_api_refuses() {
     assert!(
         u.run
             .stderr
-            .contains("--via api needs an https:// GitHub or GitLab repository"),
+            .contains("--via api needs an https:// (or http://) GitHub or GitLab repository"),
         "{}",
         u.run.stderr
     );
@@ -567,8 +567,10 @@ impl Setup {
     }
 }
 
-// GitLab: a `--set` on the base is four requests (the project's default
-// branch, its tip, the file, the commit), then nothing to do.
+// GitLab: a `--set` on the base is five requests (the project's default
+// branch, its tip, the file's mode and text through GraphQL — a symlink is
+// refused —, its last commit for the compare-and-swap, the commit), then
+// nothing to do.
 #[test]
 fn gitlab_direct_set_through_the_api() {
     let s = gitlab_setup();
@@ -580,6 +582,7 @@ fn gitlab_direct_set_through_the_api() {
         [
             "GET project",
             "GET repository/branches",
+            "GraphQL TagbumpBlobs",
             "GET repository/files",
             "POST repository/commits"
         ]
@@ -692,7 +695,7 @@ fn gitlab_changed_files_are_retried_and_protection_declines() {
     assert_failed(
         &u,
         9,
-        "declined the commit to `main`: You are not allowed to push into this branch",
+        "declined the commit to `main`: 403 Forbidden - You are not allowed to push into this branch",
         &s.repo,
         &refs,
     );
@@ -809,5 +812,269 @@ fn the_report_says_an_api_commit_is_not_signed_by_the_key() {
             "{forge}: {}",
             u.run.stderr
         );
+    }
+}
+
+/// Commit a symlink `link` -> `to` on `main` of `repo`, as a developer would.
+fn add_symlink(repo: &Repo, link: &str, to: &str) {
+    use std::process::Command;
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path().to_str().unwrap();
+    crate::servers::run(
+        Command::new("git")
+            .args(["clone", "-q"])
+            .arg(&repo.path)
+            .arg(w),
+    );
+    std::os::unix::fs::symlink(to, work.path().join(link)).unwrap();
+    crate::servers::run(Command::new("git").args(["-C", w, "add", link]));
+    crate::servers::run(Command::new("git").args([
+        "-C",
+        w,
+        "-c",
+        "user.name=Dev",
+        "-c",
+        "user.email=dev@example.com",
+        "commit",
+        "-qm",
+        "link",
+    ]));
+    crate::servers::run(Command::new("git").args(["-C", w, "push", "-q", "origin", "HEAD:main"]));
+}
+
+// Issue #19, class 7: a symlink in the repository is refused through both
+// APIs as through git (exit 3, nothing written): `--set` does not parse the
+// link's target path as YAML, `--put` does not replace the link with a
+// file (forking the file it points to).
+#[test]
+fn a_symlink_is_refused_through_the_apis_as_through_git() {
+    let local = tempfile::tempdir().unwrap();
+    let rendered = local.path().join("manifest.yaml");
+    std::fs::write(&rendered, "kind: List\nitems: []\n").unwrap();
+    let put = format!("{}=apps/app/linked.yaml", rendered.display());
+    let expected =
+        "error: `apps/app/linked.yaml` is a symlink in the repository (to `values.yaml`)\n\
+                    hint: tagbump edits files, not links: name the file it points to\n";
+    let git_dir = tempfile::tempdir().unwrap();
+    let git_repo = seed(&git_dir.path().join("m.git"), &files());
+    add_symlink(&git_repo, "apps/app/linked.yaml", "values.yaml");
+    let git_url = git_repo.path.to_string_lossy().into_owned();
+    for args in [
+        vec!["--set", "apps/app/linked.yaml:replicas=3", "--direct"],
+        vec!["--put", put.as_str(), "--direct"],
+    ] {
+        let refs = git_repo.git(&["for-each-ref"]);
+        let mut all = vec!["--repo", git_url.as_str()];
+        all.extend_from_slice(&args);
+        let u = update(&all, &[]);
+        assert_failed(&u, 3, "", &git_repo, &refs);
+        assert_eq!(u.run.stderr, expected, "git {args:?}");
+        for s in [setup(), gitlab_setup()] {
+            add_symlink(&s.repo, "apps/app/linked.yaml", "values.yaml");
+            let refs = s.repo.git(&["for-each-ref"]);
+            let u = s.run_any(&args);
+            assert_failed(&u, 3, "", &s.repo, &refs);
+            assert_eq!(u.run.stderr, expected, "gitlab: {}, {args:?}", s.gitlab);
+        }
+    }
+}
+
+// Issue #19, class 7: a GitLab whose GraphQL endpoint answers 404 after the
+// REST calls worked is read through REST (a note says so), not refused with
+// "check the project path"; a symlink is still refused there.
+#[test]
+fn gitlab_without_graphql_reads_through_rest() {
+    let s = gitlab_setup();
+    s.fake.state.lock().unwrap().refuse_graphql = Some(404);
+    let u = s.gitlab(&["--set", "apps/app/values.yaml:replicas=5", "--direct"]);
+    assert_eq!(json(&u)["operation"], "pushed");
+    assert!(
+        u.run.stderr.contains("answered 404: GraphQL is unavailable on this instance; reading files through the REST API instead"),
+        "{}",
+        u.run.stderr
+    );
+    assert!(s
+        .repo
+        .show("main:apps/app/values.yaml")
+        .contains("replicas: 5"));
+    add_symlink(&s.repo, "apps/app/linked.yaml", "values.yaml");
+    let refs = s.repo.git(&["for-each-ref"]);
+    let u = s.gitlab(&["--set", "apps/app/linked.yaml:replicas=3", "--direct"]);
+    assert_failed(
+        &u,
+        3,
+        "error: `apps/app/linked.yaml` is a symlink in the repository",
+        &s.repo,
+        &refs,
+    );
+}
+
+// Issue #19, class 7: `--via api` on a self-managed instance named by a
+// plain http:// URL uses that URL's API (http, same port), as the user gave it.
+#[test]
+fn via_api_takes_a_plain_http_repository_as_given() {
+    let s = gitlab_setup();
+    let repo = format!("{}/acme/deploy.git", s.fake.url.trim_end_matches('/'));
+    assert!(repo.starts_with("http://127.0.0.1:"), "{repo}");
+    let u = update(
+        &[
+            "--repo",
+            &repo,
+            "--forge",
+            "gitlab",
+            "--via",
+            "api",
+            "--output",
+            "json",
+            "--direct",
+            "--set",
+            "apps/app/values.yaml:replicas=4",
+        ],
+        &[("GITLAB_TOKEN", TOKEN)],
+    );
+    assert_eq!(json(&u)["via"], "api");
+    assert!(s
+        .repo
+        .show("main:apps/app/values.yaml")
+        .contains("replicas: 4"));
+}
+
+// Issue #19, class 7: a commit that landed but whose answer was lost (a 502
+// after the forge committed) is recognised on the next attempt by its
+// message and reported pushed, with its edits — not "unchanged".
+#[test]
+fn a_commit_whose_answer_was_lost_is_reported_pushed() {
+    for s in [setup(), gitlab_setup()] {
+        s.fake.state.lock().unwrap().lose_commit_answer = true;
+        let u = s.run_any(&["--set", "apps/app/values.yaml:replicas=6", "--direct"]);
+        let report = json(&u);
+        assert_eq!(
+            report["operation"], "pushed",
+            "gitlab {}: {}",
+            s.gitlab, u.run.stderr
+        );
+        assert_eq!(
+            report["commit"],
+            s.repo.git(&["rev-parse", "main"]).as_str()
+        );
+        assert_eq!(report["files"][0]["path"], "apps/app/values.yaml");
+        assert!(
+            u.run
+                .stderr
+                .contains("its answer was lost, the commit was not"),
+            "{}",
+            u.run.stderr
+        );
+        assert_eq!(s.repo.count("main"), 2, "one commit, not two");
+    }
+}
+
+// Issue #19, class 8: `--via auto` takes the cheaper road, on both forges,
+// and the report says which and why: named files through the API; a scan
+// of the whole repository through git; a small `--in` through the API; an
+// `--in` that lists more than 100 YAML files through git after the listing.
+#[test]
+fn auto_takes_the_cheaper_road_and_says_why() {
+    let Some(server) = HttpServer::start(TOKEN) else {
+        return;
+    };
+    let mut many: Vec<(String, String)> = files()
+        .into_iter()
+        .map(|(p, t)| (p.to_string(), t.to_string()))
+        .collect();
+    for i in 0..101 {
+        many.push((
+            format!("apps/bulk/svc-{i}/values.yaml"),
+            format!("image: registry.example.com/team/svc-{i}:1.0.0\n"),
+        ));
+    }
+    let ca = server.ca.to_string_lossy().into_owned();
+    for gitlab in [false, true] {
+        let name = if gitlab {
+            "acme/deploy-gl"
+        } else {
+            "acme/deploy-gh"
+        };
+        let (repo, _, https) = server.repo(name, &many);
+        let fake = if gitlab {
+            FakeRepoApi::gitlab(&repo.path, TOKEN)
+        } else {
+            FakeRepoApi::github(&repo.path, TOKEN)
+        };
+        let (forge, api, var) = if gitlab {
+            ("gitlab", format!("{}/api/v4", fake.url), "GITLAB_TOKEN")
+        } else {
+            ("github", fake.url.clone(), "GITHUB_TOKEN")
+        };
+        let run = |extra: &[&str]| {
+            let mut args = vec![
+                "--repo",
+                &https,
+                "--forge",
+                forge,
+                "--api-url",
+                &api,
+                "--output",
+                "json",
+                "--direct",
+            ];
+            args.extend_from_slice(extra);
+            let u = update(&args, &[(var, TOKEN), ("GIT_SSL_CAINFO", &ca)]);
+            let report = json(&u);
+            (
+                report["via"].as_str().unwrap().to_string(),
+                report["via_reason"].as_str().unwrap().to_string(),
+                u.run.stderr.clone(),
+            )
+        };
+        let (via, why, _) = run(&["--set", "apps/app/values.yaml:replicas=3"]);
+        assert_eq!(
+            (via.as_str(), why.as_str()),
+            (
+                "api",
+                "--via auto: the files to read are named (--set, --promote, --put)"
+            ),
+            "{forge}"
+        );
+        let (via, why, _) = run(&["--image", "registry.example.com/team/app:1.5.0"]);
+        assert_eq!(via, "git", "{forge}");
+        assert!(
+            why.starts_with(
+                "--via auto: an --image scan of the whole repository reads less by a depth-1 clone"
+            ),
+            "{why}"
+        );
+        let (via, why, _) = run(&[
+            "--image",
+            "registry.example.com/team/app:1.5.1",
+            "--in",
+            "apps/app",
+        ]);
+        assert_eq!(via, "api", "{forge}");
+        assert!(
+            why.starts_with("--via auto: an --image scan of --in apps/app"),
+            "{why}"
+        );
+        let before = fake.state.lock().unwrap().requests.len();
+        let (via, why, stderr) = run(&[
+            "--image",
+            "registry.example.com/team/svc-7:2.0.0",
+            "--in",
+            "apps",
+        ]);
+        assert_eq!(via, "git", "{forge}: {stderr}");
+        assert!(why.contains("YAML files or more, over the 100 an API read is chosen for; a depth-1 clone reads less"), "{why}");
+        assert!(stderr.contains("using git instead"), "{stderr}");
+        // The listing was read (GitHub: `apps`' own entry, then its tree),
+        // no file's content.
+        let sent = fake.state.lock().unwrap().requests[before..].to_vec();
+        let reads = sent
+            .iter()
+            .filter(|r| r.contains("Files") || r.contains("Blobs"))
+            .count();
+        assert!(reads <= usize::from(!gitlab), "{forge}: {sent:?}");
+        assert!(repo
+            .show("main:apps/bulk/svc-7/values.yaml")
+            .contains("svc-7:2.0.0"));
     }
 }
