@@ -291,6 +291,8 @@ impl JsonReport {
         let cr = self.change_request.as_ref();
         vec![
             ("changed", self.changed.to_string()),
+            ("push-operation", self.operation.to_string()),
+            // The name before push-operation; the same value.
             ("operation", self.operation.to_string()),
             ("commit", self.commit.clone().unwrap_or_default()),
             ("branch", self.branch.clone()),

@@ -495,17 +495,23 @@ fn api_connection(
     (!token.expose().is_empty()).then(|| connection(args, kind, api_url, project, &var, token))
 }
 
+/// Names as CI passes them: comma- or newline-separated, with spaces around
+/// (`alice, bob`): each trimmed, empty ones dropped.
+fn names(list: &[String]) -> Vec<String> {
+    list.iter()
+        .flat_map(|item| item.split([',', '\n']))
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
 /// The merge/pull request's options from the flags, then the config file.
 fn request_options(args: &UpdateArgs, config: &Layer) -> ChangeRequest {
     let merge_method = first(&args.merge_method, &config.merge_method);
     ChangeRequest {
-        labels: first_list(&args.labels, &config.labels)
-            .iter()
-            .map(|l| l.trim().to_string())
-            .filter(|l| !l.is_empty())
-            .collect(),
-        assignees: first_list(&args.assignees, &config.assignees).to_vec(),
-        reviewers: first_list(&args.reviewers, &config.reviewers).to_vec(),
+        labels: names(first_list(&args.labels, &config.labels)),
+        assignees: names(first_list(&args.assignees, &config.assignees)),
+        reviewers: names(first_list(&args.reviewers, &config.reviewers)),
         draft: first(&args.draft, &config.draft).unwrap_or(false),
         remove_source_branch: first(&args.remove_source_branch, &config.remove_source_branch)
             .unwrap_or(false),
@@ -1195,6 +1201,20 @@ mod tests {
         let (_, f) = resolved(&config, &["--env", "prod", "--label", " hotfix "], &[]);
         assert_eq!(f.request.labels, ["hotfix"]);
         assert_eq!(f.request.reviewers, ["alice"]);
+        // As CI passes lists: comma- or newline-separated, spaces around.
+        let (_, f) = resolved(
+            &config,
+            &[
+                "--env",
+                "prod",
+                "--reviewer",
+                "alice, bob",
+                "--reviewer",
+                " carol\n dave ,",
+            ],
+            &[],
+        );
+        assert_eq!(f.request.reviewers, ["alice", "bob", "carol", "dave"]);
     }
 
     // Choices: flag, then config, then detected (forge) or built-in (squash).

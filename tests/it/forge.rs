@@ -420,9 +420,34 @@ fn json_output_github_outputs_and_dotenv() {
     let outputs = normalize(&std::fs::read_to_string(&out_file).unwrap(), &s);
     assert_eq!(
         outputs,
-        "changed=true\noperation=pushed\ncommit=<sha>\nbranch=tagbump/main/team-app-d3545c89\nbase=main\n\
+        "changed=true\npush-operation=pushed\noperation=pushed\ncommit=<sha>\nbranch=tagbump/main/team-app-d3545c89\nbase=main\n\
          pr-url=http://FORGE/team/app-manifests/-/merge_requests/1\npr-number=1\npr-operation=created\n"
     );
+    // Issue #20: every output the binary writes is declared in action.yml
+    // (an undeclared one reads empty in later steps), and nothing more.
+    let written: std::collections::BTreeSet<String> = outputs
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k.to_string()))
+        .collect();
+    let action: serde_norway::Value = serde_norway::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/action.yml")).unwrap(),
+    )
+    .unwrap();
+    let declared: std::collections::BTreeSet<String> = action["outputs"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            let name = k.as_str().unwrap().to_string();
+            assert_eq!(
+                v["value"].as_str().unwrap(),
+                format!("${{{{ steps.run.outputs.{name} }}}}"),
+                "{name} is the run step's output of the same name"
+            );
+            name
+        })
+        .collect();
+    assert_eq!(written, declared);
     let summary = normalize(&std::fs::read_to_string(&summary_file).unwrap(), &s);
     assert_eq!(
         summary,
@@ -433,7 +458,7 @@ fn json_output_github_outputs_and_dotenv() {
     let env_file = normalize(&std::fs::read_to_string(&dotenv).unwrap(), &s);
     assert_eq!(
         env_file,
-        "TAGBUMP_CHANGED=true\nTAGBUMP_OPERATION=pushed\nTAGBUMP_COMMIT=<sha>\nTAGBUMP_BRANCH=tagbump/main/team-app-d3545c89\n\
+        "TAGBUMP_CHANGED=true\nTAGBUMP_PUSH_OPERATION=pushed\nTAGBUMP_OPERATION=pushed\nTAGBUMP_COMMIT=<sha>\nTAGBUMP_BRANCH=tagbump/main/team-app-d3545c89\n\
          TAGBUMP_BASE=main\nTAGBUMP_PR_URL=http://FORGE/team/app-manifests/-/merge_requests/1\nTAGBUMP_PR_NUMBER=1\n\
          TAGBUMP_PR_OPERATION=created\n"
     );

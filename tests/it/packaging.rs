@@ -466,6 +466,11 @@ struct Installed {
 /// `version` as the input gives it (`""`: the default); the action is this
 /// checkout (`GITHUB_ACTION_PATH`).
 fn install(releases: &Releases, arch: &str, version: &str) -> Installed {
+    install_with(releases, arch, version, false)
+}
+
+/// [`install`], with the `build-from-source` input.
+fn install_with(releases: &Releases, arch: &str, version: &str, build: bool) -> Installed {
     let run = tempfile::tempdir().unwrap();
     // A `cargo` that only records what it was asked, and "builds" a script.
     let fake = run.path().join("fake");
@@ -483,6 +488,7 @@ fn install(releases: &Releases, arch: &str, version: &str) -> Installed {
         run.path(),
         &[
             ("VERSION", version),
+            ("BUILD_FROM_SOURCE", if build { "true" } else { "false" }),
             ("ACTION_REPO", "tagbump/tagbump"),
             ("GITHUB_ACTION_PATH", &root().display().to_string()),
             ("GITHUB_SERVER_URL", &releases.url),
@@ -540,13 +546,24 @@ fn the_action_installs_what_the_release_packages() {
     let expected = [from("download/v9.9.9"), from("latest/download"), from(own)].concat();
     assert_eq!(asked, expected);
 
-    // No archive for this platform: built from the named release, or by
-    // default from the action's own source.
+    // Issue #20: an archive that cannot be downloaded (here: not published
+    // for Linux-ARM64) fails the step with the reason, never a silent
+    // 13-minute build...
     let run = install(&releases, "ARM64", "v9.9.9");
+    let failed = format!(
+        "::error::cannot download tagbump-aarch64-unknown-linux-musl.tar.gz (or its .sha256) \
+         from {}/tagbump/tagbump/releases/download/v9.9.9: curl: (22) The requested URL returned \
+         error: 404",
+        releases.url
+    );
+    assert!(!run.ok && run.log.contains(&failed), "{}", run.log);
+    assert_eq!((run.version, run.cargo), (None, None), "{}", run.log);
+    // ...unless build-from-source asks for one: from the named release...
+    let run = install_with(&releases, "ARM64", "v9.9.9", true);
     assert!(run.ok, "{}", run.log);
     assert!(
         run.log
-            .contains("no prebuilt tagbump for Linux-ARM64 (v9.9.9)"),
+            .contains("build-from-source: building tagbump v9.9.9 with cargo install"),
         "{}",
         run.log
     );
@@ -556,8 +573,15 @@ fn the_action_installs_what_the_release_packages() {
         releases.url
     );
     assert!(run.cargo.unwrap().contains(&expected));
-    let run = install(&releases, "ARM64", "");
+    // ...and on a platform with no archive at all, by default from the
+    // action's own source.
+    let run = install(&releases, "ARM", "");
     assert!(run.ok, "{}", run.log);
+    assert!(
+        run.log.contains("no prebuilt tagbump for Linux-ARM ("),
+        "{}",
+        run.log
+    );
     let expected = format!("--path {}\n", root().display());
     assert!(run.cargo.unwrap().ends_with(&expected), "{}", run.log);
 
@@ -632,4 +656,124 @@ fn the_image_is_made_from_the_release_archives() {
     assert!(ignore.contains("\n*\n!image/\n"), "{ignore}");
     let (ok, findings) = outcome(Command::new(hadolint).arg(root().join("Dockerfile")));
     assert!(ok, "{findings}");
+}
+
+/// The Run step with `inputs` (the rest empty, or their defaults), against
+/// a `tagbump` that records its arguments and its signing-key variable.
+fn run_step_with(inputs: &[(&str, &str)]) -> (Vec<String>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("tagbump");
+    std::fs::write(
+        &bin,
+        "#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$ARGS_FILE\"\n\
+         if [ \"${TAGBUMP_SIGNING_KEY+set}\" = set ]; then echo \"key=[$TAGBUMP_SIGNING_KEY]\"; else echo unset; fi > \"$KEY_FILE\"\n",
+    )
+    .unwrap();
+    crate::servers::run(Command::new("chmod").arg("+x").arg(&bin));
+    let (args_file, key_file) = (dir.path().join("args"), dir.path().join("key"));
+    let mut env: Vec<(String, String)> = [
+        "IMAGE",
+        "SET",
+        "PROMOTE",
+        "IN",
+        "PUT",
+        "BASE",
+        "BRANCH",
+        "LABELS",
+        "ASSIGNEES",
+        "REVIEWERS",
+        "API_URL",
+        "TITLE",
+        "BODY",
+        "MESSAGE",
+        "AUTHOR",
+        "VIA",
+        "TAG_POLICY",
+    ]
+    .iter()
+    .map(|n| (format!("IN_{n}"), String::new()))
+    .collect();
+    for (name, value) in [
+        ("IN_DIRECT", "false"),
+        ("IN_DRY_RUN", "false"),
+        ("IN_DRAFT", "false"),
+        ("IN_AUTO_MERGE", "false"),
+        ("IN_MERGE_METHOD", "squash"),
+        ("IN_VERIFY_IMAGE", "false"),
+        ("IN_PIN_DIGEST", "false"),
+        ("IN_SIGNING_KEY", "(none)"),
+    ] {
+        env.push((name.into(), value.into()));
+    }
+    for (name, value) in inputs {
+        env.retain(|(n, _)| n != name);
+        env.push((name.to_string(), value.to_string()));
+    }
+    env.push(("TAGBUMP_BIN".into(), bin.display().to_string()));
+    env.push(("ARGS_FILE".into(), args_file.display().to_string()));
+    env.push(("KEY_FILE".into(), key_file.display().to_string()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let script = step_script(&yaml("action.yml")["runs"]["steps"], "Run tagbump");
+    let (ok, log) = run_step(&script, dir.path(), &env);
+    assert!(ok, "{log}");
+    let args = std::fs::read_to_string(&args_file).unwrap();
+    (
+        args.lines().map(String::from).collect(),
+        std::fs::read_to_string(&key_file).unwrap(),
+    )
+}
+
+// Issue #20: the Action passes each input as its flag — lists one flag per
+// line (tagbump splits commas and trims), the inputs users look for (title,
+// body, commit-message, author, put, via, the registry's) — and a
+// signing-key given but empty reaches tagbump (which refuses it) while a
+// left-out one does not.
+#[test]
+fn the_action_passes_its_inputs_as_flags() {
+    let (args, key) = run_step_with(&[
+        ("IN_IMAGE", "ghcr.io/acme/app:1.2.3"),
+        ("IN_REVIEWERS", "alice, bob\ncarol"),
+        ("IN_LABELS", "gitops"),
+        ("IN_PUT", "out/app.yaml=apps/app/rendered.yaml"),
+        ("IN_TITLE", "Deploy {new_tag}"),
+        ("IN_BODY", "From {source_commit}"),
+        ("IN_MESSAGE", "deploy {name}: {new_tag}"),
+        ("IN_AUTHOR", "Bot <bot@example.com>"),
+        ("IN_VIA", "git"),
+        ("IN_VERIFY_IMAGE", "true"),
+        ("IN_PIN_DIGEST", "tag"),
+    ]);
+    assert_eq!(
+        args,
+        [
+            "update",
+            "--merge-method",
+            "squash",
+            "--image",
+            "ghcr.io/acme/app:1.2.3",
+            "--put",
+            "out/app.yaml=apps/app/rendered.yaml",
+            "--label",
+            "gitops",
+            "--reviewer",
+            "alice, bob",
+            "--reviewer",
+            "carol",
+            "--title",
+            "Deploy {new_tag}",
+            "--description",
+            "From {source_commit}",
+            "--message",
+            "deploy {name}: {new_tag}",
+            "--author",
+            "Bot <bot@example.com>",
+            "--via",
+            "git",
+            "--verify-image",
+            "--pin-digest=tag",
+        ]
+    );
+    assert_eq!(key, "unset\n");
+    let (_, key) = run_step_with(&[("IN_IMAGE", "ghcr.io/acme/app:1"), ("IN_SIGNING_KEY", "")]);
+    assert_eq!(key, "key=[]\n");
 }
