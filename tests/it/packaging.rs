@@ -84,13 +84,16 @@ fn ci_files_match_the_published_schemas() {
     }
     let (ok, out) = validate("vendor.gitlab-ci", &root().join(".gitlab-ci.yml"));
     assert!(ok, ".gitlab-ci.yml: {out}");
-    // The component is two documents: its `spec:` header and its jobs.
+    // The component is two documents: its `spec:` header, and its jobs,
+    // checked as GitLab sees them, with the inputs interpolated (an array
+    // input is an array only then).
     let component = std::fs::read_to_string(root().join("templates/tagbump.yml")).unwrap();
-    let (spec, jobs) = component
+    let (spec, _) = component
         .split_once("\n---\n")
         .expect("spec header and jobs");
+    let jobs = render_component(&[("repo", s("git@gitlab.example.com:team/manifests.git"))]);
     let dir = tempfile::tempdir().unwrap();
-    for (name, text) in [("spec.yml", spec), ("jobs.yml", jobs)] {
+    for (name, text) in [("spec.yml", spec), ("jobs.yml", jobs.as_str())] {
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
         let (ok, out) = validate("vendor.gitlab-ci", &path);
@@ -776,4 +779,181 @@ fn the_action_passes_its_inputs_as_flags() {
     assert_eq!(key, "unset\n");
     let (_, key) = run_step_with(&[("IN_IMAGE", "ghcr.io/acme/app:1"), ("IN_SIGNING_KEY", "")]);
     assert_eq!(key, "key=[]\n");
+}
+
+/// The component's jobs with `inputs` interpolated, as GitLab does for an
+/// `include: component:` (each `$[[ inputs.NAME ]]`: the given value, else
+/// the default; arrays as YAML flow sequences).
+fn render_component(inputs: &[(&str, serde_norway::Value)]) -> String {
+    let text = std::fs::read_to_string(root().join("templates/tagbump.yml")).unwrap();
+    let (spec, jobs) = text.split_once("\n---\n").unwrap();
+    let spec: serde_norway::Value = serde_norway::from_str(spec).unwrap();
+    let mut out = jobs.to_string();
+    for (name, declared) in spec["spec"]["inputs"].as_mapping().unwrap() {
+        let name = name.as_str().unwrap();
+        let value = inputs
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
+            .or_else(|| declared.get("default").cloned())
+            .unwrap_or_else(|| panic!("input {name} has no value"));
+        // A value is inserted as a value, not as YAML text: a string stays
+        // a string (`""` is not null), quoted or not in the template.
+        let (text, bare) = match &value {
+            serde_norway::Value::String(s) => (s.clone(), serde_json::to_string(s).unwrap()),
+            serde_norway::Value::Bool(b) => (b.to_string(), b.to_string()),
+            other => {
+                let json = serde_json::to_string(other).unwrap();
+                (json.clone(), json)
+            }
+        };
+        let placeholder = format!("$[[ inputs.{name} ]]");
+        out = out.replace(
+            &format!("\"{placeholder}\""),
+            &serde_json::to_string(&text).unwrap(),
+        );
+        out = out.replace(&placeholder, &bare);
+    }
+    assert!(
+        !out.contains("$[["),
+        "an input was not interpolated:\n{out}"
+    );
+    out
+}
+
+fn s(text: &str) -> serde_norway::Value {
+    serde_norway::Value::String(text.into())
+}
+
+/// Issue #20: the component, safe by default. Its image is its own version;
+/// included twice (two job names) in one pipeline, both jobs update the
+/// manifest repo; with `dry_run` and extra `args` nothing is pushed; and by
+/// its rules it runs in pipelines of the default branch and of tags, not of
+/// a feature branch (gitlab-emulator evaluates the rules).
+#[test]
+fn the_component_included_twice_and_its_rules() {
+    let Some(gle) = tool("gle") else { return };
+    let Some(server) = SshServer::start() else {
+        return;
+    };
+    let spec: serde_norway::Value = serde_norway::from_str(
+        std::fs::read_to_string(root().join("templates/tagbump.yml"))
+            .unwrap()
+            .split_once("\n---\n")
+            .unwrap()
+            .0,
+    )
+    .unwrap();
+    assert_eq!(
+        spec["spec"]["inputs"]["tagbump_image"]["default"].as_str(),
+        Some(concat!(
+            "registry.gitlab.com/tagbump/tagbump:",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "the default image is the component's own version"
+    );
+    let (repo, url) = server.repo("team/component", &files());
+    let forge = FakeForge::start("glpat-COMPONENT12345678");
+    let project = tempfile::tempdir().unwrap();
+    let pipeline = format!(
+        "stages: [deploy]\n{}\n{}\n{}",
+        render_component(&[
+            ("job_name", s("bump-app")),
+            ("repo", s(&url)),
+            ("image", s("registry.example.com/team/app:1.4.2")),
+            ("in", s("apps/app")),
+            ("labels", s("gitops")),
+        ]),
+        render_component(&[
+            ("job_name", s("bump-other")),
+            ("repo", s(&url)),
+            ("image", s("registry.example.com/team/other:9.9.10")),
+            ("in", s("apps/other")),
+        ]),
+        render_component(&[
+            ("job_name", s("bump-dry")),
+            ("repo", s(&url)),
+            ("image", s("registry.example.com/team/app:7.7.7")),
+            ("dry_run", serde_norway::Value::Bool(true)),
+            ("args", s("--title 'Deploy {name} {new_tag}' --in apps/app")),
+        ]),
+    );
+    std::fs::write(project.path().join(".gitlab-ci.yml"), &pipeline).unwrap();
+    crate::servers::run(Command::new("git").args(["init", "-q"]).arg(project.path()));
+    let bin_dir = Path::new(crate::support::bin())
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let home = tempfile::tempdir().unwrap();
+    let gle_run = |args: &[&str], vars: &[(&str, &str)]| {
+        outcome(
+            Command::new(&gle)
+                .args(["--ignore-docker", "-C"])
+                .arg(project.path())
+                .args(args)
+                .env_clear()
+                .env("PATH", &path)
+                .env("HOME", home.path())
+                .env("SSH_PRIVATE_KEY", &server.key)
+                .env("SSH_KNOWN_HOSTS", &server.known_hosts)
+                .env("GITLAB_TOKEN", "glpat-COMPONENT12345678")
+                .env("TAGBUMP_FORGE", "gitlab")
+                .env("TAGBUMP_API_URL", format!("{}/api/v4", forge.url))
+                .env("TAGBUMP_PROJECT", "team/component")
+                .envs(vars.iter().copied()),
+        )
+    };
+    let main = [("CI_COMMIT_BRANCH", "main"), ("CI_DEFAULT_BRANCH", "main")];
+    for job in ["bump-app", "bump-other"] {
+        let (ok, log) = gle_run(&[job], &main);
+        assert!(ok, "{job} failed:\n{log}");
+        assert!(
+            !log.contains("glpat-COMPONENT12345678"),
+            "the token leaked:\n{log}"
+        );
+    }
+    let branches = repo.git(&[
+        "for-each-ref",
+        "--format=%(refname:short)",
+        "refs/heads/tagbump",
+    ]);
+    assert_eq!(branches.lines().count(), 2, "{branches}");
+    assert_eq!(forge.items().len(), 2);
+    let refs = repo.git(&["for-each-ref"]);
+    let (ok, log) = gle_run(&["bump-dry"], &main);
+    assert!(ok, "{log}");
+    assert!(
+        log.contains("title: Deploy registry.example.com/team/app 7.7.7\n"),
+        "{log}"
+    );
+    assert_eq!(
+        repo.git(&["for-each-ref"]),
+        refs,
+        "a dry run pushed:\n{log}"
+    );
+
+    // The rules, as gitlab-emulator evaluates them for each kind of pipeline.
+    for (vars, runs) in [
+        (
+            &[
+                ("CI_COMMIT_BRANCH", "feature/x"),
+                ("CI_DEFAULT_BRANCH", "main"),
+            ][..],
+            false,
+        ),
+        (&main[..], true),
+        (
+            &[("CI_COMMIT_TAG", "v1.4.2"), ("CI_DEFAULT_BRANCH", "main")][..],
+            true,
+        ),
+    ] {
+        let (_, log) = gle_run(&["--list", "--debug-rules"], vars);
+        let skipped = log.contains("bump-app skipped by rules");
+        assert_eq!(!skipped, runs, "{vars:?}:\n{log}");
+    }
 }
