@@ -10,6 +10,7 @@ mod fixtures;
 mod forge;
 mod packaging;
 mod pipeline;
+mod readme;
 mod registry;
 mod registry_server;
 mod servers;
