@@ -27,11 +27,24 @@ pub enum Command {
     Image(ImageArgs),
     Demo(DemoArgs),
     Completions(CompletionsArgs),
-    Man,
+    /// Print the man page of tagbump or of one subcommand (`tagbump man
+    /// update`), or write every page into a directory (`--dir`).
+    Man(ManArgs),
     /// Print the JSON Schema of the config file (.tagbump.yaml).
     ConfigSchema,
     /// Print the JSON Schema of `tagbump update --output json`.
     ReportSchema,
+}
+
+/// `tagbump man [SUBCOMMAND]`, or `tagbump man --dir DIR` for every page.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The subcommand whose page to print (default: tagbump's own).
+    pub subcommand: Option<String>,
+    /// Write tagbump.1 and a page per subcommand (tagbump-update.1, …) into
+    /// this directory instead, e.g. /usr/local/share/man/man1.
+    #[arg(long, value_name = "DIR", conflicts_with = "subcommand")]
+    pub dir: Option<std::path::PathBuf>,
 }
 
 /// Print a shell completion script, e.g. `tagbump completions bash > /etc/bash_completion.d/tagbump`.

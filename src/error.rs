@@ -36,6 +36,22 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The kind's name in `--output json`'s `error.kind`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Internal => "internal",
+            Kind::Usage => "usage",
+            Kind::Input => "input",
+            Kind::NotFound => "not-found",
+            Kind::Io => "io",
+            Kind::Auth => "auth",
+            Kind::Remote => "remote",
+            Kind::Conflict => "conflict",
+            Kind::Declined => "declined",
+            Kind::MissingImage => "missing-image",
+        }
+    }
+
     /// The process exit code, documented in the README.
     pub fn exit_code(self) -> u8 {
         match self {

@@ -66,13 +66,45 @@ pub fn run(cli: cli::Cli) -> Result<()> {
             crate::say!("{}", report::schema());
             Ok(())
         }
-        cli::Command::Man => {
-            use clap::CommandFactory;
-            clap_mangen::Man::new(cli::Cli::command())
-                .render(&mut std::io::stdout())
-                .context("cannot write the man page")
-        }
+        cli::Command::Man(args) => man(&args),
     }
+}
+
+/// The man pages: every page is generated (tagbump.1 names the
+/// subcommands' pages, which then exist), into `--dir` or a temporary
+/// directory whose one page is printed.
+fn man(args: &cli::ManArgs) -> Result<()> {
+    use clap::CommandFactory;
+    let generate = |dir: &std::path::Path| {
+        clap_mangen::generate_to(cli::Cli::command(), dir)
+            .with_context(|| format!("cannot write the man pages into {}", dir.display()))
+    };
+    if let Some(dir) = &args.dir {
+        return generate(dir);
+    }
+    let temp = tempfile::tempdir().context("cannot create a temporary directory")?;
+    generate(temp.path())?;
+    let page = match &args.subcommand {
+        Some(name) => format!("tagbump-{name}.1"),
+        None => "tagbump.1".to_string(),
+    };
+    let text = std::fs::read_to_string(temp.path().join(&page)).map_err(|_| {
+        let names: Vec<String> = cli::Cli::command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .filter(|n| n != "help")
+            .collect();
+        error::Failure::new(
+            error::Kind::Usage,
+            format!(
+                "no man page for `{}`: the subcommands are {}",
+                args.subcommand.as_deref().unwrap_or_default(),
+                names.join(", ")
+            ),
+        )
+    })?;
+    say!("{}", text.trim_end());
+    Ok(())
 }
 
 #[cfg(test)]

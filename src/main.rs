@@ -4,6 +4,12 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = tagbump::cli::Cli::parse();
+    let update_json = match &cli.command {
+        tagbump::cli::Command::Update(args) => {
+            Some(args.output == tagbump::cli::OutputFormat::Json)
+        }
+        _ => None,
+    };
     match tagbump::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if tagbump::error::is_broken_pipe(&err) => ExitCode::SUCCESS,
@@ -20,11 +26,26 @@ fn main() -> ExitCode {
             for hint in tagbump::error::hints(&err) {
                 tagbump::note!("hint: {}", tagbump::secret::scrub(hint));
             }
-            // In GitHub Actions, also an annotation on the run's page.
+            // `update`: the error where its results would have gone, for a
+            // pipeline that reads them: stdout's JSON and the job summary.
+            let failure = tagbump::report::JsonFailure::new(&err);
+            if update_json == Some(true) {
+                if let Ok(text) = serde_json::to_string_pretty(&failure) {
+                    tagbump::say!("{text}");
+                }
+            }
             let ci = tagbump::ci::detect(&tagbump::settings::process_env);
+            if let (Some(_), Some(path)) = (update_json, &ci.github_step_summary) {
+                let _ = tagbump::ci::write_step_summary(path, &failure.markdown());
+            }
+            // In GitHub Actions, also an annotation on the run's page; on
+            // stderr, so stdout's results stay parseable (the runner reads
+            // workflow commands from both).
             if ci.system == Some(tagbump::ci::System::GitHub) {
-                let message = tagbump::secret::scrub(&format!("{err:#}"));
-                tagbump::say!("{}", tagbump::ci::github_error_annotation(&message));
+                tagbump::note!(
+                    "{}",
+                    tagbump::ci::github_error_annotation(&failure.error.message)
+                );
             }
             ExitCode::from(tagbump::error::kind(&err).exit_code())
         }

@@ -49,6 +49,59 @@ pub struct JsonReport {
     pub change_request: Option<JsonChangeRequest>,
 }
 
+/// `--output json` of a run that failed: the error, for a pipeline that
+/// parses the output (it got nothing before).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct JsonFailure {
+    /// The report's format version, as in a success.
+    pub version: u32,
+    pub error: JsonError,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct JsonError {
+    /// `usage`, `input`, `not-found`, `io`, `auth`, `remote`, `conflict`,
+    /// `declined`, `missing-image` or `internal`.
+    pub kind: &'static str,
+    /// The error and its causes, one line, secrets scrubbed.
+    pub message: String,
+    /// What to do about it.
+    pub hints: Vec<String>,
+    pub exit_code: u8,
+}
+
+impl JsonFailure {
+    pub fn new(err: &anyhow::Error) -> JsonFailure {
+        let kind = crate::error::kind(err);
+        JsonFailure {
+            version: 1,
+            error: JsonError {
+                kind: kind.name(),
+                message: crate::secret::scrub(&format!("{err:#}")),
+                hints: crate::error::hints(err)
+                    .iter()
+                    .map(|h| crate::secret::scrub(h))
+                    .collect(),
+                exit_code: kind.exit_code(),
+            },
+        }
+    }
+
+    /// The job summary of a failed run.
+    pub fn markdown(&self) -> String {
+        let mut md = format!(
+            "### tagbump: failed ({}, exit {})\n\n{}\n",
+            self.error.kind,
+            self.error.exit_code,
+            self.error.message.replace('\n', " ")
+        );
+        for hint in &self.error.hints {
+            md.push_str(&format!("\n*hint:* {hint}\n"));
+        }
+        md
+    }
+}
+
 /// What the run did to the repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]

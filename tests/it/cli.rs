@@ -339,3 +339,88 @@ fn a_closed_stderr_or_stdout_is_not_a_panic() {
     }
     assert!(t.read("values.yaml").contains("tag: \"1.2\""));
 }
+
+// Issue #20: a failed `update --output json` still answers in JSON on stdout
+// (kind, message, hints, exit code) for the pipeline that parses it, the
+// job summary says it failed, and the GitHub annotation goes to stderr,
+// never into stdout's JSON.
+#[test]
+fn a_failed_run_reports_its_error_as_json_and_in_the_summary() {
+    let t = Test::new().clean_env();
+    let summary = t.path("summary.md").display().to_string();
+    let t = t
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", &summary);
+    let run = t.run(&[
+        "update",
+        "--repo",
+        "/nonexistent/manifests",
+        "--image",
+        "ghcr.io/acme/app:1",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).expect(&run.stdout);
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "version": 1,
+            "error": {
+                "kind": "not-found",
+                "message": "no such repository: `/nonexistent/manifests` does not exist here",
+                "hints": ["a --repo without `scheme://` or `host:` is a local path; for a server use ssh://…, git@host:group/repo.git or https://…"],
+                "exit_code": 4,
+            }
+        })
+    );
+    assert!(
+        run.stderr.ends_with(
+            "::error title=tagbump::no such repository: `/nonexistent/manifests` does not exist here\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(&summary).unwrap(),
+        "### tagbump: failed (not-found, exit 4)\n\nno such repository: `/nonexistent/manifests` does not exist here\n\n\
+         *hint:* a --repo without `scheme://` or `host:` is a local path; for a server use ssh://…, git@host:group/repo.git or https://…\n"
+    );
+}
+
+// Issue #20: every page tagbump.1 points at exists: `man --dir` writes them
+// all, `man SUBCOMMAND` prints one, an unknown one is a usage error.
+#[test]
+fn every_man_page_tagbump_names_exists() {
+    let t = Test::new();
+    let dir = t.path("man1");
+    std::fs::create_dir(&dir).unwrap();
+    let run = t.run(&["man", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let main = std::fs::read_to_string(dir.join("tagbump.1")).unwrap();
+    let named: Vec<String> = regex_lite::Regex::new(r"tagbump\\-((?:[a-z]|\\-)+)\(1\)")
+        .unwrap()
+        .captures_iter(&main)
+        .map(|c| c[1].replace("\\-", "-"))
+        .collect();
+    assert!(named.len() >= 7, "{named:?}");
+    for name in &named {
+        assert!(
+            dir.join(format!("tagbump-{name}.1")).is_file(),
+            "tagbump-{name}.1"
+        );
+    }
+    let update = t.run(&["man", "update"]);
+    assert_eq!(update.code, 0, "{}", update.stderr);
+    assert!(
+        update.stdout.contains(".TH tagbump-update 1") && update.stdout.contains("\\-\\-image")
+    );
+    let nope = t.run(&["man", "nope"]);
+    assert_eq!(nope.code, 2);
+    assert!(
+        nope.stderr
+            .starts_with("error: no man page for `nope`: the subcommands are update, set, image"),
+        "{}",
+        nope.stderr
+    );
+}

@@ -463,7 +463,8 @@ fn json_output_github_outputs_and_dotenv() {
          TAGBUMP_PR_OPERATION=created\n"
     );
 
-    // A failure in GitHub Actions is also an ::error:: annotation on stdout.
+    // A failure in GitHub Actions is also an ::error:: annotation, on stderr
+    // (stdout keeps only results).
     let u = update(
         &[
             "--repo",
@@ -478,11 +479,12 @@ fn json_output_github_outputs_and_dotenv() {
     assert_eq!(u.run.code, 4, "{}", u.run.stderr);
     assert!(
         u.run
-            .stdout
-            .starts_with("::error title=tagbump::no reference to `registry.example.com/team/nope`"),
+            .stderr
+            .contains("\n::error title=tagbump::no reference to `registry.example.com/team/nope`"),
         "{}",
-        u.run.stdout
+        u.run.stderr
     );
+    assert_eq!(u.run.stdout, "");
 }
 
 #[test]
