@@ -7,10 +7,21 @@ use clap::{Args, Parser, Subcommand};
 use crate::image::ImageRef;
 use crate::target::{parse_assignment, Assignment};
 
+/// `--version`: the release, and the commit it was built from (build.rs).
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("TAGBUMP_COMMIT"),
+    ", ",
+    env!("TAGBUMP_COMMIT_DATE"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "tagbump",
     version,
+    long_version = LONG_VERSION,
     about = "Write a new image tag into a GitOps manifest repo, changing only those bytes",
     long_about = "Write a new image tag into a GitOps manifest repo, changing only those bytes.\n\n\
         Comments, quoting, key order, indentation and blank lines survive every edit."

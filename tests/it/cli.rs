@@ -424,3 +424,29 @@ fn every_man_page_tagbump_names_exists() {
         nope.stderr
     );
 }
+
+// Issue #20: `--version` names the commit the binary was built from and
+// its date; `-V` stays the bare version (what install checks compare).
+#[test]
+fn version_names_the_commit() {
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let (commit, date) = match git(&["rev-parse", "--short=12", "HEAD"]) {
+        c if c.is_empty() => ("unknown".to_string(), "unknown".to_string()),
+        c => (c, git(&["log", "-1", "--format=%cs", "HEAD"])),
+    };
+    let t = Test::new();
+    t.run(&["--version"]).status(0).stdout(&format!(
+        "tagbump {} (commit {commit}, {date})\n",
+        env!("CARGO_PKG_VERSION")
+    ));
+    t.run(&["-V"])
+        .status(0)
+        .stdout(concat!("tagbump ", env!("CARGO_PKG_VERSION"), "\n"));
+}

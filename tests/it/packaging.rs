@@ -460,7 +460,7 @@ fn package_as_release(ws: &Path, target: &str) -> PathBuf {
 struct Installed {
     ok: bool,
     log: String,
-    /// What the installed binary printed for `--version`, if one was named.
+    /// What the installed binary printed for `-V`, if one was named.
     version: Option<String>,
     /// The arguments `cargo` got, if the step fell back to building.
     cargo: Option<String>,
@@ -513,7 +513,7 @@ fn install_with(releases: &Releases, arch: &str, version: &str, build: bool) -> 
     Installed {
         ok,
         log,
-        version: bin.map(|bin| crate::servers::run(Command::new(bin).arg("--version"))),
+        version: bin.map(|bin| crate::servers::run(Command::new(bin).arg("-V"))),
         cargo: std::fs::read_to_string(&cargo_args).ok(),
     }
 }
