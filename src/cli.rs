@@ -29,6 +29,15 @@ const LONG_VERSION: &str = concat!(
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Also print each HTTP request: what, its status, how long it took.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Print no progress lines: only results, notes, warnings and errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Colour diffs: `always` for CI log viewers that render ANSI colours.
+    #[arg(long, value_enum, global = true, default_value_t, value_name = "WHEN")]
+    pub color: crate::log::Color,
 }
 
 #[derive(Debug, Subcommand)]

@@ -46,6 +46,7 @@ pub fn remove_dir(path: &std::path::Path) {
 
 /// Say what the run is doing now.
 pub fn stage(what: String) {
+    crate::log::stage(&what);
     if let Ok(mut stage) = STAGE.lock() {
         *stage = what;
     }

@@ -33,6 +33,7 @@ pub mod git;
 pub mod http;
 pub mod image;
 pub mod interrupt;
+pub mod log;
 pub mod output;
 pub mod registry;
 pub mod report;
@@ -47,6 +48,7 @@ use anyhow::{Context, Result};
 
 /// Run one parsed command.
 pub fn run(cli: cli::Cli) -> Result<()> {
+    log::configure(cli.verbose, cli.quiet, cli.color);
     match cli.command {
         cli::Command::Update(args) => update::command::run(&args),
         cli::Command::Set(args) => files::set(&args),

@@ -29,8 +29,7 @@ pub fn write_diffs(out: &mut impl Write, plan: &Plan) -> std::io::Result<()> {
 }
 
 fn use_colour() -> bool {
-    use std::io::IsTerminal;
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+    crate::log::colour_stdout()
 }
 
 /// ANSI colours for a unified diff: headers bold, hunks cyan, - red, + green.

@@ -268,6 +268,14 @@ fn attempt_on(
             return Ok(Attempt::Done(Box::new(report)));
         }
     }
+    let edited: Vec<&str> = report
+        .plan
+        .files
+        .iter()
+        .filter(|f| f.changed())
+        .map(|f| f.path.as_str())
+        .collect();
+    crate::interrupt::stage(format!("editing {}", edited.join(", ")));
     report.message = message(spec, &report.plan, &tips.base, &tips.branch)?;
     if !spec.dry_run {
         if let Ok(mut sent) = SENT.lock() {

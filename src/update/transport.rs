@@ -228,6 +228,13 @@ impl Transport for GitTransport {
         let session = &self.session;
         let base_tip = oid(change.base_tip)?;
         let tree = session.build_tree(base_tip, change.edits)?;
+        if let Some(signer) = change.signer {
+            crate::interrupt::stage(format!(
+                "signing the commit ({} key {})",
+                signer.format(),
+                signer.fingerprint()
+            ));
+        }
         let commit =
             session.commit(base_tip, tree, change.message, change.author, change.signer)?;
         if change.dry_run {

@@ -46,7 +46,9 @@ fn case(config: Option<&str>) -> Case {
 
 impl Case {
     fn run(&self, extra: &[&str]) -> crate::pipeline::Update {
+        // --quiet: whole stderr compared, no progress lines.
         let mut args = vec![
+            "--quiet",
             "--repo",
             &self.url,
             "--direct",
@@ -421,4 +423,111 @@ fn usage_errors_come_before_the_network() {
             u.run.stderr
         );
     }
+}
+
+/// stderr with the times and commit ids masked.
+fn masked(text: &str) -> String {
+    let time = regex_lite::Regex::new(r"\[ *\d+\.\d+s\]").unwrap();
+    let ms = regex_lite::Regex::new(r"\(\d+ ms\)").unwrap();
+    let sha = regex_lite::Regex::new(r"\b[0-9a-f]{12}\b").unwrap();
+    let text = time.replace_all(text, "[T]");
+    let text = ms.replace_all(&text, "(N ms)");
+    sha.replace_all(&text, "<sha>").into_owned()
+}
+
+// Issue #20: logs a person can follow — a line per stage with the time
+// since the start; `-q` leaves only the results; `-v` adds each request
+// (what, status, time); `--color always` colours the diff for CI viewers.
+#[test]
+fn logs_a_person_can_follow() {
+    let c = case(None);
+    let url = c.url.clone();
+    let image = format!("{IMAGE}:1.4.2");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "--repo",
+            url.as_str(),
+            "--direct",
+            "--image",
+            image.as_str(),
+        ];
+        args.extend_from_slice(extra);
+        update_in(c.dir.path(), &args, &[])
+    };
+    let u = run(&[]);
+    assert_eq!(
+        masked(&succeeded(&u).run.stderr),
+        format!(
+            "[T] connecting to {url}\n[T] fetching `main` from {url}\n[T] editing apps/app/values.yaml\n\
+             [T] pushing `main` to {url}\napps/app/values.yaml:3: image.tag: 1.4.1 -> 1.4.2\n\
+             pushed <sha> to `main` on {url}\n"
+        )
+    );
+    let image = format!("{IMAGE}:1.4.3");
+    let u = update_in(
+        c.dir.path(),
+        &["-q", "--repo", &url, "--direct", "--image", &image],
+        &[],
+    );
+    assert_eq!(
+        masked(&succeeded(&u).run.stderr),
+        format!(
+            "apps/app/values.yaml:3: image.tag: 1.4.2 -> 1.4.3\npushed <sha> to `main` on {url}\n"
+        )
+    );
+    let image = format!("{IMAGE}:1.4.4");
+    let u = update_in(
+        c.dir.path(),
+        &[
+            "--repo",
+            &url,
+            "--dry-run",
+            "--color",
+            "always",
+            "--image",
+            &image,
+        ],
+        &[],
+    );
+    assert!(
+        succeeded(&u)
+            .run
+            .stdout
+            .contains("\x1b[32m+  tag: \"1.4.4\""),
+        "{:?}",
+        u.run.stdout
+    );
+
+    // -v through the API: each request, as the fake saw it.
+    let dir = tempfile::tempdir().unwrap();
+    let repo = seed(&dir.path().join("api.git"), &files());
+    let fake = crate::fake_repo_api::FakeRepoApi::github(&repo.path, "ghp_LOGS0123456789");
+    let u = crate::pipeline::update(
+        &[
+            "-v",
+            "--repo",
+            "https://github.example.com/acme/deploy.git",
+            "--forge",
+            "github",
+            "--api-url",
+            &fake.url,
+            "--direct",
+            "--set",
+            "apps/app/values.yaml:replicas=3",
+        ],
+        &[("GITHUB_TOKEN", "ghp_LOGS0123456789")],
+    );
+    let stderr = masked(&succeeded(&u).run.stderr);
+    let requests: Vec<&str> = stderr.lines().filter(|l| l.starts_with("[T]   ")).collect();
+    assert_eq!(
+        requests,
+        [
+            "[T]   GitHub POST /graphql -> HTTP 200 (N ms)",
+            "[T]   GitHub POST /graphql -> HTTP 200 (N ms)",
+            "[T]   GitHub POST /graphql -> HTTP 200 (N ms)",
+        ],
+        "{stderr}"
+    );
+    assert_eq!(fake.requests().len(), 3);
+    assert!(!stderr.contains("ghp_LOGS0123456789"));
 }

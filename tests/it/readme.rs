@@ -108,6 +108,7 @@ fn every_tagbump_command_in_the_readme_uses_flags_that_exist() {
 fn every_flag_in_help_is_documented() {
     let text = readme();
     for sub in ["update", "set", "image", "demo"] {
+        // (The global flags, -v/-q/--color, are listed by every subcommand.)
         for flag in help_flags(sub) {
             if ["--help", "--version"].contains(&flag.as_str()) {
                 continue;

@@ -282,6 +282,7 @@ fn tag_policies_choose_from_every_page() {
         &url,
         &name,
         &[
+            "--quiet",
             "--tag-policy",
             "regex:^(build)-\\d+$",
             "--tag-sort",

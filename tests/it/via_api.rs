@@ -889,8 +889,8 @@ fn a_symlink_is_refused_through_the_apis_as_through_git() {
     add_symlink(&git_repo, "apps/app/linked.yaml", "values.yaml");
     let git_url = git_repo.path.to_string_lossy().into_owned();
     for args in [
-        vec!["--set", "apps/app/linked.yaml:replicas=3", "--direct"],
-        vec!["--put", put.as_str(), "--direct"],
+        vec!["-q", "--set", "apps/app/linked.yaml:replicas=3", "--direct"],
+        vec!["-q", "--put", put.as_str(), "--direct"],
     ] {
         let refs = git_repo.git(&["for-each-ref"]);
         let mut all = vec!["--repo", git_url.as_str()];
