@@ -60,6 +60,15 @@ pub fn request(what: &str, outcome: &str, took: Duration) {
     }
 }
 
+/// `1.2 KiB`, `3.4 MiB`: a size for a person.
+pub fn bytes(n: usize) -> String {
+    match n {
+        0..1024 => format!("{n} B"),
+        1024..1_048_576 => format!("{:.1} KiB", n as f64 / 1024.0),
+        _ => format!("{:.1} MiB", n as f64 / 1_048_576.0),
+    }
+}
+
 /// Whether diffs on stdout are coloured.
 pub fn colour_stdout() -> bool {
     use std::io::IsTerminal;

@@ -482,6 +482,15 @@ impl Session {
             .remote()
             .download(&specs, Some(&mut options))
             .map_err(|e| self.failure(e, "fetch from"))?;
+        // What came over the wire (a local path's transport reports none).
+        let stats = connection.remote().stats();
+        if stats.received_bytes() > 0 {
+            crate::log::stage(&format!(
+                "fetched {} objects, {}",
+                stats.received_objects(),
+                crate::log::bytes(stats.received_bytes())
+            ));
+        }
         drop(options);
         drop(connection);
         for branch in &wanted {

@@ -430,7 +430,9 @@ fn masked(text: &str) -> String {
     let time = regex_lite::Regex::new(r"\[ *\d+\.\d+s\]").unwrap();
     let ms = regex_lite::Regex::new(r"\(\d+ ms\)").unwrap();
     let sha = regex_lite::Regex::new(r"\b[0-9a-f]{12}\b").unwrap();
+    let fetched = regex_lite::Regex::new(r"fetched \d+ objects, [\d.]+ (B|KiB|MiB)").unwrap();
     let text = time.replace_all(text, "[T]");
+    let text = fetched.replace_all(&text, "fetched N objects, SIZE");
     let text = ms.replace_all(&text, "(N ms)");
     sha.replace_all(&text, "<sha>").into_owned()
 }
@@ -458,7 +460,8 @@ fn logs_a_person_can_follow() {
     assert_eq!(
         masked(&succeeded(&u).run.stderr),
         format!(
-            "[T] connecting to {url}\n[T] fetching `main` from {url}\n[T] editing apps/app/values.yaml\n\
+            "[T] connecting to {url}\n[T] fetching `main` from {url}\n\
+             [T] fetched N objects, SIZE\n[T] editing apps/app/values.yaml\n\
              [T] pushing `main` to {url}\napps/app/values.yaml:3: image.tag: 1.4.1 -> 1.4.2\n\
              pushed <sha> to `main` on {url}\n"
         )
