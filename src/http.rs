@@ -141,14 +141,26 @@ where
     }
 }
 
+/// 0.5, 1, 2, 4 s … (capped at 32 s), each between half and all of that
+/// ("equal jitter"), so clients that failed together do not retry together.
 pub fn http_backoff(attempt: u32) -> Duration {
-    Duration::from_millis(500 << attempt.min(6))
+    use rand::Rng as _;
+    let full = 500u64 << attempt.min(6);
+    Duration::from_millis(rand::thread_rng().gen_range(full / 2..=full))
 }
 
-/// `Retry-After`: seconds (HTTP dates are rare on these APIs; they fall back
-/// to the exponential backoff).
+/// `Retry-After`: seconds, or an HTTP date (how long until then; a date
+/// already past is no wait).
 pub fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
-    value?.trim().parse::<u64>().ok().map(Duration::from_secs)
+    let value = value?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// How long to wait before retrying: `Retry-After`, else (GitHub's primary
@@ -225,10 +237,32 @@ mod tests {
     #[test]
     fn retry_after() {
         assert_eq!(parse_retry_after(Some("7")), Some(Duration::from_secs(7)));
+        // An HTTP date: the time until then; one already past, no wait.
         assert_eq!(
             parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")),
-            None
+            Some(Duration::ZERO)
         );
+        let soon = std::time::SystemTime::now() + Duration::from_secs(90);
+        let wait = parse_retry_after(Some(&httpdate::fmt_http_date(soon))).unwrap();
+        assert!(
+            wait > Duration::from_secs(85) && wait <= Duration::from_secs(90),
+            "{wait:?}"
+        );
+        assert_eq!(parse_retry_after(Some("soon")), None);
         assert_eq!(parse_retry_after(None), None);
+    }
+
+    #[test]
+    fn backoff_is_jittered_within_its_step() {
+        for attempt in 0..8 {
+            let full = Duration::from_millis(500 << attempt.min(6));
+            let waits: std::collections::BTreeSet<Duration> =
+                (0..20).map(|_| http_backoff(attempt)).collect();
+            assert!(
+                waits.iter().all(|w| *w >= full / 2 && *w <= full),
+                "{waits:?}"
+            );
+            assert!(waits.len() > 1, "no jitter at attempt {attempt}");
+        }
     }
 }
