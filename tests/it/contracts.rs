@@ -4,9 +4,9 @@
 //! an `sl-violations` header), which the clients turn into an error, so an
 //! invalid request fails the test.
 //!
-//! The descriptions are the trimmed ones in `../shared/recipes/contracts/`
-//! (GitLab's openapi_v2; GitHub's from npm @octokit/openapi). When that folder
-//! is absent the tests say so and skip. Prism is installed by
+//! The descriptions are the project's own trimmed copies in `tests/contracts/`
+//! (GitLab's openapi_v2; GitHub's from npm @octokit/openapi; sources and
+//! licences in `tests/contracts/SOURCES.md`). Prism is installed by
 //! `scripts/test.sh` (npm) into `target/tools/prism`.
 
 use std::path::{Path, PathBuf};
@@ -19,11 +19,14 @@ use tagbump::secret::Secret;
 use crate::servers::free_port;
 
 fn contracts() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/recipes/contracts");
-    if dir.is_dir() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/contracts");
+    if dir.join("github-pulls.trimmed.json").is_file() {
         Some(dir)
     } else {
-        eprintln!("SKIPPED contract tests: {} does not exist (the vendors' OpenAPI descriptions live there)", dir.display());
+        crate::support::skip_or_fail(&format!(
+            "contract tests: the OpenAPI descriptions are missing from {}",
+            dir.display()
+        ));
         None
     }
 }
