@@ -28,9 +28,7 @@ use crate::http::{send_with_retries, Response};
 use crate::secret::Secret;
 use crate::signing::Signer;
 use crate::target::{FileEdit, SourceFile};
-use crate::update::transport::{
-    Change, Naming, Tips, TooManyForTheApi, Transport, Written, YamlFiles,
-};
+use crate::update::transport::{Change, Naming, Tips, Transport, Written, YamlFiles};
 
 const ZERO: &str = "0000000000000000000000000000000000000000";
 /// Blobs read per GraphQL query.
@@ -264,17 +262,6 @@ impl GitHubRepo {
     pub fn scan_limit(mut self, limit: Option<usize>) -> Self {
         self.scan_limit = limit;
         self
-    }
-
-    fn check_scan_size(&self, dir: &str, files: usize) -> Result<()> {
-        match self.scan_limit {
-            Some(limit) if files > limit => Err(TooManyForTheApi {
-                files,
-                dir: dir.to_string(),
-            }
-            .into()),
-            _ => Ok(()),
-        }
     }
 
     fn send(&self, method: reqwest::Method, url: &str, body: Option<&Value>) -> Result<Response> {
@@ -671,7 +658,7 @@ impl Transport for GitHubRepo {
             .filter(|e| crate::target::is_scanned_path(&e.path))
             .map(|e| format!("{prefix}{}", e.path))
             .collect();
-        self.check_scan_size(dir, paths.len())?;
+        super::check_scan_size(self.scan_limit, dir, paths.len())?;
         let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
         self.fetch(commit, &refs)?;
         let entries = self.entries.borrow();

@@ -32,9 +32,7 @@ use crate::error::{Failure, Kind as ErrorKind};
 use crate::http::{send_with_retries, Response};
 use crate::signing::Signer;
 use crate::target::{FileEdit, SourceFile};
-use crate::update::transport::{
-    Change, Naming, Tips, TooManyForTheApi, Transport, Written, YamlFiles,
-};
+use crate::update::transport::{Change, Naming, Tips, Transport, Written, YamlFiles};
 
 #[derive(Deserialize)]
 struct Branch {
@@ -49,6 +47,18 @@ struct CommitInfo {
     #[serde(default)]
     parent_ids: Vec<String>,
 }
+
+/// One entry of a `repository/tree` listing.
+#[derive(Deserialize)]
+struct TreeEntry {
+    path: String,
+    #[serde(rename = "type")]
+    kind: String,
+    mode: String,
+}
+
+/// A symbolic link's mode, as GitLab writes it.
+const SYMLINK_MODE: &str = "120000";
 
 #[derive(Clone)]
 enum Entry {
@@ -133,17 +143,6 @@ impl GitLabRepo {
     pub fn scan_limit(mut self, limit: Option<usize>) -> Self {
         self.scan_limit = limit;
         self
-    }
-
-    fn check_scan_size(&self, dir: &str, files: usize) -> Result<()> {
-        match self.scan_limit {
-            Some(limit) if files > limit => Err(TooManyForTheApi {
-                files,
-                dir: dir.to_string(),
-            }
-            .into()),
-            _ => Ok(()),
-        }
     }
 
     fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Response> {
@@ -287,7 +286,7 @@ impl GitLabRepo {
                         mode: Some(mode),
                         raw_text_blob,
                         ..
-                    }) if mode == "120000" => {
+                    }) if mode == SYMLINK_MODE => {
                         Entry::Symlink(raw_text_blob.clone().unwrap_or_default())
                     }
                     Some(Node {
@@ -309,31 +308,50 @@ impl GitLabRepo {
     /// Whether `path` is a symlink, from its directory's REST listing: for
     /// a project named by id, read without GraphQL (whose blobs say it).
     fn rest_is_symlink(&self, commit: &str, path: &str) -> Result<bool> {
-        #[derive(Deserialize)]
-        struct TreeEntry {
-            path: String,
-            mode: String,
-        }
         let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
         let mut page = "1".to_string();
         loop {
-            let request = format!(
-                "/repository/tree?ref={commit}&path={}&per_page=100&page={page}",
-                super::percent_encode(dir, false)
-            );
-            let response = self.send(Method::GET, &request, None)?;
-            if response.status == 404 {
+            let Some((entries, next)) = self.tree_page(commit, dir, false, &page, true)? else {
                 return Ok(false);
-            }
-            let entries: Vec<TreeEntry> = response.answer(Kind::GitLab, "GitLab GET tree")?;
+            };
             if let Some(e) = entries.iter().find(|e| e.path == path) {
-                return Ok(e.mode == "120000");
+                return Ok(e.mode == SYMLINK_MODE);
             }
-            match response.header("x-next-page").filter(|p| !p.is_empty()) {
-                Some(next) => page = next.to_string(),
+            match next {
+                Some(next) => page = next,
                 None => return Ok(false),
             }
         }
+    }
+
+    /// One page of `repository/tree` at `commit` under `dir` (recursive or
+    /// not): its entries and the next page's number. `None` for a 404 when
+    /// `missing_ok` (no such directory), else the 404 is an error.
+    fn tree_page(
+        &self,
+        commit: &str,
+        dir: &str,
+        recursive: bool,
+        page: &str,
+        missing_ok: bool,
+    ) -> Result<Option<(Vec<TreeEntry>, Option<String>)>> {
+        let mut request = format!("/repository/tree?ref={commit}&per_page=100&page={page}");
+        if recursive {
+            request.push_str("&recursive=true");
+        }
+        if !dir.is_empty() {
+            request.push_str(&format!("&path={}", super::percent_encode(dir, false)));
+        }
+        let response = self.send(Method::GET, &request, None)?;
+        if response.status == 404 && missing_ok {
+            return Ok(None);
+        }
+        let entries: Vec<TreeEntry> = response.answer(Kind::GitLab, "GitLab GET tree")?;
+        let next = response
+            .header("x-next-page")
+            .filter(|p| !p.is_empty())
+            .map(String::from);
+        Ok(Some((entries, next)))
     }
 
     fn entry(&self, commit: &str, path: &str) -> Result<Entry> {
@@ -508,31 +526,13 @@ impl Transport for GitLabRepo {
     }
 
     fn yaml_files(&self, commit: &str, dir: &str) -> Result<YamlFiles> {
-        #[derive(Deserialize)]
-        struct TreeEntry {
-            path: String,
-            #[serde(rename = "type")]
-            kind: String,
-            mode: String,
-        }
         let dir = dir.trim_matches('/');
         let mut paths = Vec::new();
         let mut page = "1".to_string();
         loop {
-            let request = format!(
-                "/repository/tree?ref={commit}&recursive=true&per_page=100&page={page}{}",
-                if dir.is_empty() {
-                    String::new()
-                } else {
-                    format!("&path={}", super::percent_encode(dir, false))
-                }
-            );
-            let response = self.send(Method::GET, &request, None)?;
-            let entries: Vec<TreeEntry> = if response.status == 404 && !dir.is_empty() {
-                Vec::new()
-            } else {
-                response.answer(Kind::GitLab, "GitLab GET tree")?
-            };
+            let (entries, next) = self
+                .tree_page(commit, dir, true, &page, !dir.is_empty())?
+                .unwrap_or_default();
             // No tree there (404, or an empty listing: git has no empty
             // directories): `--in` names one file, or nothing.
             if entries.is_empty() && page == "1" && !dir.is_empty() {
@@ -547,7 +547,7 @@ impl Transport for GitLabRepo {
             paths.extend(
                 entries
                     .into_iter()
-                    .filter(|e| e.kind == "blob" && e.mode != "120000")
+                    .filter(|e| e.kind == "blob" && e.mode != SYMLINK_MODE)
                     // Hidden directories count below `--in`, as in a git scan.
                     .filter(|e| {
                         let below = e.path.strip_prefix(dir).unwrap_or(&e.path);
@@ -556,9 +556,9 @@ impl Transport for GitLabRepo {
                     .map(|e| e.path),
             );
             // Stops listing as soon as the scan is too large for `auto`.
-            self.check_scan_size(dir, paths.len())?;
-            match response.header("x-next-page").filter(|p| !p.is_empty()) {
-                Some(next) => page = next.to_string(),
+            super::check_scan_size(self.scan_limit, dir, paths.len())?;
+            match next {
+                Some(next) => page = next,
                 None => break,
             }
         }

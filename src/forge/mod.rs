@@ -201,6 +201,20 @@ pub fn project_path(remote: &RemoteUrl) -> Option<String> {
     (!path.is_empty()).then(|| path.to_string())
 }
 
+/// A scan's listing checked against `--via auto`'s limit (`None`: no
+/// limit): more YAML files than that is [`TooManyForTheApi`], which sends
+/// the run to git before any file is read.
+pub fn check_scan_size(limit: Option<usize>, dir: &str, files: usize) -> anyhow::Result<()> {
+    match limit {
+        Some(limit) if files > limit => Err(crate::update::transport::TooManyForTheApi {
+            files,
+            dir: dir.to_string(),
+        }
+        .into()),
+        _ => Ok(()),
+    }
+}
+
 /// What an API scan of `--in PATH` found when PATH is one file: that file
 /// (`None`: not UTF-8), as a git scan gives it.
 pub fn single_file(path: &str, text: Option<String>) -> crate::update::transport::YamlFiles {

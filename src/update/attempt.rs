@@ -6,7 +6,6 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -101,7 +100,7 @@ pub fn run(spec: &UpdateSpec) -> Result<Report> {
 /// of the new tip costs about what an incremental fetch into the old one would.
 fn attempt_once(spec: &UpdateSpec, attempt: u32, author: &Signature<'_>) -> Result<Attempt> {
     if let Via::Api { conn, fallback } = &spec.via {
-        if !API_REFUSED.load(Ordering::Relaxed) {
+        if fell_back().is_none() {
             // `auto` reads a scan of `--in` through the API only while the
             // listing is small; `--via api` reads whatever it is asked.
             let limit = fallback.then_some(super::AUTO_API_FILES);
@@ -118,10 +117,7 @@ fn attempt_once(spec: &UpdateSpec, attempt: u32, author: &Signature<'_>) -> Resu
                             .unwrap_or_default()
                     );
                     crate::note!("note: {why}: using git instead");
-                    if let Ok(mut reason) = FALLBACK_REASON.lock() {
-                        *reason = Some(why);
-                    }
-                    API_REFUSED.store(true, Ordering::Relaxed);
+                    fall_back_to_git(why);
                 }
                 // `--via auto`: a token that may not read the repository
                 // through the API (a deploy or job token) may still push.
@@ -135,31 +131,34 @@ fn attempt_once(spec: &UpdateSpec, attempt: u32, author: &Signature<'_>) -> Resu
                         conn.kind,
                         crate::secret::scrub(&format!("{e:#}"))
                     );
-                    if let Ok(mut reason) = FALLBACK_REASON.lock() {
-                        *reason = Some(format!(
-                            "--via auto: {}'s API refused the first read",
-                            conn.kind
-                        ));
-                    }
-                    API_REFUSED.store(true, Ordering::Relaxed);
+                    fall_back_to_git(format!(
+                        "--via auto: {}'s API refused the first read",
+                        conn.kind
+                    ));
                 }
                 done => return done.map(|a| a.via(Some(conn.kind), &spec.via_reason)),
             }
         }
     }
     let mut transport = GitTransport::open(spec)?;
-    let reason = FALLBACK_REASON
-        .lock()
-        .ok()
-        .and_then(|r| r.clone())
-        .unwrap_or_else(|| spec.via_reason.clone());
+    let reason = fell_back().unwrap_or_else(|| spec.via_reason.clone());
     attempt_on(&mut transport, spec, attempt, author).map(|a| a.via(None, &reason))
 }
 
-/// Set when `--via auto` fell back to git: later attempts use git too.
-static API_REFUSED: AtomicBool = AtomicBool::new(false);
-/// Why `--via auto` fell back to git, for the report.
-static FALLBACK_REASON: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+/// Why `--via auto` fell back to git, once it has (a refused first read, a
+/// scan too large for the API): later attempts use git too, and the report
+/// gives the reason.
+static FELL_BACK: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+fn fell_back() -> Option<String> {
+    FELL_BACK.lock().ok().and_then(|why| why.clone())
+}
+
+fn fall_back_to_git(why: String) {
+    if let Ok(mut reason) = FELL_BACK.lock() {
+        *reason = Some(why);
+    }
+}
 
 /// The last commit this run sent and did not see land: (branch, message,
 /// the commit it was made on). Its answer may have been lost after the
