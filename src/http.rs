@@ -105,11 +105,13 @@ where
     loop {
         let started = std::time::Instant::now();
         let result = send().await;
-        let outcome = match &result {
-            Ok(r) => format!("HTTP {}", r.status),
-            Err(e) => scrub(&chain_text(e.as_ref())),
-        };
-        crate::log::request(what, &outcome, started.elapsed());
+        if crate::log::verbose() {
+            let outcome = match &result {
+                Ok(r) => format!("HTTP {}", r.status),
+                Err(e) => scrub(&chain_text(e.as_ref())),
+            };
+            crate::log::request(what, &outcome, started.elapsed());
+        }
         let retryable = match &result {
             Ok(r) => r.status == 429 || (500..600).contains(&r.status) || rate_limited(r),
             Err(_) => true,

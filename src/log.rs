@@ -48,16 +48,20 @@ pub fn stage(what: &str) {
     }
 }
 
-/// One HTTP request and how it ended, with `--verbose`. `what` names the
-/// method and the URL without secrets (tokens travel in headers).
+/// Whether `--verbose` asked for each request.
+pub fn verbose() -> bool {
+    LEVEL.load(Ordering::Relaxed) >= 2
+}
+
+/// One HTTP request and how it ended (callers check [`verbose`] first).
+/// `what` names the method and the URL without secrets (tokens travel in
+/// headers).
 pub fn request(what: &str, outcome: &str, took: Duration) {
-    if LEVEL.load(Ordering::Relaxed) >= 2 {
-        crate::note!(
-            "[{:>6.1}s]   {what} -> {outcome} ({} ms)",
-            elapsed(),
-            took.as_millis()
-        );
-    }
+    crate::note!(
+        "[{:>6.1}s]   {what} -> {outcome} ({} ms)",
+        elapsed(),
+        took.as_millis()
+    );
 }
 
 /// `1.2 KiB`, `3.4 MiB`: a size for a person.

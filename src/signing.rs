@@ -272,6 +272,7 @@ fn ssh(
     };
     let fingerprint = key.fingerprint(ssh_key::HashAlg::Sha256).to_string();
     let identities = vec![key.comment().to_string()];
+    let algorithm = key.algorithm();
     let signer = Signer {
         key: Key::Ssh(Box::new(key)),
         fingerprint,
@@ -279,10 +280,6 @@ fn ssh(
     };
     // Sign once now: a kind of key that cannot sign fails before the clone.
     if signer.sign(b"").is_err() {
-        let Key::Ssh(key) = &signer.key else {
-            unreachable!("made above as an SSH key")
-        };
-        let algorithm = key.algorithm();
         let why = if matches!(algorithm, ssh_key::Algorithm::Dsa) {
             "DSA keys are obsolete: OpenSSH has refused them since 7.0, and GitHub and GitLab do not verify them"
         } else {
