@@ -275,22 +275,37 @@ pub fn flaky_proxy(backend: u16, refuse: usize) -> (u16, Arc<AtomicUsize>) {
                 );
                 continue;
             }
-            let Ok(server) = TcpStream::connect(("127.0.0.1", backend)) else {
-                continue;
-            };
-            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-            let (mut c1, mut s1) = (client, server);
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut c1, &mut s1);
-                let _ = s1.shutdown(std::net::Shutdown::Write);
-            });
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut s2, &mut c2);
-                let _ = c2.shutdown(std::net::Shutdown::Write);
-            });
+            relay(client, backend, Duration::ZERO);
         }
     });
     (port, refused)
+}
+
+/// Pass `client`'s connection on to `backend`, both ways, holding each
+/// chunk the server sends for `delay` (none: a plain proxy).
+fn relay(client: TcpStream, backend: u16, delay: Duration) {
+    let Ok(server) = TcpStream::connect(("127.0.0.1", backend)) else {
+        return;
+    };
+    let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+    let (mut c1, mut s1) = (client, server);
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut c1, &mut s1);
+        let _ = s1.shutdown(std::net::Shutdown::Write);
+    });
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16384];
+        while let Ok(n) = s2.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            std::thread::sleep(delay);
+            if c2.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = c2.shutdown(std::net::Shutdown::Write);
+    });
 }
 
 #[test]
@@ -428,84 +443,15 @@ fn slow_proxy(backend: u16, delay: Duration) -> u16 {
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for client in listener.incoming().flatten() {
-            let Ok(server) = TcpStream::connect(("127.0.0.1", backend)) else {
-                continue;
-            };
-            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-            let (mut c1, mut s1) = (client, server);
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut c1, &mut s1);
-                let _ = s1.shutdown(std::net::Shutdown::Write);
-            });
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 16384];
-                while let Ok(n) = s2.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    std::thread::sleep(delay);
-                    if c2.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-                let _ = c2.shutdown(std::net::Shutdown::Write);
-            });
+            relay(client, backend, delay);
         }
     });
     port
 }
 
-/// Run `update args` with `env` and a fresh TMPDIR; SIGTERM it after
-/// `after` (never, for `None`). Returns (exit code, stderr, TMPDIR's
-/// leftovers).
-fn stopped_after(
-    args: &[&str],
-    env: &[(&str, &str)],
-    after: Option<Duration>,
-) -> (i32, String, Vec<String>) {
-    let tmp = tempfile::tempdir().unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let child = Command::new(crate::support::bin())
-        .arg("update")
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("TMPDIR", tmp.path())
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(after) = after {
-        std::thread::sleep(after);
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-    }
-    let out = child.wait_with_output().unwrap();
-    let left = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .flatten()
-        .map(|e| {
-            let inside = Command::new("find").arg(e.path()).output().unwrap();
-            format!(
-                "{}: {}",
-                e.file_name().to_string_lossy(),
-                String::from_utf8_lossy(&inside.stdout)
-            )
-        })
-        .collect();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        left,
-    )
-}
-
 /// SIGTERM at points spread over a whole run through a slow link: every
 /// stopped run exits 143 with nothing left in TMPDIR, and the stops landed
-/// in each of `stages`. Returns the stages seen.
+/// in each of `stages`.
 fn stop_everywhere(
     name: &str,
     args: &dyn Fn(usize) -> Vec<String>,
@@ -513,11 +459,13 @@ fn stop_everywhere(
     stages: &[&str],
 ) {
     let started = Instant::now();
-    let (code, stderr, left) = stopped_after(
-        &args(0).iter().map(String::as_str).collect::<Vec<_>>(),
-        env,
-        None,
-    );
+    let tmp = std::env::temp_dir();
+    let run = |argv: Vec<String>, after: Option<Duration>| {
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let u = crate::pipeline::update_stopped(&tmp, &argv, env, after);
+        (u.run.code, u.run.stderr, u.leftovers)
+    };
+    let (code, stderr, left) = run(args(0), None);
     assert_eq!(code, 0, "{name}: {stderr}");
     assert!(left.is_empty(), "{name}: {left:?}");
     let whole = started.elapsed();
@@ -525,12 +473,7 @@ fn stop_everywhere(
     const STOPS: usize = 12;
     for i in 1..=STOPS {
         let after = whole.mul_f64(i as f64 / (STOPS as f64 + 1.0));
-        let argv = args(i);
-        let (code, stderr, left) = stopped_after(
-            &argv.iter().map(String::as_str).collect::<Vec<_>>(),
-            env,
-            Some(after),
-        );
+        let (code, stderr, left) = run(args(i), Some(after));
         assert!(
             left.is_empty(),
             "{name}, stopped after {after:?}: left {left:?}\n{stderr}"

@@ -133,33 +133,21 @@ fn the_example_gitlab_job_updates_the_manifest_repo_and_opens_an_mr() {
     )
     .unwrap();
     crate::servers::run(Command::new("git").args(["init", "-q"]).arg(project.path()));
-    let bin_dir = Path::new(crate::support::bin())
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
     let home = tempfile::tempdir().unwrap();
     let (ok, log) = outcome(
-        Command::new(gle)
-            .args(["--ignore-docker", "-C"])
-            .arg(project.path())
-            .arg("update-manifests")
-            .env_clear()
-            .env("PATH", path)
-            .env("HOME", home.path())
-            .env("TAGBUMP_REPO", &url)
-            .env("SSH_PRIVATE_KEY", &server.key)
-            .env("SSH_KNOWN_HOSTS", &server.known_hosts)
-            .env("GITLAB_TOKEN", "glpat-GLECANARY1234567")
-            .env("TAGBUMP_FORGE", "gitlab")
-            .env("TAGBUMP_API_URL", format!("{}/api/v4", forge.url))
-            .env("TAGBUMP_PROJECT", "team/gle")
-            .env("CI_REGISTRY_IMAGE", "registry.example.com/team/app")
-            .env("CI_COMMIT_SHORT_SHA", "1.4.2"),
+        gle_in(
+            &gle,
+            project.path(),
+            home.path(),
+            &server,
+            &forge,
+            "team/gle",
+        )
+        .arg("update-manifests")
+        .env("TAGBUMP_REPO", &url)
+        .env("GITLAB_TOKEN", "glpat-GLECANARY1234567")
+        .env("CI_REGISTRY_IMAGE", "registry.example.com/team/app")
+        .env("CI_COMMIT_SHORT_SHA", "1.4.2"),
     );
     assert!(ok, "the job failed:\n{log}");
     assert!(
@@ -180,6 +168,39 @@ fn the_example_gitlab_job_updates_the_manifest_repo_and_opens_an_mr() {
         dotenv.contains("TAGBUMP_CHANGED=true\n") && dotenv.contains("TAGBUMP_PR_NUMBER=1\n"),
         "{dotenv}"
     );
+}
+
+/// gitlab-emulator in `project` (a git work tree with its .gitlab-ci.yml):
+/// this build's tagbump on PATH, a private HOME, only the variables a job
+/// would have — the SSH server's key and host key, and the fake forge as
+/// the GitLab of `gitlab_project`. Callers add the job and its token.
+fn gle_in(
+    gle: &Path,
+    project: &Path,
+    home: &Path,
+    server: &SshServer,
+    forge: &FakeForge,
+    gitlab_project: &str,
+) -> Command {
+    let bin_dir = Path::new(crate::support::bin()).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut command = Command::new(gle);
+    command
+        .args(["--ignore-docker", "-C"])
+        .arg(project)
+        .env_clear()
+        .env("PATH", path)
+        .env("HOME", home)
+        .env("SSH_PRIVATE_KEY", &server.key)
+        .env("SSH_KNOWN_HOSTS", &server.known_hosts)
+        .env("TAGBUMP_FORGE", "gitlab")
+        .env("TAGBUMP_API_URL", format!("{}/api/v4", forge.url))
+        .env("TAGBUMP_PROJECT", gitlab_project);
+    command
 }
 
 fn yaml(relative: &str) -> serde_norway::Value {
@@ -880,32 +901,20 @@ fn the_component_included_twice_and_its_rules() {
     );
     std::fs::write(project.path().join(".gitlab-ci.yml"), &pipeline).unwrap();
     crate::servers::run(Command::new("git").args(["init", "-q"]).arg(project.path()));
-    let bin_dir = Path::new(crate::support::bin())
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
     let home = tempfile::tempdir().unwrap();
     let gle_run = |args: &[&str], vars: &[(&str, &str)]| {
         outcome(
-            Command::new(&gle)
-                .args(["--ignore-docker", "-C"])
-                .arg(project.path())
-                .args(args)
-                .env_clear()
-                .env("PATH", &path)
-                .env("HOME", home.path())
-                .env("SSH_PRIVATE_KEY", &server.key)
-                .env("SSH_KNOWN_HOSTS", &server.known_hosts)
-                .env("GITLAB_TOKEN", "glpat-COMPONENT12345678")
-                .env("TAGBUMP_FORGE", "gitlab")
-                .env("TAGBUMP_API_URL", format!("{}/api/v4", forge.url))
-                .env("TAGBUMP_PROJECT", "team/component")
-                .envs(vars.iter().copied()),
+            gle_in(
+                &gle,
+                project.path(),
+                home.path(),
+                &server,
+                &forge,
+                "team/component",
+            )
+            .args(args)
+            .env("GITLAB_TOKEN", "glpat-COMPONENT12345678")
+            .envs(vars.iter().copied()),
         )
     };
     let main = [("CI_COMMIT_BRANCH", "main"), ("CI_DEFAULT_BRANCH", "main")];

@@ -38,9 +38,20 @@ pub fn update(args: &[&str], env: &[(&str, &str)]) -> Update {
 
 /// [`update`], run in `dir` (where a `.tagbump.yaml` may be).
 pub fn update_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Update {
+    update_stopped(dir, args, env, None)
+}
+
+/// [`update_in`], sent SIGTERM after `stop_after` (never, for `None`). The
+/// leftovers name each thing left in TMPDIR with what is inside it.
+pub fn update_stopped(
+    dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stop_after: Option<std::time::Duration>,
+) -> Update {
     let tmp = tempfile::tempdir().expect("temp");
     let home = tempfile::tempdir().expect("home");
-    let out = Command::new(crate::support::bin())
+    let child = Command::new(crate::support::bin())
         .arg("update")
         .args(args)
         .env_clear()
@@ -49,11 +60,28 @@ pub fn update_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> 
         .env("TMPDIR", tmp.path())
         .current_dir(dir)
         .envs(env.iter().copied())
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run tagbump");
+    if let Some(after) = stop_after {
+        std::thread::sleep(after);
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+    }
+    let out = child.wait_with_output().expect("run tagbump");
     let leftovers = std::fs::read_dir(tmp.path())
         .expect("ls tmp")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            let e = e.expect("entry");
+            let inside = Command::new("find").arg(e.path()).output().expect("find");
+            format!(
+                "{}: {}",
+                e.file_name().to_string_lossy(),
+                String::from_utf8_lossy(&inside.stdout)
+            )
+        })
         .collect();
     Update {
         run: Run {
