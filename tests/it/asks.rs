@@ -390,25 +390,31 @@ fn usage_errors_come_before_the_network() {
         ),
         (
             vec!["--image", &tagged, "--message", ""],
-            "error: --message is empty: a commit needs a subject\n",
+            "error: --message is empty: a commit needs a subject\n\
+             hint: drop --message for the default summary, or write e.g. `deploy {name}: {new_tag}`\n",
         ),
         (
             vec!["--image", &tagged, "--image", other, "--tag-policy", "semver:^1"],
             "error: --tag-policy chooses the tag, and `registry.example.com/team/app:1.4.2` \
-             already has one (`1.4.2`)\n",
+             already has one (`1.4.2`)\n\
+             hint: pass --image registry.example.com/team/app without a tag, or run it without \
+             --tag-policy\n",
         ),
         (
             vec!["--image", &tagged, "--tag-sort", "numeric"],
-            "error: --tag-sort orders the tags a `regex:` --tag-policy matches; there is none\n",
+            "error: --tag-sort orders the tags a `regex:` --tag-policy matches; there is none\n\
+             hint: pass --tag-policy 'regex:EXPR', or drop --tag-sort\n",
         ),
         (
             vec!["--image", &tagged, "--direct", "--draft", "--reviewer", "alice"],
             "error: --reviewer, --draft apply to a merge request, and --direct pushes to the \
-             base and opens none\n",
+             base and opens none\n\
+             hint: drop them, or push a review branch (no --direct) to a forge\n",
         ),
         (
             vec!["--image", &tagged, "--forge", "none", "--label", "x", "--auto-merge"],
-            "error: --label, --auto-merge apply to a merge request, and --forge none opens none\n",
+            "error: --label, --auto-merge apply to a merge request, and --forge none opens none\n\
+             hint: drop them, or push a review branch (no --direct) to a forge\n",
         ),
     ];
     for (extra, expected) in cases {
@@ -417,11 +423,8 @@ fn usage_errors_come_before_the_network() {
         let dir = tempfile::tempdir().unwrap();
         let u = update_in(dir.path(), &args, &[]);
         assert_eq!(u.run.code, 2, "{extra:?}: {}", u.run.stderr);
-        assert!(
-            u.run.stderr.starts_with(expected),
-            "{extra:?}: {expected:?} not at the start of:\n{}",
-            u.run.stderr
-        );
+        assert_eq!(u.run.stderr, expected, "{extra:?}");
+        assert_eq!(u.run.stdout, "", "{extra:?}");
     }
 }
 

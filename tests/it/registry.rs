@@ -569,28 +569,33 @@ fn a_tag_and_digest_must_belong_together() {
     let (repo, url) = repo_with(dir.path(), &manifests(&host));
     let refs = repo.git(&["for-each-ref"]);
 
+    // Whole stderr (-q: no progress lines) and the JSON error on stdout.
+    let failed = |u: &crate::pipeline::Update, stderr: String| {
+        assert_failed(u, 10, "", &repo, &refs);
+        assert_eq!(u.run.stderr, stderr);
+        let json: serde_json::Value = serde_json::from_str(&u.run.stdout).unwrap();
+        assert_eq!(json["error"]["kind"], "missing-image");
+    };
     for flag in ["--verify-image", "--pin-digest"] {
         let no_such_tag = format!("{host}/team/app:9.9.9@{new}");
-        let u = bump(&url, &no_such_tag, &[flag], &[]);
-        assert_failed(
+        let u = bump(&url, &no_such_tag, &[flag, "-q"], &[]);
+        failed(
             &u,
-            10,
-            &format!("error: {host}/team/app:9.9.9 does not exist on {host}\n"),
-            &repo,
-            &refs,
+            format!(
+                "error: {host}/team/app:9.9.9 does not exist on {host}\n\
+                 hint: check the tag for a typo, and that the build job pushed it; nothing was \
+                 changed\n"
+            ),
         );
         let foreign = format!("{host}/team/app:1.4.2@{new}");
-        let u = bump(&url, &foreign, &[flag], &[]);
-        assert_failed(
+        let u = bump(&url, &foreign, &[flag, "-q"], &[]);
+        failed(
             &u,
-            10,
-            &format!(
+            format!(
                 "error: `{host}/team/app:1.4.2` on {host} has the digest {old}, not the given {new}\n\
                  hint: pass the digest the tag has now, or the tag that has this digest (the tag \
                  may have moved); nothing was changed\n"
             ),
-            &repo,
-            &refs,
         );
     }
     let right = format!("{host}/team/app:1.4.2@{old}");

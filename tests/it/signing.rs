@@ -674,6 +674,21 @@ fn mangled_signing_keys_are_described_never_shown() {
             ]),
     );
     let binary = binary.to_string_lossy().into_owned();
+    // The SSH key's bytes without their armor: what a key decoded once too
+    // often looks like.
+    let ssh_binary = dir.path().join("id_ed25519.bin");
+    let body: String = ssh
+        .private
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    std::fs::write(
+        &ssh_binary,
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, body).unwrap(),
+    )
+    .unwrap();
+    let ssh_binary = ssh_binary.to_string_lossy().into_owned();
+    let pgp_public = gpg.export_public(AUTHOR);
     let image = format!("{IMAGE}:1.4.2");
     let closed = [
         "--repo",
@@ -707,9 +722,21 @@ fn mangled_signing_keys_are_described_never_shown() {
         )],
     ));
     cases.push((
+        "binary OpenSSH".into(),
+        ssh_binary.clone(),
+        vec![format!(
+            "error: {ssh_binary} (the $TAGBUMP_SIGNING_KEY) is binary, not an armored (text) key"
+        )],
+    ));
+    cases.push((
         "wrong kind".into(),
         ssh.public.clone(),
         vec!["error: the signing key in $TAGBUMP_SIGNING_KEY is an SSH public key, not a private one".into()],
+    ));
+    cases.push((
+        "wrong kind OpenPGP".into(),
+        pgp_public,
+        vec!["error: the signing key in $TAGBUMP_SIGNING_KEY is an OpenPGP public key, not a private one".into()],
     ));
     cases.push((
         "a path that is not there".into(),
