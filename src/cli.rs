@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::image::ImageRef;
-use crate::target::{parse_assignment, Assignment};
+use crate::targets::{parse_assignment, Assignment};
+use crate::update::put::{parse_put, PutArg};
 
 /// `--version`: the release, and the commit it was built from (build.rs).
 const LONG_VERSION: &str = concat!(
@@ -565,34 +566,6 @@ pub enum Via {
     Git,
     Api,
     Auto,
-}
-
-/// One `--put LOCAL=REPO_PATH`.
-#[derive(Debug, Clone)]
-pub struct PutArg {
-    pub local: std::path::PathBuf,
-    pub repo: String,
-}
-
-pub fn parse_put(text: &str) -> Result<PutArg, String> {
-    let Some((local, repo)) = text.split_once('=') else {
-        return Err(format!(
-            "`{text}` is not LOCAL=REPO_PATH, e.g. `manifest.yaml=apps/app/manifest.yaml`"
-        ));
-    };
-    if local.is_empty() || repo.is_empty() {
-        return Err(format!("`{text}` needs both LOCAL and REPO_PATH"));
-    }
-    let repo = crate::update::repo_path(repo)?;
-    if repo.is_empty() {
-        return Err(format!(
-            "`{text}`: REPO_PATH names the repository root, not a file"
-        ));
-    }
-    Ok(PutArg {
-        local: local.into(),
-        repo,
-    })
 }
 
 /// An image reference, with or without a tag (`update` checks that a tag

@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::cli::{ForgeArg, MergeMethod};
 use crate::error::{Failure, Kind};
-use crate::target::Assignment;
+use crate::targets::Assignment;
 use crate::update::{file_path, repo_path, FileSet, Promotion};
 
 pub const DEFAULT_FILE: &str = ".tagbump.yaml";

@@ -5,9 +5,6 @@
 
 use std::fmt;
 
-use crate::target::FileError;
-use crate::yaml::YamlErrorKind;
-
 /// What went wrong, as a script calling tagbump needs to tell apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -167,30 +164,6 @@ pub fn local_git(doing: impl fmt::Display) -> impl FnOnce(git2::Error) -> Failur
             format!("cannot {doing} in the temporary clone"),
         )
         .with_source(err)
-    }
-}
-
-impl From<FileError> for Failure {
-    fn from(err: FileError) -> Failure {
-        let (kind, hint) = match err.error.kind {
-            YamlErrorKind::Syntax => (
-                Kind::Input,
-                "fix the YAML syntax first; nothing was written",
-            ),
-            YamlErrorKind::NotFound => (
-                Kind::NotFound,
-                "check the path against the file; the path grammar is in `tagbump set --help`",
-            ),
-            YamlErrorKind::Ambiguous | YamlErrorKind::NotEditable | YamlErrorKind::BadValue => {
-                (Kind::Input, "nothing was written")
-            }
-            YamlErrorKind::Internal => (
-                Kind::Internal,
-                "please report it with this file (or a copy cut down to the failing part) \
-                 and the command line; the file was left as it was",
-            ),
-        };
-        Failure::new(kind, err.to_string()).hint(hint)
     }
 }
 

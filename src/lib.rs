@@ -24,10 +24,10 @@ macro_rules! say {
 
 pub mod ci;
 pub mod cli;
+pub mod commands;
 pub mod config;
-pub mod demo;
+pub mod env;
 pub mod error;
-pub mod files;
 pub mod forge;
 pub mod git;
 pub mod http;
@@ -40,7 +40,7 @@ pub mod report;
 pub mod secret;
 pub mod settings;
 pub mod signing;
-pub mod target;
+pub mod targets;
 pub mod update;
 pub mod yaml;
 
@@ -50,10 +50,10 @@ use anyhow::{Context, Result};
 pub fn run(cli: cli::Cli) -> Result<()> {
     log::configure(cli.verbose, cli.quiet, cli.color);
     match cli.command {
-        cli::Command::Update(args) => update::command::run(&args),
-        cli::Command::Set(args) => files::set(&args),
-        cli::Command::Image(args) => files::image(&args),
-        cli::Command::Demo(args) => demo::run(&args),
+        cli::Command::Update(args) => commands::update::run(&args),
+        cli::Command::Set(args) => commands::files::set(&args),
+        cli::Command::Image(args) => commands::files::image(&args),
+        cli::Command::Demo(args) => commands::demo::run(&args),
         cli::Command::Completions(args) => {
             use clap::CommandFactory;
             let mut command = cli::Cli::command();

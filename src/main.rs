@@ -34,7 +34,7 @@ fn main() -> ExitCode {
                     tagbump::say!("{text}");
                 }
             }
-            let ci = tagbump::ci::detect(&tagbump::settings::process_env);
+            let ci = tagbump::ci::detect(&tagbump::env::process_env);
             if let (Some(_), Some(path)) = (update_json, &ci.github_step_summary) {
                 let _ = tagbump::ci::write_step_summary(path, &failure.markdown());
             }

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use crate::target::{FileEdit, Plan};
+use crate::targets::{FileEdit, Plan};
 
 /// A unified diff of one file, `a/` and `b/` prefixed like git's.
 pub fn diff(edit: &FileEdit) -> String {

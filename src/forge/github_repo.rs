@@ -27,7 +27,7 @@ use crate::error::{Failure, Kind as ErrorKind};
 use crate::http::{send_with_retries, Response};
 use crate::secret::Secret;
 use crate::signing::Signer;
-use crate::target::{FileEdit, SourceFile};
+use crate::targets::{FileEdit, SourceFile};
 use crate::update::transport::{Change, Naming, Tips, Transport, Written, YamlFiles};
 
 const ZERO: &str = "0000000000000000000000000000000000000000";
@@ -587,7 +587,7 @@ impl Transport for GitHubRepo {
         match self.entry(commit, path)? {
             Entry::Text(text) => Ok(Some(text)),
             Entry::Missing | Entry::Tree(_) => Ok(None),
-            Entry::Symlink(to) => Err(crate::target::symlink_refused(path, &to)),
+            Entry::Symlink(to) => Err(crate::targets::symlink_refused(path, &to)),
             Entry::Binary => {
                 Err(Failure::new(ErrorKind::Input, format!("{path}: not UTF-8 text")).into())
             }
@@ -655,7 +655,7 @@ impl Transport for GitHubRepo {
             .tree
             .into_iter()
             .filter(|e| e.kind == "blob" && e.mode != "120000")
-            .filter(|e| crate::target::is_scanned_path(&e.path))
+            .filter(|e| crate::targets::is_scanned_path(&e.path))
             .map(|e| format!("{prefix}{}", e.path))
             .collect();
         super::check_scan_size(self.scan_limit, dir, paths.len())?;

@@ -31,7 +31,7 @@ use super::{api_error, Connection, Kind, TokenHeader};
 use crate::error::{Failure, Kind as ErrorKind};
 use crate::http::{send_with_retries, Response};
 use crate::signing::Signer;
-use crate::target::{FileEdit, SourceFile};
+use crate::targets::{FileEdit, SourceFile};
 use crate::update::transport::{Change, Naming, Tips, Transport, Written, YamlFiles};
 
 #[derive(Deserialize)]
@@ -500,11 +500,11 @@ impl Transport for GitLabRepo {
                 Entry::Text { text, .. } => text,
                 _ => String::new(),
             };
-            return Err(crate::target::symlink_refused(path, &to));
+            return Err(crate::targets::symlink_refused(path, &to));
         }
         match self.entry(commit, path)? {
             Entry::Text { text, .. } => Ok(Some(text)),
-            Entry::Symlink(to) => Err(crate::target::symlink_refused(path, &to)),
+            Entry::Symlink(to) => Err(crate::targets::symlink_refused(path, &to)),
             Entry::Missing => Ok(None),
             Entry::Binary => {
                 Err(Failure::new(ErrorKind::Input, format!("{path}: not UTF-8 text")).into())
@@ -551,7 +551,7 @@ impl Transport for GitLabRepo {
                     // Hidden directories count below `--in`, as in a git scan.
                     .filter(|e| {
                         let below = e.path.strip_prefix(dir).unwrap_or(&e.path);
-                        crate::target::is_scanned_path(below.trim_start_matches('/'))
+                        crate::targets::is_scanned_path(below.trim_start_matches('/'))
                     })
                     .map(|e| e.path),
             );
@@ -654,7 +654,7 @@ impl Transport for GitLabRepo {
                 Entry::Missing => json!({
                     "action": "create", "file_path": edit.path, "content": content, "encoding": "base64",
                 }),
-                Entry::Symlink(to) => return Err(crate::target::symlink_refused(&edit.path, &to)),
+                Entry::Symlink(to) => return Err(crate::targets::symlink_refused(&edit.path, &to)),
             };
             actions.push(action);
         }

@@ -220,7 +220,7 @@ pub fn check_scan_size(limit: Option<usize>, dir: &str, files: usize) -> anyhow:
 pub fn single_file(path: &str, text: Option<String>) -> crate::update::transport::YamlFiles {
     match text {
         Some(text) => (
-            vec![crate::target::SourceFile {
+            vec![crate::targets::SourceFile {
                 path: path.to_string(),
                 text,
             }],

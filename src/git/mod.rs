@@ -28,7 +28,7 @@ use git2::{
 
 use crate::error::{local_git, Failure, Kind};
 use crate::secret::{scrub, Secret};
-use crate::target::{FileEdit, SourceFile};
+use crate::targets::{FileEdit, SourceFile};
 
 /// The trailer that marks commits tagbump made; a review branch whose tip
 /// lacks it has someone else's work on it and is never overwritten.
@@ -525,7 +525,7 @@ impl Session {
             .map_err(local_git(format_args!("read `{path}` at {commit}")))?;
         if entry.filemode() == i32::from(FileMode::Link) {
             let to = String::from_utf8_lossy(blob.content()).into_owned();
-            return Err(crate::target::symlink_refused(path, &to));
+            return Err(crate::targets::symlink_refused(path, &to));
         }
         match String::from_utf8(blob.content().to_vec()) {
             Ok(text) => Ok(Some(text)),
@@ -579,13 +579,13 @@ impl Session {
         let mut blobs = Vec::new();
         tree.walk(TreeWalkMode::PreOrder, |parent, entry| {
             let name = entry.name().unwrap_or_default();
-            if entry.kind() == Some(ObjectType::Tree) && !crate::target::is_scanned_dir(name) {
+            if entry.kind() == Some(ObjectType::Tree) && !crate::targets::is_scanned_dir(name) {
                 return TreeWalkResult::Skip;
             }
             let mode = entry.filemode();
             let is_blob =
                 mode == i32::from(FileMode::Blob) || mode == i32::from(FileMode::BlobExecutable);
-            if is_blob && crate::target::is_yaml_name(name) {
+            if is_blob && crate::targets::is_yaml_name(name) {
                 let prefix = if dir.is_empty() {
                     String::new()
                 } else {

@@ -20,8 +20,8 @@ use std::process::{Command, Stdio};
 
 use base64::Engine as _;
 
+use crate::env::Env;
 use crate::secret::Secret;
-use crate::settings::Env;
 
 /// A user and password (or token) for one registry, and where they came from.
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@ use super::{branch::targets_id, Report, UpdateSpec, TARGETS_TRAILER};
 use crate::error::{Failure, Kind};
 use crate::git::TRAILER;
 use crate::image::ImageRef;
-use crate::target::{FileEdit, Plan};
+use crate::targets::{FileEdit, Plan};
 
 /// The placeholders a `--message` template may use.
 pub const MESSAGE_VARIABLES: &[&str] = &[

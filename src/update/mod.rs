@@ -15,8 +15,6 @@
 
 pub mod attempt;
 pub mod branch;
-pub mod change_request;
-pub mod command;
 pub mod message;
 pub mod plan;
 pub mod put;
@@ -26,7 +24,7 @@ use std::time::Duration;
 
 use crate::git::{Auth, RemoteUrl};
 use crate::image::ImageRef;
-use crate::target::{self, Assignment, Plan};
+use crate::targets::{self, Assignment, Plan};
 use crate::yaml::Documents;
 
 pub use attempt::run;
@@ -62,7 +60,7 @@ pub fn parse_file_set(text: &str) -> Result<FileSet, String> {
     }
     Ok(FileSet {
         file: repo_path(file)?,
-        assignment: target::parse_assignment(rest)?,
+        assignment: targets::parse_assignment(rest)?,
         from_image: false,
         ask: format!("--set {text}"),
     })

@@ -9,7 +9,7 @@ use anyhow::Result;
 use super::transport::Transport;
 use super::{Promotion, UpdateSpec};
 use crate::error::{Failure, Kind};
-use crate::target::{self, Assignment, FileEdit, ImageUpdate, Plan, SourceFile};
+use crate::targets::{self, Assignment, FileEdit, ImageUpdate, Plan, SourceFile};
 
 /// Edits stacked file by file: each step starts from the text the previous
 /// steps left, and the result keeps the original text and every outcome.
@@ -137,7 +137,7 @@ pub fn plan_on(repo: &dyn Transport, commit: &str, spec: &UpdateSpec) -> Result<
             path: path.to_string(),
             text,
         };
-        let edit = target::plan_set(&file, std::slice::from_ref(&assignment), spec.documents)
+        let edit = targets::plan_set(&file, std::slice::from_ref(&assignment), spec.documents)
             .map_err(Failure::from)?;
         plan.notes.extend(edit.notes.iter().cloned());
         layers.absorb(edit, ask)?;
@@ -241,7 +241,7 @@ fn plan_images(
             app_version: spec.app_version,
             digest_in_tag: spec.registry.pin == crate::registry::Pin::Tag,
         };
-        let step = target::plan_image(&current, &update).map_err(Failure::from)?;
+        let step = targets::plan_image(&current, &update).map_err(Failure::from)?;
         if step.files.is_empty() {
             return Err(Failure::new(
                 Kind::NotFound,
@@ -279,7 +279,7 @@ fn promoted_value(repo: &dyn Transport, commit: &str, p: &Promotion) -> Result<S
         .hint("--promote takes FROM_FILE:PATH=TO_FILE:PATH, files relative to the repository root")
     })?;
     let fail = |error| {
-        Failure::from(target::FileError {
+        Failure::from(targets::FileError {
             path: p.from_file.clone(),
             error,
         })

@@ -8,7 +8,6 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::cli::PutArg;
 use crate::error::{Failure, Kind};
 
 /// GitHub refuses files over 100 MiB in a push; GitLab's limit is set per
@@ -101,7 +100,7 @@ fn read_file(local: &Path, repo: &str, meta: &std::fs::Metadata) -> Result<Put> 
             e.utf8_error().valid_up_to()
         ))
     })?;
-    if crate::target::is_yaml_name(repo) {
+    if crate::targets::is_yaml_name(repo) {
         // Never a broken manifest: what is written must load.
         crate::yaml::Editor::new(&text).map_err(|e| refuse(format!("is not valid YAML ({e})")))?;
     }
@@ -109,6 +108,34 @@ fn read_file(local: &Path, repo: &str, meta: &std::fs::Metadata) -> Result<Put> 
         path: repo.to_string(),
         local: shown,
         text,
+    })
+}
+
+/// One `--put LOCAL=REPO_PATH`.
+#[derive(Debug, Clone)]
+pub struct PutArg {
+    pub local: std::path::PathBuf,
+    pub repo: String,
+}
+
+pub fn parse_put(text: &str) -> Result<PutArg, String> {
+    let Some((local, repo)) = text.split_once('=') else {
+        return Err(format!(
+            "`{text}` is not LOCAL=REPO_PATH, e.g. `manifest.yaml=apps/app/manifest.yaml`"
+        ));
+    };
+    if local.is_empty() || repo.is_empty() {
+        return Err(format!("`{text}` needs both LOCAL and REPO_PATH"));
+    }
+    let repo = super::repo_path(repo)?;
+    if repo.is_empty() {
+        return Err(format!(
+            "`{text}`: REPO_PATH names the repository root, not a file"
+        ));
+    }
+    Ok(PutArg {
+        local: local.into(),
+        repo,
     })
 }
 

@@ -14,7 +14,7 @@ use super::UpdateSpec;
 use crate::error::{Failure, Kind};
 use crate::git::{Advert, Pushed, Session};
 use crate::signing::Signer;
-use crate::target::{FileEdit, SourceFile};
+use crate::targets::{FileEdit, SourceFile};
 
 /// `--via auto` chose an API for a scan of `--in`, and the listing holds
 /// more YAML files than reading them through the API is worth: the run

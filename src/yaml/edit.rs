@@ -1,8 +1,7 @@
 //! Splice a new value into a scalar's bytes, choosing quoting so the value
 //! still loads as the same *string*.
 //!
-//! The parser tells where a scalar starts but not exactly where it ends, so the
-//! end is found here by scanning the source with the rules of its style. The
+//! Where the old value's bytes end is [`span`](super::tree::span)'s answer. The
 //! replacement keeps the style written in the file; a plain scalar is quoted
 //! only when the new value would otherwise load as something else (`1.10` is
 //! a float, `on` a YAML 1.1 boolean for Kubernetes' loader, `# x` a comment).
@@ -12,7 +11,7 @@ use std::sync::LazyLock;
 
 use regex_lite::Regex;
 
-use super::locate::{Scalar, Style, YamlError, YamlErrorKind};
+use super::tree::{describe_block, Scalar, Style, YamlError, YamlErrorKind};
 
 /// Replace `range` of the source with `text`, which loads as `value` of the
 /// kind `loads`; the guard checks exactly that after the edit.
@@ -73,108 +72,6 @@ static PLAIN_INT: LazyLock<Regex> =
 static PLAIN_BOOL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(?:true|True|TRUE|false|False|FALSE)$").expect("a valid pattern")
 });
-
-/// The byte range of `scalar`'s text in `src`, quotes included.
-///
-/// Block scalars (`|`, `>`) and plain scalars folded over several lines are
-/// refused: their text is not one contiguous value a tag would live in.
-pub fn span(src: &str, scalar: &Scalar, line: usize) -> Result<Range<usize>, YamlError> {
-    let start = scalar.start;
-    if scalar.empty {
-        if start == Scalar::NOWHERE {
-            return Err(YamlError::new(
-                YamlErrorKind::NotEditable,
-                line,
-                "the value is empty (null) and not a mapping value; \
-                 write a placeholder such as `\"\"` first",
-            ));
-        }
-        return Ok(start..start);
-    }
-    let bytes = src.as_bytes();
-    let end = match scalar.style {
-        Style::Literal | Style::Folded => {
-            return Err(YamlError::new(
-                YamlErrorKind::NotEditable,
-                line,
-                format!(
-                    "the value is a {}; tagbump edits single-line values only, \
-                     so change this one by hand or make it a plain or quoted scalar",
-                    describe_block(scalar.style)
-                ),
-            ))
-        }
-        Style::SingleQuoted => {
-            let mut i = start + 1;
-            loop {
-                match bytes.get(i) {
-                    Some(b'\'') if bytes.get(i + 1) == Some(&b'\'') => i += 2,
-                    Some(b'\'') => break i + 1,
-                    Some(_) => i += 1,
-                    None => break bytes.len(),
-                }
-            }
-        }
-        Style::DoubleQuoted => {
-            let mut i = start + 1;
-            loop {
-                match bytes.get(i) {
-                    Some(b'\\') => i += 2,
-                    Some(b'"') => break i + 1,
-                    Some(_) => i += 1,
-                    None => break bytes.len(),
-                }
-            }
-        }
-        Style::Plain => {
-            let end = plain_end(bytes, start, scalar.flow);
-            if src.get(start..end) != Some(scalar.value.as_str()) {
-                return Err(YamlError::new(
-                    YamlErrorKind::NotEditable,
-                    line,
-                    "the value is a plain scalar folded over several lines; \
-                     put it on one line (or quote it) first",
-                ));
-            }
-            end
-        }
-    };
-    Ok(start..end.min(bytes.len()))
-}
-
-fn describe_block(style: Style) -> &'static str {
-    if style == Style::Literal {
-        "literal block scalar (`|`)"
-    } else {
-        "folded block scalar (`>`)"
-    }
-}
-
-/// Where a plain scalar that starts at `start` ends on its line: before a
-/// ` #` comment, a `: ` indicator, a line break, or (in flow context) `,[]{}`,
-/// with trailing blanks trimmed.
-fn plain_end(bytes: &[u8], start: usize, flow: bool) -> usize {
-    let mut i = start;
-    while let Some(&b) = bytes.get(i) {
-        let next = bytes.get(i + 1).copied();
-        let blank_or_end = |n: Option<u8>| matches!(n, None | Some(b' ' | b'\t' | b'\n' | b'\r'));
-        match b {
-            b'\n' | b'\r' => break,
-            b'#' if i > start && matches!(bytes[i - 1], b' ' | b'\t') => break,
-            b':' if blank_or_end(next)
-                || (flow && matches!(next, Some(b',' | b'[' | b']' | b'{' | b'}'))) =>
-            {
-                break
-            }
-            b',' | b'[' | b']' | b'{' | b'}' if flow => break,
-            _ => i += 1,
-        }
-    }
-    while i > start && matches!(bytes[i - 1], b' ' | b'\t') {
-        i -= 1;
-    }
-    i
-}
 
 /// The text to write for `value` in place of `scalar`, in the scalar's style
 /// where that keeps `value` a string, else double-quoted.

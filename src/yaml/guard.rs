@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use super::edit::{Loads, Splice};
-use super::locate::{Node, NodeKind, Scalar, Stream, Style, YamlError, YamlErrorKind};
+use super::tree::{Node, NodeKind, Scalar, Stream, Style, YamlError, YamlErrorKind};
 
 /// Check `new_src`, made from `old_src` (parsed as `old`) by applying
 /// `splices`. The error names the line (in the old text) where they differ.

@@ -5,14 +5,16 @@
 //! Pure: no I/O, no async, no git. [`Editor`] is the entry point.
 
 pub mod edit;
-pub mod locate;
+pub mod parse;
 pub mod path;
+pub mod resolve;
+pub mod tree;
 
 pub mod guard;
 
 pub use edit::{Loads, Splice};
-pub use locate::{Document, Node, NodeKind, Scalar, Stream, Style, YamlError, YamlErrorKind};
 pub use path::{Path, PathError, Segment};
+pub use tree::{Document, Node, NodeKind, Scalar, Stream, Style, YamlError, YamlErrorKind};
 
 /// Which documents of a multi-document file a path edit applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -184,7 +186,7 @@ pub fn edit_for(
     keep: Keep,
 ) -> Result<Option<Splice>, YamlError> {
     let scalar = editable(node, value)?;
-    let range = edit::span(src, scalar, node.line)?;
+    let range = tree::span(src, scalar, node.line)?;
     let old_loads = Loads::of(scalar);
     let typed = match keep {
         Keep::Type if matches!(old_loads, Loads::Int | Loads::Bool) => {

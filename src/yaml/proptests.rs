@@ -341,7 +341,7 @@ fn check_leaf(src: &str, document: usize, path: &Path, aliases: &[Path], value: 
     let found = stream.resolve(path, Some(document)).unwrap();
     let node = found[0].node;
     let scalar = node.as_scalar().expect("leaf is a scalar");
-    let span = edit::span(src, scalar, node.line).unwrap();
+    let span = tree::span(src, scalar, node.line).unwrap();
     assert_eq!(&src[..span.start], &out[..span.start]);
     // Independently of the span: every line but the scalar's is unchanged
     // (a single-line scalar in the source stays on one line).

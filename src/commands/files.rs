@@ -14,14 +14,14 @@ use anyhow::{Context, Result};
 use crate::cli::{ImageArgs, SetArgs};
 use crate::error::{Failure, Kind};
 use crate::output;
-use crate::target::{self, ImageUpdate, Plan, SourceFile};
+use crate::targets::{self, ImageUpdate, Plan, SourceFile};
 use crate::yaml::Documents;
 
 pub fn set(args: &SetArgs) -> Result<()> {
     let path = &args.file;
     if !args.allow_empty {
         if let Some(a) = args.assignments.iter().find(|a| a.value.is_empty()) {
-            return Err(target::empty_value_refused(&a.path.to_string()).into());
+            return Err(targets::empty_value_refused(&a.path.to_string()).into());
         }
     }
     let text = read_text(path)?;
@@ -34,7 +34,7 @@ pub fn set(args: &SetArgs) -> Result<()> {
         (false, Some(n)) => Documents::Index(n),
         (false, None) => Documents::One,
     };
-    let edit = target::plan_set(&file, &args.assignments, documents).map_err(Failure::from)?;
+    let edit = targets::plan_set(&file, &args.assignments, documents).map_err(Failure::from)?;
     let plan = Plan {
         notes: edit.notes.clone(),
         files: vec![edit],
@@ -50,7 +50,7 @@ pub fn image(args: &ImageArgs) -> Result<()> {
         app_version: args.app_version,
         digest_in_tag: false,
     };
-    let mut plan = target::plan_image(&files, &update).map_err(Failure::from)?;
+    let mut plan = targets::plan_image(&files, &update).map_err(Failure::from)?;
     let unreadable_len = unreadable.len();
     plan.skipped.splice(0..0, unreadable);
     if plan.files.is_empty() {
@@ -173,10 +173,10 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>, skipped: &mut Vec<(String, String)
         let path = entry.path();
         let kind = entry.file_type().map_err(io("read", &path))?;
         if kind.is_dir() {
-            if target::is_scanned_dir(&name) {
+            if targets::is_scanned_dir(&name) {
                 walk(&path, found, skipped)?;
             }
-        } else if !target::is_yaml_name(&name) {
+        } else if !targets::is_yaml_name(&name) {
             continue;
         } else if kind.is_file() {
             found.push(path);

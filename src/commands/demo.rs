@@ -21,19 +21,19 @@ use crate::yaml::Documents;
 const FILES: &[(&str, &str)] = &[
     (
         "charts/app/Chart.yaml",
-        include_str!("../examples/manifests/charts/app/Chart.yaml"),
+        include_str!("../../examples/manifests/charts/app/Chart.yaml"),
     ),
     (
         "charts/app/values.yaml",
-        include_str!("../examples/manifests/charts/app/values.yaml"),
+        include_str!("../../examples/manifests/charts/app/values.yaml"),
     ),
     (
         "overlays/prod/kustomization.yaml",
-        include_str!("../examples/manifests/overlays/prod/kustomization.yaml"),
+        include_str!("../../examples/manifests/overlays/prod/kustomization.yaml"),
     ),
     (
         "rendered/app.yaml",
-        include_str!("../examples/manifests/rendered/app.yaml"),
+        include_str!("../../examples/manifests/rendered/app.yaml"),
     ),
 ];
 

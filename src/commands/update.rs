@@ -2,17 +2,19 @@
 //! config file, environment), arm the signal handlers and the wall-clock cap,
 //! run the attempts, then the merge/pull request, then write the results for
 //! later CI steps (JSON, `GITHUB_OUTPUT`, step summary, dotenv).
+//!
+//! It sits above every layer it uses: settings, the update itself, the
+//! registry, the forge client and the reports.
 
 use anyhow::{Context, Result};
 
-use super::change_request;
 use crate::image::ImageRef;
-use crate::{ci, cli, config, error, interrupt, output, registry, report, settings, update};
+use crate::{ci, cli, config, error, forge, interrupt, output, registry, report, settings, update};
 
 /// `tagbump update`: the push, then the merge/pull request, then the
 /// results for later CI steps.
 pub fn run(args: &cli::UpdateArgs) -> Result<()> {
-    let env = settings::process_env;
+    let env = crate::env::process_env;
     let image_version = args.images.first().map(|i| i.version());
     let layer = match config::load(args.config.as_deref())? {
         Some((path, config)) => config::layer(
@@ -70,7 +72,7 @@ pub fn run(args: &cli::UpdateArgs) -> Result<()> {
         )
         .context("cannot write the result")?;
     }
-    let outcome = change_request::open_or_update(&spec, &forge_spec, &report)?;
+    let outcome = open_or_update(&spec, &forge_spec, &report)?;
     let summary = report::JsonReport::new(&report, &spec, outcome.as_ref());
     if json {
         let text = serde_json::to_string_pretty(&summary).context("cannot encode the result")?;
@@ -108,4 +110,52 @@ fn fill_image_sets(sets: &mut [update::FileSet], given: &ImageRef, settled: &Ima
     for set in sets.iter_mut().filter(|set| set.from_image) {
         set.assignment.value = version.clone();
     }
+}
+
+/// Open or update the merge/pull request for a pushed review branch.
+fn open_or_update(
+    spec: &update::UpdateSpec,
+    forge_spec: &settings::ForgeSpec,
+    report: &update::Report,
+) -> Result<Option<forge::Outcome>> {
+    let Some(conn) = &forge_spec.connection else {
+        if let Some(note) = &forge_spec.note {
+            crate::note!("note: {note}");
+        }
+        return Ok(None);
+    };
+    // Nothing on the branch to review: the base already had the values.
+    if report.commit.is_none() {
+        return Ok(None);
+    }
+    let vars = update::template_vars(spec, &report.plan, &report.base, &report.branch);
+    let render = |template: &str| {
+        update::render_message(template, &vars)
+            .map_err(|e| error::Failure::new(error::Kind::Usage, e))
+    };
+    let mut request = forge_spec.request.clone();
+    request.title = match &forge_spec.title {
+        Some(t) => render(t)?,
+        None => update::summary(spec, &report.plan),
+    };
+    request.description = match &forge_spec.description {
+        Some(t) => render(t)?,
+        None => update::default_description(spec, report, conn.kind.noun()),
+    };
+    request.source_branch = report.branch.clone();
+    request.target_branch = report.base.clone();
+    if let Some(note) = &forge_spec.note {
+        crate::note!("note: {note}");
+    }
+    if report.operation == update::Operation::DryRun {
+        output::write_change_request_plan(&mut std::io::stderr().lock(), conn, &request)?;
+        return Ok(None);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let outcome = runtime.block_on(forge::open_or_update(conn, &request))?;
+    output::write_change_request(&mut std::io::stderr().lock(), &outcome)?;
+    Ok(Some(outcome))
 }
