@@ -169,18 +169,19 @@ impl Signer {
     /// The armored signature of a commit's content (the commit object without
     /// its `gpgsig` header), for that header.
     pub fn sign(&self, content: &[u8]) -> Result<String> {
-        let failed =
-            |what: String| Failure::new(Kind::Internal, format!("cannot sign the commit: {what}"));
+        let failed = |cause: Box<dyn std::error::Error + Send + Sync>| {
+            Failure::new(Kind::Internal, "cannot sign the commit").with_source(cause)
+        };
         match &self.key {
             Key::Ssh(key) => {
                 let signature = match key.key_data() {
                     ssh_key::private::KeypairData::Rsa(rsa) => ssh_rsa_sign(key, rsa, content),
                     _ => key.sign("git", ssh_key::HashAlg::Sha512, content),
                 }
-                .map_err(|e| failed(e.to_string()))?;
+                .map_err(|e| failed(e.into()))?;
                 Ok(signature
                     .to_pem(ssh_key::LineEnding::LF)
-                    .map_err(|e| failed(e.to_string()))?)
+                    .map_err(|e| failed(e.into()))?)
             }
             Key::OpenPgp {
                 key,
@@ -188,10 +189,10 @@ impl Signer {
                 password,
             } => {
                 let signature =
-                    pgp_sign(key, *subkey, password, content).map_err(|e| failed(e.to_string()))?;
+                    pgp_sign(key, *subkey, password, content).map_err(|e| failed(e.into()))?;
                 Ok(signature
                     .to_armored_string(ArmorOptions::default())
-                    .map_err(|e| failed(e.to_string()))?)
+                    .map_err(|e| failed(e.into()))?)
             }
         }
     }
@@ -263,10 +264,25 @@ fn ssh(
             return Err(encrypted_without_passphrase(source, passphrase_var));
         };
         let passphrase = passphrase.expose().as_bytes();
-        key.decrypt(passphrase)
-            .ok()
-            .or_else(|| ecdsa_width::widen(text, Some(passphrase)))
-            .ok_or_else(|| wrong_passphrase(source, passphrase_var))?
+        match key.decrypt(passphrase) {
+            Ok(key) => key,
+            Err(err) => match ecdsa_width::widen(text, Some(passphrase)) {
+                Some(key) => key,
+                // A wrong passphrase fails the key's check values: `Crypto`.
+                None if err == ssh_key::Error::Crypto => {
+                    return Err(wrong_passphrase(source, passphrase_var))
+                }
+                None => {
+                    return Err(Failure::new(
+                        Kind::Usage,
+                        format!("cannot decrypt the SSH signing key in {source}"),
+                    )
+                    .with_source(err)
+                    .hint("re-encrypt it with `ssh-keygen -p -f FILE` (OpenSSH's default cipher)")
+                    .into())
+                }
+            },
+        }
     } else {
         key
     };
@@ -365,17 +381,25 @@ fn openpgp(
         return Err(encrypted_without_passphrase(source, passphrase_var));
     }
     // Unlock once now: a wrong passphrase fails here, not after the clone.
-    pgp_sign(&key, subkey, &password, b"").map_err(|_| {
-        if encrypted {
-            wrong_passphrase(source, passphrase_var)
-        } else {
-            Failure::new(
-                Kind::Usage,
-                format!("the OpenPGP signing key in {source} cannot sign (a kind of key rPGP does not sign with)"),
-            )
-            .hint("create a signing key with `gpg --quick-gen-key 'NAME <EMAIL>' ed25519 sign`")
-            .into()
-        }
+    // rPGP's outer error is the unlock's, the inner one the work's.
+    let unlocked = match subkey {
+        Some(i) => key.secret_subkeys[i]
+            .key
+            .unlock(&Password::from(password.expose()), |_, _| Ok(())),
+        None => key
+            .primary_key
+            .unlock(&Password::from(password.expose()), |_, _| Ok(())),
+    };
+    if unlocked.is_err() {
+        return Err(wrong_passphrase(source, passphrase_var));
+    }
+    pgp_sign(&key, subkey, &password, b"").map_err(|err| {
+        Failure::new(
+            Kind::Usage,
+            format!("the OpenPGP signing key in {source} cannot sign (a kind of key rPGP does not sign with)"),
+        )
+        .with_source(err)
+        .hint("create a signing key with `gpg --quick-gen-key 'NAME <EMAIL>' ed25519 sign`")
     })?;
     let fingerprint = match subkey {
         Some(i) => key.secret_subkeys[i].key.fingerprint(),

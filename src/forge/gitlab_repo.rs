@@ -378,8 +378,9 @@ impl GitLabRepo {
                 .map_err(|e| {
                     Failure::new(
                         ErrorKind::Remote,
-                        format!("GitLab sent `{path}` in a form tagbump cannot read: {e}"),
+                        format!("GitLab sent `{path}` in a form tagbump cannot read"),
                     )
+                    .with_source(e)
                 })?;
             match String::from_utf8(bytes) {
                 Ok(text) => Entry::Text {

@@ -272,8 +272,9 @@ impl Response {
         serde_json::from_str(&self.body).map_err(|e| {
             Failure::new(
                 ErrorKind::Remote,
-                format!("{what} answered something tagbump cannot read: {e}"),
+                format!("{what} answered something tagbump cannot read"),
             )
+            .with_source(e)
             .hint("is --api-url the forge's API (e.g. https://gitlab.example.com/api/v4)?")
             .into()
         })

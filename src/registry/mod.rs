@@ -313,8 +313,9 @@ impl Client {
         let token: Token = serde_json::from_str(&response.body).map_err(|e| {
             Failure::new(
                 Kind::Remote,
-                format!("{what}: an answer tagbump cannot read: {e}"),
+                format!("{what}: an answer tagbump cannot read"),
             )
+            .with_source(e)
         })?;
         match token.token.or(token.access_token) {
             Some(token) if !token.is_empty() => Ok(Secret::new(format!("Bearer {token}"))),

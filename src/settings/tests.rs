@@ -200,8 +200,8 @@ fn values_come_from_the_flag_then_the_config() {
 #[test]
 fn flags_switch_off_config_booleans() {
     let on = format!(
-        "{REPO}targets:\n  app_version: true\nmerge_request:\n  draft: true\n  squash: true\n  auto_merge: true\n  remove_source_branch: true\n"
-    );
+            "{REPO}targets:\n  app_version: true\nmerge_request:\n  draft: true\n  squash: true\n  auto_merge: true\n  remove_source_branch: true\n"
+        );
     let bools = |(s, f): (UpdateSpec, ForgeSpec)| {
         let r = f.request;
         [
@@ -246,8 +246,8 @@ fn flags_switch_off_config_booleans() {
 #[test]
 fn lists_from_the_flag_replace_the_config() {
     let config = format!(
-        "{REPO}merge_request:\n  labels: [gitops]\n  reviewers: [alice]\nenvironments:\n  prod:\n    in: [envs/prod]\n    labels: [prod]\n"
-    );
+            "{REPO}merge_request:\n  labels: [gitops]\n  reviewers: [alice]\nenvironments:\n  prod:\n    in: [envs/prod]\n    labels: [prod]\n"
+        );
     let (_, f) = resolved(&config, &["--env", "prod"], &[]);
     assert_eq!(f.request.labels, ["gitops", "prod"]);
     assert_eq!(f.request.reviewers, ["alice"]);
@@ -305,8 +305,8 @@ fn ci_facts_come_after_the_flag_and_the_config() {
         |(s, _): &(UpdateSpec, ForgeSpec)| format!("{} <{}>", s.author_name, s.author_email);
     let api = |(_, f): &(UpdateSpec, ForgeSpec)| f.connection.clone().unwrap().api_url;
     let config = format!(
-        "{REPO}commit:\n  author: Config <c@x>\nmerge_request:\n  api_url: https://config.example.com/api/v4\n"
-    );
+            "{REPO}commit:\n  author: Config <c@x>\nmerge_request:\n  api_url: https://config.example.com/api/v4\n"
+        );
     let flags = [
         "--author",
         "Flag <f@x>",
@@ -387,8 +387,8 @@ fn targets_from_the_flag_add_to_the_config() {
 #[test]
 fn an_environment_scans_only_where_it_says() {
     let config = format!(
-        "{REPO}environments:\n  prod:\n    promote:\n      - from: s.yaml:tag\n        to: p.yaml:tag\n  qa:\n    set:\n      - file: Chart.yaml\n        path: appVersion\n"
-    );
+            "{REPO}environments:\n  prod:\n    promote:\n      - from: s.yaml:tag\n        to: p.yaml:tag\n  qa:\n    set:\n      - file: Chart.yaml\n        path: appVersion\n"
+        );
     let a = args(&["--dry-run", "--env", "prod"]);
     let parsed = crate::config::parse(".tagbump.yaml", &config).unwrap();
     let layer =
@@ -411,9 +411,9 @@ fn two_tags_for_one_image_are_refused() {
     let err = update_spec(&a, &crate::config::Layer::default(), &env_of(&[])).unwrap_err();
     assert_eq!(crate::error::kind(&err), Kind::Input);
     assert_eq!(
-        format!("{err:#}"),
-        "two values asked for `ghcr.io/acme/app`: `--image ghcr.io/acme/app:1` and `--image ghcr.io/acme/app:2`"
-    );
+            format!("{err:#}"),
+            "two values asked for `ghcr.io/acme/app`: `--image ghcr.io/acme/app:1` and `--image ghcr.io/acme/app:2`"
+        );
     let a = args(&[
         "--image",
         "ghcr.io/acme/app:1",

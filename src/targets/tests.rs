@@ -54,15 +54,15 @@ fn image_keys_anywhere() {
     let deploy = "\
 spec:
   template:
-spec:
-  initContainers:
-    - name: migrate
-      image: registry.example.com/team/app:1.0 # same image
-  containers:
-    - name: app
-      image: \"registry.example.com/team/app:1.0\"
-    - name: proxy
-      image: envoyproxy/envoy:v1.29
+    spec:
+      initContainers:
+        - name: migrate
+          image: registry.example.com/team/app:1.0 # same image
+      containers:
+        - name: app
+          image: \"registry.example.com/team/app:1.0\"
+        - name: proxy
+          image: envoyproxy/envoy:v1.29
 ";
     let plan = scan(
         &[file("deploy.yaml", deploy)],
@@ -202,10 +202,10 @@ fn an_image_alias_updates_its_anchor_and_says_so() {
 x-app: &app ghcr.io/o/app:1.0 # the one place
 spec:
   containers:
-- name: a
-  image: *app
-- name: b
-  image: *app
+    - name: a
+      image: *app
+    - name: b
+      image: *app
 ";
     let plan = scan(&[file("deploy.yaml", text)], "ghcr.io/o/app:1.1");
     assert_eq!(plan.files[0].new, text.replace("app:1.0", "app:1.1"));
@@ -219,8 +219,8 @@ fn kustomize_entries_are_matched_by_what_they_deploy() {
     let text = "\
 images:
   - name: ghcr.io/o/app
-newName: ghcr.io/o/fork
-newTag: \"1.0\"
+    newName: ghcr.io/o/fork
+    newTag: \"1.0\"
 ";
     let plan = scan(&[file("kustomization.yaml", text)], "ghcr.io/o/app:2.0");
     assert!(plan.files.is_empty());
@@ -241,10 +241,10 @@ kind: Kustomization
 resources: [deploy.yaml]
 images:
   - name: app
-newName: registry.example.com/team/app
-newTag: 1.0.0 # CI
+    newName: registry.example.com/team/app
+    newTag: 1.0.0 # CI
   - name: nginx
-newTag: \"1.25\"
+    newTag: \"1.25\"
 ";
     let plan = scan(
         &[file("overlays/prod/kustomization.yaml", text)],
