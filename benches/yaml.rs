@@ -6,7 +6,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use tagbump::image::ImageRef;
-use tagbump::target::{plan_image, ImageUpdate, SourceFile};
+use tagbump::targets::{plan_image, ImageUpdate, SourceFile};
 use tagbump::yaml::{guard, set, Documents, Editor, Path, Stream};
 
 /// The guard alone, for an edit of `path` to `value` in `src`.

@@ -59,7 +59,7 @@ pub struct RegistryConfig {
     pub pin_digest: Option<PinDigest>,
     /// `semver:RANGE`, `regex:EXPR` or `latest-digest`.
     pub tag_policy: Option<String>,
-    pub tag_sort: Option<TagSortName>,
+    pub tag_sort: Option<crate::registry::policy::Sort>,
     /// Registries reached over plain HTTP (HOST[:PORT]).
     #[serde(default)]
     pub insecure: Vec<String>,
@@ -76,13 +76,6 @@ pub enum PinDigest {
 #[serde(rename_all = "lowercase")]
 pub enum PinWord {
     Tag,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum TagSortName {
-    Alphabetical,
-    Numeric,
 }
 
 /// What to change.
@@ -160,7 +153,7 @@ pub struct CommitConfig {
 #[serde(deny_unknown_fields)]
 pub struct MergeRequestConfig {
     /// `gitlab`, `github` or `none`. Default: detected.
-    pub forge: Option<ForgeName>,
+    pub forge: Option<ForgeArg>,
     pub api_url: Option<String>,
     pub project: Option<String>,
     pub title: Option<String>,
@@ -176,23 +169,7 @@ pub struct MergeRequestConfig {
     pub remove_source_branch: Option<bool>,
     pub auto_merge: Option<bool>,
     /// GitHub auto-merge method.
-    pub merge_method: Option<MergeMethodName>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ForgeName {
-    Gitlab,
-    Github,
-    None,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum MergeMethodName {
-    Merge,
-    Squash,
-    Rebase,
+    pub merge_method: Option<MergeMethod>,
 }
 
 /// The JSON Schema of the config file, for editors (`# yaml-language-server: $schema=…`).
@@ -416,11 +393,7 @@ pub fn layer(
             .iter()
             .map(|p| promotion(p, file))
             .collect::<Result<_>>()?,
-        forge: mr.forge.map(|f| match f {
-            ForgeName::Gitlab => ForgeArg::Gitlab,
-            ForgeName::Github => ForgeArg::Github,
-            ForgeName::None => ForgeArg::None,
-        }),
+        forge: mr.forge,
         api_url: mr.api_url.clone(),
         project: mr.project.clone(),
         title: mr.title.clone(),
@@ -432,11 +405,7 @@ pub fn layer(
         squash: mr.squash,
         remove_source_branch: mr.remove_source_branch,
         auto_merge: mr.auto_merge,
-        merge_method: mr.merge_method.map(|m| match m {
-            MergeMethodName::Merge => MergeMethod::Merge,
-            MergeMethodName::Squash => MergeMethod::Squash,
-            MergeMethodName::Rebase => MergeMethod::Rebase,
-        }),
+        merge_method: mr.merge_method,
         verify_image: config.registry.verify_image,
         pin_digest: config.registry.pin_digest.map(|p| match p {
             PinDigest::Bool(true) => crate::registry::Pin::On,
@@ -444,10 +413,7 @@ pub fn layer(
             PinDigest::Word(PinWord::Tag) => crate::registry::Pin::Tag,
         }),
         tag_policy: config.registry.tag_policy.clone(),
-        tag_sort: config.registry.tag_sort.map(|s| match s {
-            TagSortName::Alphabetical => crate::registry::policy::Sort::Alphabetical,
-            TagSortName::Numeric => crate::registry::policy::Sort::Numeric,
-        }),
+        tag_sort: config.registry.tag_sort,
         insecure_registry: config.registry.insecure.clone(),
     })
 }

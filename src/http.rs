@@ -4,6 +4,7 @@
 //! and transport faults.
 
 use std::future::Future;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -11,15 +12,42 @@ use anyhow::Result;
 use crate::error::{chain_text, BoxError, Failure, Kind as ErrorKind};
 use crate::secret::scrub;
 
-/// An HTTP client with a whole-request `timeout`.
-pub fn client(timeout: Duration) -> Result<reqwest::Client> {
-    // One crypto provider for rustls, shared with octocrab's connector.
+/// The one HTTP client: the forge clients, the API transports, the registry
+/// and git's `Retry-After` probe all share its connection pool (and so its
+/// TLS sessions). Each request carries its own timeout.
+pub fn client() -> Result<reqwest::Client> {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    if let Some(client) = CLIENT.get() {
+        return Ok(client.clone());
+    }
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(timeout)
+    let client = reqwest::Client::builder()
         .user_agent(concat!("tagbump/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| Failure::new(ErrorKind::Internal, format!("cannot set up HTTPS: {e}")).into())
+        .map_err(|e| Failure::new(ErrorKind::Internal, "cannot set up HTTPS").with_source(e))?;
+    Ok(CLIENT.get_or_init(|| client).clone())
+}
+
+/// Run `future` on the one async runtime. A client's pooled connections
+/// belong to the runtime they were opened on, so there is only one; it is a
+/// current-thread runtime because tagbump's requests wait on the network,
+/// not the CPU: independent requests run at once as joined futures.
+pub fn block_on<T>(future: impl Future<Output = Result<T>>) -> Result<T> {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    let runtime = match RUNTIME.get() {
+        Some(runtime) => runtime,
+        None => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| {
+                    Failure::new(ErrorKind::Internal, "cannot start the async runtime")
+                        .with_source(e)
+                })?;
+            RUNTIME.get_or_init(|| runtime)
+        }
+    };
+    runtime.block_on(future)
 }
 
 /// A response, reduced to what the clients need.
@@ -34,13 +62,6 @@ pub struct Response {
 impl Response {
     pub fn ok(&self) -> bool {
         (200..300).contains(&self.status)
-    }
-
-    /// The body as loose JSON (`Null` when it is not JSON): only for error
-    /// bodies, which vary by server and proxy; answers the code relies on
-    /// go through [`Response::parse`].
-    pub fn loose_json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
     }
 
     /// A header as text, if present and readable.
@@ -167,7 +188,6 @@ pub fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
 
 /// How long to wait before retrying: `Retry-After`, else (GitHub's primary
 /// rate limit) until `x-ratelimit-reset` when `x-ratelimit-remaining` is 0.
-/// Headers are reqwest's and octocrab's (the same `http` type).
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     parse_retry_after(text("retry-after")).or_else(|| {

@@ -151,11 +151,7 @@ fn open_or_update(
         output::write_change_request_plan(&mut std::io::stderr().lock(), conn, &request)?;
         return Ok(None);
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let outcome = runtime.block_on(forge::open_or_update(conn, &request))?;
+    let outcome = crate::http::block_on(forge::open_or_update(conn, &request))?;
     output::write_change_request(&mut std::io::stderr().lock(), &outcome)?;
     Ok(Some(outcome))
 }

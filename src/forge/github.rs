@@ -1,7 +1,6 @@
-//! GitHub pull requests (octocrab), on github.com or GitHub Enterprise.
+//! GitHub pull requests, on github.com or GitHub Enterprise.
 //!
-//! Requests go through octocrab's raw calls so that status and `Retry-After`
-//! reach the shared retry loop. An open PR for the same head and base is
+//! An open PR for the same head and base is
 //! updated, never duplicated. Auto-merge is GraphQL's
 //! `enablePullRequestAutoMerge`; a repository that does not allow it gets a
 //! note, not a failure.
@@ -9,34 +8,16 @@
 use std::collections::BTreeSet;
 
 use anyhow::Result;
-use octocrab::Octocrab;
+use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{ChangeRequest, Connection, Kind, Operation, Outcome, Response, UNREACHABLE_HINT};
+use super::api::Api;
+use super::{ChangeRequest, Connection, Kind, Operation, Outcome};
 use crate::error::{Failure, Kind as ErrorKind};
-use crate::http::{retry_after, send_with_retries};
-
-#[derive(Clone, Copy, Debug)]
-enum Verb {
-    Get,
-    Post,
-    Patch,
-}
-
-impl Verb {
-    fn name(self) -> &'static str {
-        match self {
-            Verb::Get => "GET",
-            Verb::Post => "POST",
-            Verb::Patch => "PATCH",
-        }
-    }
-}
 
 pub struct Client {
-    octocrab: Octocrab,
-    api: String,
+    api: Api,
     owner: String,
     repo: String,
 }
@@ -62,7 +43,6 @@ pub fn graphql_url(api: &str) -> String {
 
 impl Client {
     pub fn new(conn: &Connection) -> Result<Client> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let (owner, repo) = conn.project.split_once('/').ok_or_else(|| {
             Failure::new(
                 ErrorKind::Usage,
@@ -70,75 +50,20 @@ impl Client {
             )
             .hint("pass --project OWNER/REPO")
         })?;
-        let api = conn.api_url.trim_end_matches('/').to_string();
-        let octocrab = Octocrab::builder()
-            .base_uri(api.as_str())
-            .map_err(|e| {
-                Failure::new(
-                    ErrorKind::Usage,
-                    format!("invalid GitHub API URL `{api}`: {e}"),
-                )
-            })?
-            .personal_token(conn.token.expose().to_string())
-            .set_connect_timeout(Some(conn.timeout))
-            .set_read_timeout(Some(conn.timeout))
-            .set_write_timeout(Some(conn.timeout))
-            .build()
-            .map_err(|e| {
-                Failure::new(
-                    ErrorKind::Internal,
-                    format!("cannot set up the GitHub client: {e}"),
-                )
-            })?;
         Ok(Client {
-            octocrab,
-            api,
+            api: Api::new(conn)?,
             owner: owner.to_string(),
             repo: repo.trim_end_matches(".git").to_string(),
         })
     }
 
-    async fn call(&self, verb: Verb, url: &str, body: Option<&Value>) -> Result<Response> {
-        let what = format!(
-            "GitHub {} {}",
-            verb.name(),
-            url.strip_prefix(&self.api).unwrap_or(url)
-        );
-        send_with_retries(&what, UNREACHABLE_HINT, || async move {
-            let result = match verb {
-                Verb::Get => self.octocrab._get(url).await,
-                Verb::Post => self.octocrab._post(url, body).await,
-                Verb::Patch => self.octocrab._patch(url, body).await,
-            };
-            let response = result.map_err(Box::new)?;
-            let status = response.status().as_u16();
-            let retry_after = retry_after(response.headers());
-            let headers = response.headers().clone();
-            let body = self
-                .octocrab
-                .body_to_string(response)
-                .await
-                .map_err(Box::new)?;
-            Ok(Response {
-                status,
-                retry_after,
-                headers,
-                body,
-            })
-        })
-        .await
-    }
-
     async fn json<T: serde::de::DeserializeOwned>(
         &self,
-        verb: Verb,
+        method: Method,
         path: &str,
         body: Option<&Value>,
     ) -> Result<T> {
-        let url = format!("{}{path}", self.api);
-        let what = format!("GitHub {} {path}", verb.name());
-        let response = self.call(verb, &url, body).await?;
-        response.answer(Kind::GitHub, &what)
+        self.api.json(method, path, &[], body).await
     }
 
     fn repo_path(&self) -> String {
@@ -154,7 +79,7 @@ impl Client {
             query_escape(head),
             query_escape(base)
         );
-        let list: Vec<PullRequest> = self.json(Verb::Get, &path, None).await?;
+        let list: Vec<PullRequest> = self.json(Method::GET, &path, None).await?;
         Ok(list
             .into_iter()
             .find(|pr| pr.head.branch == head && pr.base.branch == base))
@@ -175,7 +100,7 @@ impl Client {
                     "draft": request.draft,
                 });
                 (
-                    self.json(Verb::Post, &pulls, Some(&body)).await?,
+                    self.json(Method::POST, &pulls, Some(&body)).await?,
                     Operation::Created,
                 )
             }
@@ -192,7 +117,7 @@ impl Client {
                 } else {
                     let path = format!("{pulls}/{}", pr.number);
                     (
-                        self.json(Verb::Patch, &path, Some(&Value::Object(body)))
+                        self.json(Method::PATCH, &path, Some(&Value::Object(body)))
                             .await?,
                         Operation::Updated,
                     )
@@ -263,7 +188,7 @@ impl Client {
         ];
         let mut sent = false;
         for (path, body) in sends.into_iter().flatten() {
-            self.json::<Value>(Verb::Post, &path, Some(&body)).await?;
+            self.json::<Value>(Method::POST, &path, Some(&body)).await?;
             sent = true;
         }
         Ok(sent)
@@ -282,10 +207,10 @@ impl Client {
         };
         let query = json!({
             "query": AUTO_MERGE,
-            "variables": { "id": id, "method": request.merge_method },
+            "variables": { "id": id, "method": request.merge_method.graphql() },
         });
-        let url = graphql_url(&self.api);
-        let response = self.call(Verb::Post, &url, Some(&query)).await?;
+        let url = graphql_url(self.api.base());
+        let response = self.api.send(Method::POST, &url, &[], Some(&query)).await?;
         // GraphQL answers 200 with `errors` when the mutation failed.
         #[derive(serde::Deserialize)]
         struct Answer {

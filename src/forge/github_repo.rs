@@ -16,16 +16,15 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use base64::Engine as _;
-use reqwest::header::AUTHORIZATION;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::api::Api;
 use super::{api_error, Connection, Kind};
 use crate::error::{Failure, Kind as ErrorKind};
-use crate::http::{send_with_retries, Response};
-use crate::secret::Secret;
+use crate::http::Response;
 use crate::signing::Signer;
 use crate::targets::{FileEdit, SourceFile};
 use crate::update::transport::{Change, Naming, Tips, Transport, Written, YamlFiles};
@@ -209,19 +208,15 @@ enum Entry {
 }
 
 pub struct GitHubRepo {
-    http: reqwest::Client,
-    runtime: tokio::runtime::Runtime,
-    api: String,
+    api: Api,
     graphql: String,
     owner: String,
     name: String,
-    token: Secret,
     url: String,
     repository_id: RefCell<Option<String>>,
     messages: RefCell<HashMap<String, String>>,
     tip_info: RefCell<HashMap<String, TipInfo>>,
     entries: RefCell<HashMap<(String, String), Entry>>,
-    requests: RefCell<usize>,
     /// `--via auto`: scans of more YAML files than this go to git.
     scan_limit: Option<usize>,
 }
@@ -235,25 +230,17 @@ impl GitHubRepo {
             )
             .hint("pass --project OWNER/REPO")
         })?;
-        let api = conn.api_url.trim_end_matches('/').to_string();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")?;
+        let api = Api::new(conn)?;
         Ok(GitHubRepo {
-            http: crate::http::client(conn.timeout)?,
-            runtime,
-            graphql: super::github::graphql_url(&api),
+            graphql: super::github::graphql_url(api.base()),
             url: format!("GitHub {}/{}", owner, name.trim_end_matches(".git")),
             api,
             owner: owner.to_string(),
             name: name.trim_end_matches(".git").to_string(),
-            token: conn.token.clone(),
             repository_id: RefCell::new(None),
             messages: RefCell::new(HashMap::new()),
             tip_info: RefCell::new(HashMap::new()),
             entries: RefCell::new(HashMap::new()),
-            requests: RefCell::new(0),
             scan_limit: None,
         })
     }
@@ -265,32 +252,7 @@ impl GitHubRepo {
     }
 
     fn send(&self, method: reqwest::Method, url: &str, body: Option<&Value>) -> Result<Response> {
-        let what = format!(
-            "GitHub {method} {}",
-            url.strip_prefix(&self.api).unwrap_or(url)
-        );
-        *self.requests.borrow_mut() += 1;
-        self.runtime
-            .block_on(send_with_retries(&what, super::UNREACHABLE_HINT, || {
-                let mut request = self
-                    .http
-                    .request(method.clone(), url)
-                    // GitHub's media type first; plain JSON is what its OpenAPI
-                    // description (and Prism serving it) names.
-                    .header(
-                        "accept",
-                        "application/vnd.github+json, application/json;q=0.9",
-                    );
-                request = crate::http::with_secret(
-                    request,
-                    AUTHORIZATION,
-                    &format!("Bearer {}", self.token.expose()),
-                );
-                if let Some(body) = body {
-                    request = request.json(body);
-                }
-                crate::http::read(request)
-            }))
+        self.api.send_now(method, url, body)
     }
 
     /// A GraphQL operation: its data and errors (HTTP errors are errors).
@@ -492,7 +454,7 @@ impl Transport for GitHubRepo {
     }
 
     fn requests(&self) -> usize {
-        *self.requests.borrow()
+        self.api.requests()
     }
 
     fn tips(&mut self, naming: &Naming<'_>) -> Result<Option<Tips>> {
@@ -630,7 +592,9 @@ impl Transport for GitHubRepo {
         };
         let url = format!(
             "{}/repos/{}/{}/git/trees/{sha}?recursive=1",
-            self.api, self.owner, self.name
+            self.api.base(),
+            self.owner,
+            self.name
         );
         let response = self.send(reqwest::Method::GET, &url, None)?;
         let tree: Tree = response.answer(Kind::GitHub, "GitHub GET git/trees")?;

@@ -1,4 +1,4 @@
-//! GitLab merge requests over REST v4 (reqwest).
+//! GitLab merge requests over REST v4.
 //!
 //! An open MR for the same source and target branch is updated, never
 //! duplicated (GitLab would refuse a second one with 409 anyway). Auto-merge
@@ -10,17 +10,13 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::Result;
-use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use reqwest::Method;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
 
-use super::{
-    api_error, ChangeRequest, Connection, Kind, Operation, Outcome, Response, TokenHeader,
-    UNREACHABLE_HINT,
-};
+use super::api::{Api, NO_BODY};
+use super::{api_error, ChangeRequest, Connection, Kind, Operation, Outcome, Response};
 use crate::error::{Failure, Kind as ErrorKind};
-use crate::http::send_with_retries;
 
 /// How long to wait for an MR's pipeline before setting auto-merge, and how
 /// often to ask. Tests shorten it with TAGBUMP_POLL_MS.
@@ -33,11 +29,9 @@ fn poll() -> (u32, Duration) {
 }
 
 pub struct Client {
-    http: reqwest::Client,
-    api: String,
+    api: Api,
     /// The project id, or its path URL-encoded (`group%2Frepo`).
     project: String,
-    auth: (HeaderName, HeaderValue),
 }
 
 /// Percent-encode a project path for the `:id` slot.
@@ -48,32 +42,11 @@ pub fn encode_project(project: &str) -> String {
     super::percent_encode(project, false)
 }
 
-/// The reqwest client both forges' plain HTTP calls use.
 impl Client {
     pub fn new(conn: &Connection) -> Result<Client> {
-        let (name, value) = match conn.header {
-            TokenHeader::Private => (
-                HeaderName::from_static("private-token"),
-                conn.token.expose().to_string(),
-            ),
-            TokenHeader::Job => (
-                HeaderName::from_static("job-token"),
-                conn.token.expose().to_string(),
-            ),
-            TokenHeader::Bearer => (AUTHORIZATION, format!("Bearer {}", conn.token.expose())),
-        };
-        let mut value = HeaderValue::from_str(&value).map_err(|_| {
-            Failure::new(
-                ErrorKind::Usage,
-                "the GitLab token contains characters a header cannot carry",
-            )
-        })?;
-        value.set_sensitive(true);
         Ok(Client {
-            http: crate::http::client(conn.timeout)?,
-            api: conn.api_url.trim_end_matches('/').to_string(),
+            api: Api::new(conn)?,
             project: encode_project(&conn.project),
-            auth: (name, value),
         })
     }
 
@@ -82,22 +55,9 @@ impl Client {
         method: Method,
         path: &str,
         query: &[(&str, String)],
-        body: Option<&Value>,
+        body: Option<&(impl Serialize + ?Sized)>,
     ) -> Result<Response> {
-        let url = format!("{}{path}", self.api);
-        let what = format!("GitLab {method} {path}");
-        send_with_retries(&what, UNREACHABLE_HINT, || {
-            let mut request = self
-                .http
-                .request(method.clone(), &url)
-                .header(self.auth.0.clone(), self.auth.1.clone())
-                .query(query);
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            crate::http::read(request)
-        })
-        .await
+        self.api.send(method, path, query, body).await
     }
 
     async fn json<T: serde::de::DeserializeOwned>(
@@ -105,11 +65,9 @@ impl Client {
         method: Method,
         path: &str,
         query: &[(&str, String)],
-        body: Option<&Value>,
+        body: Option<&(impl Serialize + ?Sized)>,
     ) -> Result<T> {
-        let what = format!("GitLab {method} {path}");
-        let response = self.call(method, path, query, body).await?;
-        response.answer(Kind::GitLab, &what)
+        self.api.json(method, path, query, body).await
     }
 
     fn mrs(&self) -> String {
@@ -123,7 +81,7 @@ impl Client {
             ("source_branch", source.to_string()),
             ("target_branch", target.to_string()),
         ];
-        let list: Vec<MergeRequest> = self.json(Method::GET, &self.mrs(), &query, None).await?;
+        let list: Vec<MergeRequest> = self.json(Method::GET, &self.mrs(), &query, NO_BODY).await?;
         Ok(list
             .into_iter()
             .find(|mr| mr.source_branch == source && mr.target_branch == target))
@@ -139,7 +97,7 @@ impl Client {
                     Method::GET,
                     "/users",
                     &[("username", name.to_string())],
-                    None,
+                    NO_BODY,
                 )
                 .await?;
             match users.first() {
@@ -159,7 +117,10 @@ impl Client {
 
     /// `(major, minor)` of the server, when the token may read it.
     pub async fn version(&self) -> Option<(u32, u32)> {
-        let response = self.call(Method::GET, "/version", &[], None).await.ok()?;
+        let response = self
+            .call(Method::GET, "/version", &[], NO_BODY)
+            .await
+            .ok()?;
         let version = response
             .parse::<Version>("GitLab GET /version")
             .ok()?
@@ -181,23 +142,17 @@ impl Client {
             .await?;
         let (mr, operation) = match existing {
             None => {
-                let mut body = json!({
-                    "source_branch": request.source_branch,
-                    "target_branch": request.target_branch,
-                    "title": title,
-                    "description": request.description,
-                    "remove_source_branch": request.remove_source_branch,
-                    "squash": request.squash,
-                });
-                if !request.labels.is_empty() {
-                    body["labels"] = json!(request.labels);
-                }
-                if !assignee_ids.is_empty() {
-                    body["assignee_ids"] = json!(assignee_ids);
-                }
-                if !reviewer_ids.is_empty() {
-                    body["reviewer_ids"] = json!(reviewer_ids);
-                }
+                let body = NewMergeRequest {
+                    source_branch: &request.source_branch,
+                    target_branch: &request.target_branch,
+                    title: &title,
+                    description: &request.description,
+                    remove_source_branch: request.remove_source_branch,
+                    squash: request.squash,
+                    labels: &request.labels,
+                    assignee_ids: &assignee_ids,
+                    reviewer_ids: &reviewer_ids,
+                };
                 (
                     self.json(Method::POST, &self.mrs(), &[], Some(&body))
                         .await?,
@@ -205,30 +160,28 @@ impl Client {
                 )
             }
             Some(mr) => {
-                let mut body = serde_json::Map::new();
-                if mr.title != title {
-                    body.insert("title".into(), json!(title));
-                }
-                if mr.description.as_deref().unwrap_or_default() != request.description {
-                    body.insert("description".into(), json!(request.description));
-                }
                 let labels: BTreeSet<&String> = mr.labels.iter().collect();
-                if !request.labels.is_empty() && labels != request.labels.iter().collect() {
-                    body.insert("labels".into(), json!(request.labels));
-                }
-                if !assignee_ids.is_empty() && ids(&mr.assignees) != ids_of(&assignee_ids) {
-                    body.insert("assignee_ids".into(), json!(assignee_ids));
-                }
-                if !reviewer_ids.is_empty() && ids(&mr.reviewers) != ids_of(&reviewer_ids) {
-                    body.insert("reviewer_ids".into(), json!(reviewer_ids));
-                }
+                let body = MergeRequestChanges {
+                    title: (mr.title != title).then_some(title.as_str()),
+                    description: (mr.description.as_deref().unwrap_or_default()
+                        != request.description)
+                        .then_some(request.description.as_str()),
+                    labels: (!request.labels.is_empty()
+                        && labels != request.labels.iter().collect())
+                    .then_some(request.labels.as_slice()),
+                    assignee_ids: (!assignee_ids.is_empty()
+                        && ids(&mr.assignees) != ids_of(&assignee_ids))
+                    .then_some(assignee_ids.as_slice()),
+                    reviewer_ids: (!reviewer_ids.is_empty()
+                        && ids(&mr.reviewers) != ids_of(&reviewer_ids))
+                    .then_some(reviewer_ids.as_slice()),
+                };
                 if body.is_empty() {
                     (mr, Operation::Unchanged)
                 } else {
                     let path = format!("{}/{}", self.mrs(), mr.iid);
                     (
-                        self.json(Method::PUT, &path, &[], Some(&Value::Object(body)))
-                            .await?,
+                        self.json(Method::PUT, &path, &[], Some(&body)).await?,
                         Operation::Updated,
                     )
                 }
@@ -257,10 +210,8 @@ impl Client {
         let (tries, interval) = poll();
         let mut has_pipeline = false;
         for attempt in 0..tries {
-            let mr: MergeRequest = self.json(Method::GET, &path, &[], None).await?;
-            if mr.head_pipeline.is_some_and(|p| !p.is_null())
-                || mr.pipeline.is_some_and(|p| !p.is_null())
-            {
+            let mr: MergeRequest = self.json(Method::GET, &path, &[], NO_BODY).await?;
+            if mr.head_pipeline.is_some() || mr.pipeline.is_some() {
                 has_pipeline = true;
                 break;
             }
@@ -273,17 +224,19 @@ impl Client {
                 "auto-merge not set on !{iid}: it has no pipeline yet, and GitLab would merge it at once"
             )));
         }
-        let mut body = match self.version().await {
-            Some(v) if v >= (17, 11) => json!({ "auto_merge": true }),
-            Some(_) => json!({ "merge_when_pipeline_succeeds": true }),
-            None => json!({ "auto_merge": true, "merge_when_pipeline_succeeds": true }),
+        // Both flags when the version is unknown: a merge call whose only
+        // flag the server ignores would merge at once.
+        let (auto_merge, when_pipeline_succeeds) = match self.version().await {
+            Some(v) if v >= (17, 11) => (Some(true), None),
+            Some(_) => (None, Some(true)),
+            None => (Some(true), Some(true)),
         };
-        if request.remove_source_branch {
-            body["should_remove_source_branch"] = json!(true);
-        }
-        if request.squash {
-            body["squash"] = json!(true);
-        }
+        let body = MergeWhenReady {
+            auto_merge,
+            merge_when_pipeline_succeeds: when_pipeline_succeeds,
+            should_remove_source_branch: request.remove_source_branch.then_some(true),
+            squash: request.squash.then_some(true),
+        };
         let merge = format!("{path}/merge");
         let mut last = None;
         for attempt in 0..tries {
@@ -336,10 +289,68 @@ pub struct MergeRequest {
     pub assignees: Vec<UserId>,
     #[serde(default)]
     pub reviewers: Vec<UserId>,
+    /// Any pipeline at all (`null` when there is none): only its presence
+    /// is read.
     #[serde(default)]
-    pub head_pipeline: Option<Value>,
+    pub head_pipeline: Option<IgnoredAny>,
     #[serde(default)]
-    pub pipeline: Option<Value>,
+    pub pipeline: Option<IgnoredAny>,
+}
+
+/// `POST /projects/:id/merge_requests`.
+#[derive(Debug, Serialize)]
+struct NewMergeRequest<'a> {
+    source_branch: &'a str,
+    target_branch: &'a str,
+    title: &'a str,
+    description: &'a str,
+    remove_source_branch: bool,
+    squash: bool,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    labels: &'a [String],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    assignee_ids: &'a [u64],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    reviewer_ids: &'a [u64],
+}
+
+/// `PUT /projects/:id/merge_requests/:iid`: only what differs.
+#[derive(Debug, Serialize)]
+struct MergeRequestChanges<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    title: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    labels: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    assignee_ids: Option<&'a [u64]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reviewer_ids: Option<&'a [u64]>,
+}
+
+impl MergeRequestChanges<'_> {
+    fn is_empty(&self) -> bool {
+        self.title.is_none()
+            && self.description.is_none()
+            && self.labels.is_none()
+            && self.assignee_ids.is_none()
+            && self.reviewer_ids.is_none()
+    }
+}
+
+/// `PUT /projects/:id/merge_requests/:iid/merge`, to merge when the
+/// pipeline succeeds.
+#[derive(Debug, Serialize)]
+struct MergeWhenReady {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auto_merge: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    merge_when_pipeline_succeeds: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    should_remove_source_branch: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    squash: Option<bool>,
 }
 
 /// A user (or the user part of an MR), by id.

@@ -20,16 +20,16 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use base64::Engine as _;
-use reqwest::header::{HeaderName, AUTHORIZATION};
 use reqwest::Method;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{api_error, Connection, Kind, TokenHeader};
+use super::api::{Api, NO_BODY};
+use super::{api_error, Connection, Kind};
 use crate::error::{Failure, Kind as ErrorKind};
-use crate::http::{send_with_retries, Response};
+use crate::http::Response;
 use crate::signing::Signer;
 use crate::targets::{FileEdit, SourceFile};
 use crate::update::transport::{Change, Naming, Tips, Transport, Written, YamlFiles};
@@ -89,52 +89,29 @@ pub fn documents() -> Vec<(&'static str, String)> {
 }
 
 pub struct GitLabRepo {
-    http: reqwest::Client,
-    runtime: tokio::runtime::Runtime,
-    api: String,
+    api: Api,
     /// `group/project` when the project is named by path (GraphQL needs it).
     full_path: Option<String>,
     /// Set when the GraphQL endpoint answered 404: REST reads from then on.
     graphql_off: std::cell::Cell<bool>,
     project: String,
-    auth: (HeaderName, String),
     url: String,
     commits: RefCell<HashMap<String, CommitInfo>>,
     entries: RefCell<HashMap<(String, String), Entry>>,
-    requests: RefCell<usize>,
     /// `--via auto`: scans of more YAML files than this go to git.
     scan_limit: Option<usize>,
 }
 
 impl GitLabRepo {
     pub fn new(conn: &Connection) -> Result<GitLabRepo> {
-        let auth = match conn.header {
-            TokenHeader::Private => (
-                HeaderName::from_static("private-token"),
-                conn.token.expose().to_string(),
-            ),
-            TokenHeader::Job => (
-                HeaderName::from_static("job-token"),
-                conn.token.expose().to_string(),
-            ),
-            TokenHeader::Bearer => (AUTHORIZATION, format!("Bearer {}", conn.token.expose())),
-        };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")?;
         Ok(GitLabRepo {
-            http: crate::http::client(conn.timeout)?,
-            runtime,
-            api: conn.api_url.trim_end_matches('/').to_string(),
+            api: Api::new(conn)?,
             full_path: conn.project.contains('/').then(|| conn.project.clone()),
             graphql_off: std::cell::Cell::new(false),
             project: super::percent_encode(&conn.project, false),
-            auth,
             url: format!("GitLab project {}", conn.project),
             commits: RefCell::new(HashMap::new()),
             entries: RefCell::new(HashMap::new()),
-            requests: RefCell::new(0),
             scan_limit: None,
         })
     }
@@ -145,35 +122,14 @@ impl GitLabRepo {
         self
     }
 
-    fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Response> {
-        let url = format!("{}/projects/{}{path}", self.api, self.project);
-        let what = format!(
-            "GitLab {method} /projects/{}{}",
-            self.project,
-            path.split('?').next().unwrap_or(path)
-        );
-        self.send_to(method, &url, &what, body)
-    }
-
-    /// `what` names the request in messages.
-    fn send_to(
+    fn send(
         &self,
         method: Method,
-        url: &str,
-        what: &str,
-        body: Option<&Value>,
+        path: &str,
+        body: Option<&(impl Serialize + ?Sized)>,
     ) -> Result<Response> {
-        let url = url.to_string();
-        *self.requests.borrow_mut() += 1;
-        self.runtime
-            .block_on(send_with_retries(what, super::UNREACHABLE_HINT, || {
-                let mut request = self.http.request(method.clone(), &url);
-                request = crate::http::with_secret(request, self.auth.0.clone(), &self.auth.1);
-                if let Some(body) = body {
-                    request = request.json(body);
-                }
-                crate::http::read(request)
-            }))
+        let path = format!("/projects/{}{path}", self.project);
+        self.api.send_now(method, &path, body)
     }
 
     /// A branch's tip, or `None` when there is no such branch.
@@ -182,7 +138,7 @@ impl GitLabRepo {
             "/repository/branches/{}",
             super::percent_encode(name, false)
         );
-        let response = self.send(Method::GET, &path, None)?;
+        let response = self.send(Method::GET, &path, NO_BODY)?;
         if response.status == 404 && response.body.contains("Branch Not Found") {
             return Ok(None);
         }
@@ -243,19 +199,14 @@ impl GitLabRepo {
         struct Answer {
             data: Option<Data>,
         }
-        let graphql = format!("{}/graphql", self.api.trim_end_matches("/v4"));
+        let graphql = format!("{}/graphql", self.api.base().trim_end_matches("/v4"));
         for chunk in missing.chunks(BATCH) {
             let body = json!({
                 "query": BLOBS,
                 "operationName": "TagbumpBlobs",
                 "variables": {"fullPath": full_path, "ref": commit, "paths": chunk},
             });
-            let response = self.send_to(
-                Method::POST,
-                &graphql,
-                "GitLab GraphQL TagbumpBlobs",
-                Some(&body),
-            )?;
+            let response = self.api.send_now(Method::POST, &graphql, Some(&body))?;
             // The REST calls before this one worked: a GraphQL endpoint that
             // is not there (turned off, or not passed by a proxy) is not a
             // wrong project path. Read through REST instead.
@@ -342,7 +293,7 @@ impl GitLabRepo {
         if !dir.is_empty() {
             request.push_str(&format!("&path={}", super::percent_encode(dir, false)));
         }
-        let response = self.send(Method::GET, &request, None)?;
+        let response = self.send(Method::GET, &request, NO_BODY)?;
         if response.status == 404 && missing_ok {
             return Ok(None);
         }
@@ -368,7 +319,7 @@ impl GitLabRepo {
             "/repository/files/{}?ref={commit}",
             super::percent_encode(path, false)
         );
-        let response = self.send(Method::GET, &request, None)?;
+        let response = self.send(Method::GET, &request, NO_BODY)?;
         let entry = if response.status == 404 {
             Entry::Missing
         } else {
@@ -433,7 +384,7 @@ impl Transport for GitLabRepo {
     }
 
     fn requests(&self) -> usize {
-        *self.requests.borrow()
+        self.api.requests()
     }
 
     fn tips(&mut self, naming: &Naming<'_>) -> Result<Option<Tips>> {
@@ -446,7 +397,7 @@ impl Transport for GitLabRepo {
             Some(base) => base.clone(),
             None => {
                 let project: Project = self
-                    .send(Method::GET, "", None)?
+                    .send(Method::GET, "", NO_BODY)?
                     .answer(Kind::GitLab, "GitLab GET project")?;
                 project.default_branch.ok_or_else(|| {
                     Failure::new(ErrorKind::NotFound, format!("{} has no branches", self.url))
@@ -518,7 +469,7 @@ impl Transport for GitLabRepo {
             "/repository/tree?ref={commit}&path={}&per_page=1",
             super::percent_encode(path, false)
         );
-        let response = self.send(Method::GET, &request, None)?;
+        let response = self.send(Method::GET, &request, NO_BODY)?;
         if response.status == 404 {
             return Ok(false);
         }
@@ -604,7 +555,7 @@ impl Transport for GitLabRepo {
             .send(
                 Method::GET,
                 &format!("/repository/commits/{tip}/diff?per_page=100"),
-                None,
+                NO_BODY,
             )?
             .answer(Kind::GitLab, "GitLab GET commit diff")?;
         let mut changed: Vec<&str> = edits
@@ -644,28 +595,30 @@ impl Transport for GitLabRepo {
                     .remove(&(change.base_tip.to_string(), edit.path.clone()));
                 entry = self.entry(change.base_tip, &edit.path)?;
             }
-            let action = match entry {
-                Entry::Text { last_commit, .. } => json!({
-                    "action": "update", "file_path": edit.path, "content": content,
-                    "encoding": "base64", "last_commit_id": last_commit,
-                }),
-                Entry::Binary => json!({
-                    "action": "update", "file_path": edit.path, "content": content, "encoding": "base64",
-                }),
-                Entry::Missing => json!({
-                    "action": "create", "file_path": edit.path, "content": content, "encoding": "base64",
-                }),
+            let (action, last_commit_id) = match entry {
+                Entry::Text { last_commit, .. } => ("update", last_commit),
+                Entry::Binary => ("update", None),
+                Entry::Missing => ("create", None),
                 Entry::Symlink(to) => return Err(crate::targets::symlink_refused(&edit.path, &to)),
+            };
+            let action = Action {
+                action,
+                file_path: &edit.path,
+                content,
+                encoding: "base64",
+                last_commit_id,
             };
             actions.push(action);
         }
-        let mut body = json!({
-            "branch": change.branch,
-            "commit_message": change.message,
-            "actions": actions,
-            "author_name": change.author.name().unwrap_or("tagbump"),
-            "author_email": change.author.email().unwrap_or("tagbump@localhost"),
-        });
+        let mut body = NewCommit {
+            branch: change.branch,
+            commit_message: change.message,
+            actions,
+            author_name: change.author.name().unwrap_or("tagbump"),
+            author_email: change.author.email().unwrap_or("tagbump@localhost"),
+            start_sha: None,
+            force: None,
+        };
         if change.review {
             // No compare-and-swap on branches: the lease is checked right
             // before the commit that replaces the branch.
@@ -676,8 +629,8 @@ impl Transport for GitLabRepo {
                     change.branch
                 )));
             }
-            body["start_sha"] = json!(change.base_tip);
-            body["force"] = json!(true);
+            body.start_sha = Some(change.base_tip);
+            body.force = Some(true);
         }
         crate::interrupt::stage(format!("committing to `{}` on {}", change.branch, self.url));
         let response = self.send(Method::POST, "/repository/commits", Some(&body))?;
@@ -692,9 +645,9 @@ impl Transport for GitLabRepo {
             }
             400 | 409 => {
                 let message = crate::secret::scrub(
-                    response.loose_json()["message"]
-                        .as_str()
-                        .unwrap_or(&response.body),
+                    &response
+                        .error_message()
+                        .unwrap_or_else(|| response.body.clone()),
                 );
                 if declined(&message) {
                     Ok(Written::Declined(format!(
@@ -715,9 +668,9 @@ impl Transport for GitLabRepo {
             // words; a 403 for a token's scope stays an auth error.
             403 => {
                 let message = crate::secret::scrub(
-                    response.loose_json()["message"]
-                        .as_str()
-                        .unwrap_or(&response.body),
+                    &response
+                        .error_message()
+                        .unwrap_or_else(|| response.body.clone()),
                 );
                 if declined(&message) {
                     Ok(Written::Declined(format!(
@@ -731,6 +684,33 @@ impl Transport for GitLabRepo {
             _ => Err(api_error(Kind::GitLab, "GitLab POST commits", &response)),
         }
     }
+}
+
+/// `POST /projects/:id/repository/commits`.
+#[derive(Debug, Serialize)]
+struct NewCommit<'a> {
+    branch: &'a str,
+    commit_message: &'a str,
+    actions: Vec<Action<'a>>,
+    author_name: &'a str,
+    author_email: &'a str,
+    /// A review branch is created (or replaced, with `force`) from here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start_sha: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    force: Option<bool>,
+}
+
+/// One file of a commit; `last_commit_id` makes GitLab refuse the update
+/// when the file changed since that commit.
+#[derive(Debug, Serialize)]
+struct Action<'a> {
+    action: &'static str,
+    file_path: &'a str,
+    content: String,
+    encoding: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_commit_id: Option<String>,
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! backoff on 429 and 5xx honouring `Retry-After`, and errors that carry the
 //! API's own message plus a hint (a 401/403 names the token scope to check).
 
+pub mod api;
 pub mod github;
 pub mod github_repo;
 pub mod gitlab;
@@ -93,8 +94,41 @@ pub struct ChangeRequest {
     pub remove_source_branch: bool,
     pub squash: bool,
     pub auto_merge: bool,
-    /// GitHub auto-merge method: MERGE, SQUASH or REBASE.
-    pub merge_method: String,
+    /// GitHub auto-merge method.
+    pub merge_method: MergeMethod,
+}
+
+/// How GitHub merges a pull request when auto-merge fires (`--merge-method`,
+/// `merge_request.merge_method`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+#[schemars(rename = "MergeMethodName")]
+pub enum MergeMethod {
+    Merge,
+    #[default]
+    Squash,
+    Rebase,
+}
+
+impl MergeMethod {
+    /// GraphQL's `PullRequestMergeMethod` value.
+    pub fn graphql(self) -> &'static str {
+        match self {
+            MergeMethod::Merge => "MERGE",
+            MergeMethod::Squash => "SQUASH",
+            MergeMethod::Rebase => "REBASE",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,20 +315,47 @@ impl Response {
     }
 }
 
+/// An error body's fields, in the order they are read: GitLab's and GitHub's
+/// `message`, OAuth's `error`/`error_description`, RFC 7807's `detail` and
+/// `title`. GitLab's `message` can be an object of field errors.
+#[derive(Debug, Default, serde::Deserialize)]
+struct ErrorBody {
+    message: Option<serde_json::Value>,
+    error: Option<serde_json::Value>,
+    error_description: Option<serde_json::Value>,
+    detail: Option<serde_json::Value>,
+    title: Option<serde_json::Value>,
+}
+
+impl Response {
+    /// What an error body says, if it is JSON with one of the usual fields.
+    pub fn error_message(&self) -> Option<String> {
+        let body: ErrorBody = serde_json::from_str(&self.body).ok()?;
+        [
+            body.message,
+            body.error,
+            body.error_description,
+            body.detail,
+            body.title,
+        ]
+        .into_iter()
+        .flatten()
+        .find_map(|value| match value {
+            serde_json::Value::String(text) => Some(text),
+            serde_json::Value::Null => None,
+            other => Some(other.to_string()),
+        })
+    }
+}
+
 /// What the forge clients add to a transport failure.
 pub const UNREACHABLE_HINT: &str =
     "check the API URL (--api-url) and that the server is reachable from here";
 
 /// A non-2xx response as an error with the API's message and a hint.
 pub fn api_error(kind: Kind, what: &str, response: &Response) -> anyhow::Error {
-    let json = response.loose_json();
-    let message = ["message", "error", "error_description", "detail", "title"]
-        .iter()
-        .find_map(|k| match json.get(k) {
-            Some(serde_json::Value::String(s)) => Some(s.clone()),
-            Some(v) if !v.is_null() => Some(v.to_string()),
-            _ => None,
-        })
+    let message = response
+        .error_message()
         .unwrap_or_else(|| response.body.chars().take(300).collect());
     let message = scrub(&message);
     let (error_kind, hint) = match (response.status, kind) {

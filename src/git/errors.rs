@@ -185,21 +185,16 @@ pub fn http_retry_after(remote: &RemoteUrl, auth: &Auth) -> Option<std::time::Du
     if !matches!(remote.scheme, Scheme::Http | Scheme::Https) {
         return None;
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .ok()?;
-    let _inside = runtime.enter();
-    let client = crate::http::client(std::time::Duration::from_secs(10)).ok()?;
+    let client = crate::http::client().ok()?;
     let url = format!(
         "{}/info/refs?service=git-upload-pack",
         remote.url.trim_end_matches('/')
     );
-    let mut request = client.get(url);
+    let mut request = client.get(url).timeout(std::time::Duration::from_secs(10));
     if let Some(token) = auth.token.as_ref().or(remote.embedded_secret.as_ref()) {
         request = request.basic_auth(&auth.http_user, Some(token.expose()));
     }
-    let response = runtime.block_on(request.send()).ok()?;
+    let response = crate::http::block_on(async { Ok(request.send().await?) }).ok()?;
     if !matches!(response.status().as_u16(), 429 | 503) {
         return None;
     }

@@ -11,6 +11,9 @@ use std::path::PathBuf;
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha1::Sha1;
+use ssh_key::known_hosts::{self, HostPatterns, Marker};
 
 /// Where known host keys come from.
 #[derive(Debug, Clone)]
@@ -225,15 +228,15 @@ pub fn verify(policy: &Policy, name: &str, offered: &Offered) -> Result<(), Box<
                 continue;
             }
             let at = format!("{} line {}", source.describe(), n + 1);
-            let same_key = entry.blob.as_deref() == Some(offered.blob.as_slice());
-            match entry.marker {
-                Marker::Revoked if same_key => return Err(refuse(Reason::Revoked { at })),
-                Marker::Revoked | Marker::CertAuthority => {}
-                Marker::None if same_key => trusted = true,
-                Marker::None if entry.key_type == offered_type => {
+            let same_key = entry.blob().as_deref() == Some(offered.blob.as_slice());
+            match entry.marker() {
+                Some(Marker::Revoked) if same_key => return Err(refuse(Reason::Revoked { at })),
+                Some(_) => {}
+                None if same_key => trusted = true,
+                None if entry.key_type() == offered_type => {
                     changed.get_or_insert(at);
                 }
-                Marker::None => other_types.push(entry.key_type.clone()),
+                None => other_types.push(entry.key_type()),
             }
         }
     }
@@ -251,21 +254,9 @@ pub fn verify(policy: &Policy, name: &str, offered: &Offered) -> Result<(), Box<
     }))
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum Marker {
-    None,
-    Revoked,
-    CertAuthority,
-}
-
-/// One known_hosts line.
-#[derive(Debug)]
-struct Entry {
-    marker: Marker,
-    patterns: String,
-    key_type: String,
-    blob: Option<Vec<u8>>,
-}
+/// One known_hosts line, as ssh-key parses it (markers, hashed names,
+/// pattern lists, the key); a line it cannot read is skipped, as ssh does.
+struct Entry(known_hosts::Entry);
 
 impl Entry {
     fn parse(line: &str) -> Option<Entry> {
@@ -273,41 +264,37 @@ impl Entry {
         if line.is_empty() || line.starts_with('#') {
             return None;
         }
-        let mut fields = line.split_whitespace();
-        let mut first = fields.next()?;
-        let marker = match first {
-            "@revoked" => Marker::Revoked,
-            "@cert-authority" => Marker::CertAuthority,
-            _ => Marker::None,
-        };
-        if marker != Marker::None {
-            first = fields.next()?;
-        }
-        let key_type = fields.next()?.to_string();
-        let blob = fields.next().and_then(|b| STANDARD.decode(b).ok());
-        Some(Entry {
-            marker,
-            patterns: first.to_string(),
-            key_type,
-            blob,
-        })
+        line.parse().ok().map(Entry)
+    }
+
+    fn marker(&self) -> Option<&Marker> {
+        self.0.marker()
+    }
+
+    fn key_type(&self) -> String {
+        self.0.public_key().algorithm().as_str().to_string()
+    }
+
+    fn blob(&self) -> Option<Vec<u8>> {
+        self.0.public_key().to_bytes().ok()
     }
 
     /// Whether the host field matches: hashed (`|1|salt|hash`) or a
     /// comma-separated list of patterns with `*`/`?` and `!negation`.
     fn applies_to(&self, name: &str) -> bool {
-        if let Some(hashed) = self.patterns.strip_prefix("|1|") {
-            let Some((salt, hash)) = hashed.split_once('|') else {
-                return false;
-            };
-            let (Ok(salt), Ok(hash)) = (STANDARD.decode(salt), STANDARD.decode(hash)) else {
-                return false;
-            };
-            return hmac_sha1(&salt, name.as_bytes()).as_slice() == hash.as_slice();
-        }
+        let patterns = match self.0.host_patterns() {
+            HostPatterns::HashedName { salt, hash } => {
+                let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(salt) else {
+                    return false;
+                };
+                mac.update(name.as_bytes());
+                return mac.verify_slice(hash).is_ok();
+            }
+            HostPatterns::Patterns(patterns) => patterns,
+        };
         let name = name.to_ascii_lowercase();
         let mut matched = false;
-        for pattern in self.patterns.split(',') {
+        for pattern in patterns {
             let pattern = pattern.to_ascii_lowercase();
             if let Some(negated) = pattern.strip_prefix('!') {
                 if glob(negated.as_bytes(), name.as_bytes()) {
@@ -333,36 +320,18 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
     }
 }
 
-fn hmac_sha1(key: &[u8], message: &[u8]) -> [u8; 20] {
-    let mut block = [0u8; 64];
-    if key.len() > 64 {
-        block[..20].copy_from_slice(&sha1_smol::Sha1::from(key).digest().bytes());
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = sha1_smol::Sha1::new();
-    inner.update(&block.map(|b| b ^ 0x36));
-    inner.update(message);
-    let mut outer = sha1_smol::Sha1::new();
-    outer.update(&block.map(|b| b ^ 0x5c));
-    outer.update(&inner.digest().bytes());
-    outer.digest().bytes()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn blob(kind: &str, body: &[u8]) -> Vec<u8> {
-        let mut out = (kind.len() as u32).to_be_bytes().to_vec();
-        out.extend_from_slice(kind.as_bytes());
-        out.extend_from_slice(body);
-        out
-    }
+    /// Real public keys (known_hosts lines are parsed as keys).
+    const GOOD: &str = "AAAAC3NzaC1lZDI1NTE5AAAAICfXMg1t/oFrijd6pGC6H8KfloSCTFS2FgdspuSzAdUE";
+    const EVIL: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIOppYVNbQbenLvBax2MUwrLDwuhluFA094kIqgY2GZZS";
+    const ECDSA: &str = "AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBDMBSTB0wn2W4utvQnCvKjdYu5EzBWVHaS83ipEFmCkya0LcIuFOWQlvvVESEmbJxQS4/TyDoBlw6W17Rs82BLU=";
 
-    fn offered(kind: &str, body: &[u8]) -> Offered {
+    fn offered(base64: &str) -> Offered {
         Offered {
-            blob: blob(kind, body),
+            blob: STANDARD.decode(base64).unwrap(),
             sha256: [7; 32],
         }
     }
@@ -379,7 +348,7 @@ mod tests {
 
     #[test]
     fn trusted_unknown_changed() {
-        let key = offered("ssh-ed25519", b"good");
+        let key = offered(GOOD);
         let line = key.known_hosts_line("[127.0.0.1]:2222");
         assert!(verify(&policy(&line), "[127.0.0.1]:2222", &key).is_ok());
 
@@ -397,7 +366,7 @@ mod tests {
             err.hint()
         );
 
-        let evil = offered("ssh-ed25519", b"evil");
+        let evil = offered(EVIL);
         let err = verify(&policy(&line), "[127.0.0.1]:2222", &evil).unwrap_err();
         assert!(
             err.to_string()
@@ -409,7 +378,7 @@ mod tests {
     // Issue #10: the hint names the variable the user configured.
     #[test]
     fn the_hint_names_the_configured_source() {
-        let key = offered("ssh-ed25519", b"good");
+        let key = offered(GOOD);
         let mut p = policy("");
         p.sources = vec![Source::Env {
             name: "DEPLOY_KNOWN_HOSTS".into(),
@@ -434,24 +403,25 @@ mod tests {
 
     #[test]
     fn another_key_type_is_unknown_not_changed() {
-        let rsa = offered("ssh-rsa", b"rsa");
-        let ed = offered("ssh-ed25519", b"ed");
+        let ecdsa = offered(ECDSA);
+        let ed = offered(GOOD);
         let err = verify(
-            &policy(&rsa.known_hosts_line("git.example.com")),
+            &policy(&ecdsa.known_hosts_line("git.example.com")),
             "git.example.com",
             &ed,
         )
         .unwrap_err();
         assert!(
-            err.to_string()
-                .contains("has a ssh-rsa key for it, but the server offered ssh-ed25519"),
+            err.to_string().contains(
+                "has a ecdsa-sha2-nistp256 key for it, but the server offered ssh-ed25519"
+            ),
             "{err}"
         );
     }
 
     #[test]
     fn patterns_hashes_and_markers() {
-        let key = offered("ssh-ed25519", b"k");
+        let key = offered(GOOD);
         let b64 = STANDARD.encode(&key.blob);
         let p = policy(&format!(
             "# comment\n\n*.example.com,!bad.example.com ssh-ed25519 {b64}\n"
@@ -461,7 +431,9 @@ mod tests {
 
         // `ssh-keyscan -H` output for "git.example.com".
         let salt = [1u8; 20];
-        let hash = hmac_sha1(&salt, b"git.example.com");
+        let mut mac = Hmac::<Sha1>::new_from_slice(&salt).unwrap();
+        mac.update(b"git.example.com");
+        let hash = mac.finalize().into_bytes();
         let hashed = format!(
             "|1|{}|{} ssh-ed25519 {b64}",
             STANDARD.encode(salt),
@@ -476,15 +448,8 @@ mod tests {
     }
 
     #[test]
-    fn hmac_sha1_matches_rfc_2202() {
-        let out = hmac_sha1(b"Jefe", b"what do ya want for nothing?");
-        let hex: String = out.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(hex, "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79");
-    }
-
-    #[test]
     fn pinned_fingerprints() {
-        let key = offered("ssh-ed25519", b"k");
+        let key = offered(GOOD);
         let pinned = Policy {
             fingerprints: vec![key.fingerprint()],
             ..Policy::default()

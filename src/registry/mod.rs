@@ -94,6 +94,7 @@ fn is_loopback(host: &str) -> bool {
 /// A registry client for one run: it keeps the tokens it was given.
 pub struct Client {
     http: reqwest::Client,
+    timeout: Duration,
     credentials: Credentials,
     /// `Authorization` values by registry host and repository.
     auth: Mutex<HashMap<String, Secret>>,
@@ -103,7 +104,8 @@ pub struct Client {
 impl Client {
     pub fn new(credentials: Credentials, timeout: Duration) -> Result<Client> {
         Ok(Client {
-            http: crate::http::client(timeout)?,
+            http: crate::http::client()?,
+            timeout,
             credentials,
             auth: Mutex::new(HashMap::new()),
             requests: AtomicUsize::new(0),
@@ -221,6 +223,7 @@ impl Client {
                 let mut request = self
                     .http
                     .request(method.clone(), url)
+                    .timeout(self.timeout)
                     .header(ACCEPT, MANIFEST_TYPES);
                 if let Some(auth) = &auth {
                     request = crate::http::with_secret(request, AUTHORIZATION, auth.expose());
@@ -294,7 +297,7 @@ impl Client {
             "check that the registry's token service is reachable",
             || {
                 self.requests.fetch_add(1, Ordering::Relaxed);
-                let mut request = self.http.get(url.clone());
+                let mut request = self.http.get(url.clone()).timeout(self.timeout);
                 if let Some(basic) = &basic {
                     request = crate::http::with_secret(request, AUTHORIZATION, basic.expose());
                 }
@@ -535,11 +538,7 @@ mod tests {
             &ImageRef::parse(&format!("127.0.0.1:{port}/app:1")).unwrap(),
             &[],
         );
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let digest = runtime.block_on(client.digest(&ep, "1")).unwrap();
+        let digest = crate::http::block_on(client.digest(&ep, "1")).unwrap();
         assert_eq!(
             digest.as_deref(),
             Some(format!("sha256:{:x}", Sha256::digest(manifest.as_bytes())).as_str())

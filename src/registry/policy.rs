@@ -15,7 +15,19 @@ use std::cmp::Ordering;
 use regex_lite::Regex;
 
 /// How `regex:` policies order the tags they match.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+#[schemars(rename = "TagSortName")]
 pub enum Sort {
     #[default]
     Alphabetical,

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::credentials::Credentials;
 use super::policy::Policy;
@@ -86,13 +86,17 @@ pub fn resolve(images: &[ImageRef], spec: &RegistrySpec) -> Result<Vec<Resolved>
         crate::note!("note: {note}");
     }
     let client = Client::new(spec.credentials.clone(), spec.timeout)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    // Every image is asked at once: the requests wait on the network, and
+    // each image's answer is reported in the order the images were given.
+    let answers = crate::http::block_on(async {
+        Ok(
+            futures_util::future::join_all(images.iter().map(|image| one(&client, image, spec)))
+                .await,
+        )
+    })?;
     let mut out = Vec::new();
-    for image in images {
-        let resolved = runtime.block_on(one(&client, image, spec))?;
+    for resolved in answers {
+        let resolved = resolved?;
         let shown = match resolved.source {
             Source::Policy => format!("chosen by --tag-policy: {}", resolved.image),
             Source::Resolved => format!("resolved: {}", resolved.image),

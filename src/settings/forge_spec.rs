@@ -4,7 +4,7 @@
 use anyhow::Result;
 
 use super::{first, first_list, refuse_request_flags};
-use crate::cli::{ForgeArg, GitLabTokenType, MergeMethod, UpdateArgs};
+use crate::cli::{ForgeArg, GitLabTokenType, UpdateArgs};
 use crate::config::Layer;
 use crate::env::Env;
 use crate::error::{Failure, Kind};
@@ -240,12 +240,7 @@ fn request_options(args: &UpdateArgs, config: &Layer) -> ChangeRequest {
             .unwrap_or(false),
         squash: first(&args.squash, &config.squash).unwrap_or(false),
         auto_merge: first(&args.auto_merge, &config.auto_merge).unwrap_or(false),
-        merge_method: match merge_method.unwrap_or(MergeMethod::Squash) {
-            MergeMethod::Merge => "MERGE",
-            MergeMethod::Squash => "SQUASH",
-            MergeMethod::Rebase => "REBASE",
-        }
-        .to_string(),
+        merge_method: merge_method.unwrap_or_default(),
         ..ChangeRequest::default()
     }
 }

@@ -2,7 +2,7 @@
 
 use super::credentials::normalize_key;
 use super::*;
-use crate::forge::Kind as ForgeKind;
+use crate::forge::{Kind as ForgeKind, MergeMethod};
 use crate::git::hostkey::Source;
 use clap::Parser;
 use std::path::Path;
@@ -283,11 +283,11 @@ fn choices_come_from_the_flag_then_the_config_then_detection() {
     assert_eq!(kind(resolved(&config, &[], TOKEN)), Some(ForgeKind::GitHub));
     assert_eq!(kind(resolved(&config, &["--forge", "none"], TOKEN)), None);
     let (_, f) = resolved(&config, &[], TOKEN);
-    assert_eq!(f.request.merge_method, "REBASE");
+    assert_eq!(f.request.merge_method, MergeMethod::Rebase);
     let (_, f) = resolved(&config, &["--merge-method", "merge"], TOKEN);
-    assert_eq!(f.request.merge_method, "MERGE");
+    assert_eq!(f.request.merge_method, MergeMethod::Merge);
     let (_, f) = resolved(REPO, &[], TOKEN);
-    assert_eq!(f.request.merge_method, "SQUASH");
+    assert_eq!(f.request.merge_method, MergeMethod::Squash);
 }
 
 // Facts CI knows: flag, then config, then CI, then built-in.

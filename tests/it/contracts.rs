@@ -108,7 +108,7 @@ fn request(source: &str, target: &str) -> ChangeRequest {
         description: "| file | path | old | new |\n|---|---|---|---|\n| `values.yaml` | `image.tag` | `1.4.1` | `1.4.2` |\n".into(),
         source_branch: source.into(),
         target_branch: target.into(),
-        merge_method: "SQUASH".into(),
+        merge_method: tagbump::forge::MergeMethod::Squash,
         ..ChangeRequest::default()
     }
 }
