@@ -6,10 +6,9 @@
 //! API's own message plus a hint (a 401/403 names the token scope to check).
 
 pub mod api;
+pub mod entries;
 pub mod github;
-pub mod github_repo;
 pub mod gitlab;
-pub mod gitlab_repo;
 
 use std::fmt;
 use std::time::Duration;
@@ -162,8 +161,16 @@ pub struct Outcome {
 /// Open the change request, or update the open one for the same branches.
 pub async fn open_or_update(conn: &Connection, request: &ChangeRequest) -> Result<Outcome> {
     match conn.kind {
-        Kind::GitLab => gitlab::Client::new(conn)?.open_or_update(request).await,
-        Kind::GitHub => github::Client::new(conn)?.open_or_update(request).await,
+        Kind::GitLab => {
+            gitlab::merge_requests::Client::new(conn)?
+                .open_or_update(request)
+                .await
+        }
+        Kind::GitHub => {
+            github::pull_requests::Client::new(conn)?
+                .open_or_update(request)
+                .await
+        }
     }
 }
 

@@ -137,29 +137,8 @@ async fn one(client: &Client, image: &ImageRef, spec: &RegistrySpec) -> Result<R
                 .hint(format!("pass --image {} without a tag", image.name()))
                 .into());
             }
-            let tags = client.tags(&ep).await?;
-            let Some(chosen) = policy.choose(&tags) else {
-                if let Some(why) = policy.why_nothing(&tags) {
-                    return Err(Failure::new(
-                        Kind::Usage,
-                        format!("--tag-policy for {}/{}: {why}", ep.host, ep.repository),
-                    )
-                    .hint("put the number in the first group (`^main-(\\d+)$`), or use --tag-sort alphabetical")
-                    .into());
-                }
-                return Err(Failure::new(
-                    Kind::MissingImage,
-                    format!(
-                        "no tag of {}/{} matches the policy ({} tags looked at)",
-                        ep.host,
-                        ep.repository,
-                        tags.len()
-                    ),
-                )
-                .hint("check --tag-policy against the tags the registry has; nothing was changed")
-                .into());
-            };
-            image.tag = Some(chosen.to_string());
+            let chosen = choose(client, &ep, policy).await?;
+            image.tag = Some(chosen);
             source = Source::Policy;
             if spec.pin == Pin::Off {
                 return Ok(Resolved {
@@ -172,46 +151,7 @@ async fn one(client: &Client, image: &ImageRef, spec: &RegistrySpec) -> Result<R
         None => {}
     }
     let pin = spec.pin != Pin::Off || matches!(spec.policy, Some(Policy::LatestDigest));
-    let digest = match (&image.tag, &image.digest) {
-        // Both given: the tag must exist and point at that digest, or the
-        // manifest would say one version while the cluster runs another.
-        (Some(tag), Some(given)) => {
-            let Some(actual) = client.digest(&ep, tag).await? else {
-                return Err(missing(&ep, Some(tag)).into());
-            };
-            if actual != *given && !client.index_children(&ep, tag).await?.contains(given) {
-                return Err(Failure::new(
-                    Kind::MissingImage,
-                    format!(
-                        "`{}:{tag}` on {} has the digest {actual}, not the given {given}",
-                        image.name(),
-                        ep.host
-                    ),
-                )
-                .hint(
-                    "pass the digest the tag has now, or the tag that has this digest (the \
-                     tag may have moved); nothing was changed",
-                )
-                .into());
-            }
-            given.clone()
-        }
-        (_, Some(given)) => {
-            let Some(actual) = client.digest(&ep, given).await? else {
-                return Err(missing(&ep, Some(given)).into());
-            };
-            actual
-        }
-        (Some(tag), None) => {
-            let Some(actual) = client.digest(&ep, tag).await? else {
-                return Err(missing(&ep, Some(tag)).into());
-            };
-            actual
-        }
-        (None, None) => {
-            return Err(Failure::new(Kind::Usage, format!("`{image}` has no tag or digest")).into())
-        }
-    };
+    let digest = digest_of(client, &ep, &image).await?;
     let mut resolved = Resolved {
         digest: Some(digest.clone()),
         image,
@@ -224,4 +164,77 @@ async fn one(client: &Client, image: &ImageRef, spec: &RegistrySpec) -> Result<R
         }
     }
     Ok(resolved)
+}
+
+/// The newest tag of `ep` that `policy` allows.
+async fn choose(client: &Client, ep: &Endpoint, policy: &Policy) -> Result<String> {
+    let tags = client.tags(ep).await?;
+    let Some(chosen) = policy.choose(&tags) else {
+        if let Some(why) = policy.why_nothing(&tags) {
+            return Err(Failure::new(
+                Kind::Usage,
+                format!("--tag-policy for {}/{}: {why}", ep.host, ep.repository),
+            )
+            .hint("put the number in the first group (`^main-(\\d+)$`), or use --tag-sort alphabetical")
+            .into());
+        }
+        return Err(Failure::new(
+            Kind::MissingImage,
+            format!(
+                "no tag of {}/{} matches the policy ({} tags looked at)",
+                ep.host,
+                ep.repository,
+                tags.len()
+            ),
+        )
+        .hint("check --tag-policy against the tags the registry has; nothing was changed")
+        .into());
+    };
+    Ok(chosen.to_string())
+}
+
+/// The digest the registry has for `image`: its tag's, checked against a
+/// given digest when both are given, or the given digest's own.
+async fn digest_of(client: &Client, ep: &Endpoint, image: &ImageRef) -> Result<String> {
+    let digest = match (&image.tag, &image.digest) {
+        // Both given: the tag must exist and point at that digest, or the
+        // manifest would say one version while the cluster runs another.
+        (Some(tag), Some(given)) => {
+            let Some(actual) = client.digest(ep, tag).await? else {
+                return Err(missing(ep, Some(tag)).into());
+            };
+            if actual != *given && !client.index_children(ep, tag).await?.contains(given) {
+                return Err(Failure::new(
+                    Kind::MissingImage,
+                    format!(
+                        "`{}:{tag}` on {} has the digest {actual}, not the given {given}",
+                        image.name(),
+                        ep.host
+                    ),
+                )
+                .hint(
+                    "pass the digest the tag has now, or the tag that has this digest (the \
+                 tag may have moved); nothing was changed",
+                )
+                .into());
+            }
+            given.clone()
+        }
+        (_, Some(given)) => {
+            let Some(actual) = client.digest(ep, given).await? else {
+                return Err(missing(ep, Some(given)).into());
+            };
+            actual
+        }
+        (Some(tag), None) => {
+            let Some(actual) = client.digest(ep, tag).await? else {
+                return Err(missing(ep, Some(tag)).into());
+            };
+            actual
+        }
+        (None, None) => {
+            return Err(Failure::new(Kind::Usage, format!("`{image}` has no tag or digest")).into())
+        }
+    };
+    Ok(digest)
 }

@@ -17,8 +17,8 @@ use super::plan::plan_on;
 use super::transport::{Change, GitTransport, Naming, Tips, TooManyForTheApi, Transport, Written};
 use super::{Operation, Report, UpdateSpec, Via};
 use crate::error::{Failure, Kind};
-use crate::forge::github_repo::GitHubRepo;
-use crate::forge::gitlab_repo::GitLabRepo;
+use crate::forge::github::transport::GitHubRepo;
+use crate::forge::gitlab::transport::GitLabRepo;
 
 /// Sleep before retry `attempt` (1-based): exponential from 200 ms, capped
 /// at 5 s, times a random factor in [0.5, 1.5) so racing pipelines spread out.
@@ -267,6 +267,17 @@ fn attempt_on(
             return Ok(Attempt::Done(Box::new(report)));
         }
     }
+    write(repo, spec, &tips, author, report)
+}
+
+/// Write the planned commit to the attempt's branch.
+fn write(
+    repo: &mut dyn Transport,
+    spec: &UpdateSpec,
+    tips: &Tips,
+    author: &Signature<'_>,
+    mut report: Report,
+) -> Result<Attempt> {
     let edited: Vec<&str> = report
         .plan
         .files

@@ -289,9 +289,8 @@ fn github_graphql_documents_match_the_published_schema() {
         ));
         return;
     }
-    let documents: Vec<serde_json::Value> = tagbump::forge::github_repo::documents()
+    let documents: Vec<serde_json::Value> = tagbump::forge::github::documents()
         .into_iter()
-        .chain(tagbump::forge::github::documents())
         .map(|(name, query)| serde_json::json!({"name": name, "query": query}))
         .collect();
     let file = tempfile::NamedTempFile::new().unwrap();
@@ -350,7 +349,7 @@ fn github_tree_listing_matches_the_published_openapi() {
     let Some(prism) = Prism::start(trimmed.path()) else {
         return;
     };
-    let repo = tagbump::forge::github_repo::GitHubRepo::new(&Connection {
+    let repo = tagbump::forge::github::transport::GitHubRepo::new(&Connection {
         kind: Kind::GitHub,
         api_url: prism.url.clone(),
         project: "octocat/hello-world".into(),

@@ -14,9 +14,9 @@ use reqwest::Method;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
-use super::api::{Api, NO_BODY};
-use super::{api_error, ChangeRequest, Connection, Kind, Operation, Outcome, Response};
 use crate::error::{Failure, Kind as ErrorKind};
+use crate::forge::api::{Api, NO_BODY};
+use crate::forge::{api_error, ChangeRequest, Connection, Kind, Operation, Outcome, Response};
 
 /// How long to wait for an MR's pipeline before setting auto-merge, and how
 /// often to ask. Tests shorten it with TAGBUMP_POLL_MS.
@@ -34,19 +34,11 @@ pub struct Client {
     project: String,
 }
 
-/// Percent-encode a project path for the `:id` slot.
-pub fn encode_project(project: &str) -> String {
-    if project.bytes().all(|b| b.is_ascii_digit()) {
-        return project.to_string();
-    }
-    super::percent_encode(project, false)
-}
-
 impl Client {
     pub fn new(conn: &Connection) -> Result<Client> {
         Ok(Client {
             api: Api::new(conn)?,
-            project: encode_project(&conn.project),
+            project: super::encode_project(&conn.project),
         })
     }
 
@@ -405,12 +397,5 @@ mod tests {
             format!("{err:#}").contains("GitLab GET /x answered something tagbump cannot read"),
             "{err:#}"
         );
-    }
-
-    #[test]
-    fn project_ids_are_encoded() {
-        assert_eq!(encode_project("team/manifests"), "team%2Fmanifests");
-        assert_eq!(encode_project("g/sub.group/r-1"), "g%2Fsub.group%2Fr-1");
-        assert_eq!(encode_project("12345"), "12345");
     }
 }

@@ -12,9 +12,8 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::api::Api;
-use super::{ChangeRequest, Connection, Kind, Operation, Outcome};
-use crate::error::{Failure, Kind as ErrorKind};
+use crate::forge::api::Api;
+use crate::forge::{ChangeRequest, Connection, Kind, Operation, Outcome};
 
 pub struct Client {
     api: Api,
@@ -32,28 +31,13 @@ pub fn documents() -> Vec<(&'static str, String)> {
     vec![("enablePullRequestAutoMerge", AUTO_MERGE.to_string())]
 }
 
-/// GraphQL lives beside REST: `api.github.com/graphql`, or `host/api/graphql`
-/// for Enterprise (whose REST API is `host/api/v3`).
-pub fn graphql_url(api: &str) -> String {
-    match api.strip_suffix("/v3") {
-        Some(base) => format!("{base}/graphql"),
-        None => format!("{api}/graphql"),
-    }
-}
-
 impl Client {
     pub fn new(conn: &Connection) -> Result<Client> {
-        let (owner, repo) = conn.project.split_once('/').ok_or_else(|| {
-            Failure::new(
-                ErrorKind::Usage,
-                format!("`{}` is not OWNER/REPO", conn.project),
-            )
-            .hint("pass --project OWNER/REPO")
-        })?;
+        let (owner, repo) = super::owner_and_name(&conn.project)?;
         Ok(Client {
             api: Api::new(conn)?,
-            owner: owner.to_string(),
-            repo: repo.trim_end_matches(".git").to_string(),
+            owner,
+            repo,
         })
     }
 
@@ -209,7 +193,7 @@ impl Client {
             "query": AUTO_MERGE,
             "variables": { "id": id, "method": request.merge_method.graphql() },
         });
-        let url = graphql_url(self.api.base());
+        let url = super::graphql_url(self.api.base());
         let response = self.api.send(Method::POST, &url, &[], Some(&query)).await?;
         // GraphQL answers 200 with `errors` when the mutation failed.
         #[derive(serde::Deserialize)]
@@ -287,22 +271,5 @@ pub struct Login {
 }
 
 fn query_escape(text: &str) -> String {
-    super::percent_encode(text, true)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn graphql_urls() {
-        assert_eq!(
-            graphql_url("https://api.github.com"),
-            "https://api.github.com/graphql"
-        );
-        assert_eq!(
-            graphql_url("https://ghe.example.com/api/v3"),
-            "https://ghe.example.com/api/graphql"
-        );
-    }
+    crate::forge::percent_encode(text, true)
 }

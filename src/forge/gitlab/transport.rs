@@ -5,11 +5,8 @@
 //!   project named by path), else `GET …/repository/files/:path?ref=` each;
 //!   scans list `…/repository/tree?recursive=true` page by page; a changed
 //!   file's `last_commit_id` comes from the files endpoint;
-//! - writes: `POST …/repository/commits` with `actions[]`, all landing as one
-//!   commit or none. Each `update` action carries the file's
-//!   `last_commit_id`, so a file changed since it was read is refused (400,
-//!   "the file has changed"): a retry on the new tip. A review branch is
-//!   reset with `start_sha` + `force`.
+//! - writes: [`commits`](super::commits), all files landing as one commit or
+//!   none.
 //!
 //! GitLab has no compare-and-swap on a branch: the review branch's tip is
 //! checked immediately before the commit, which leaves a window of one
@@ -26,12 +23,13 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::api::{Api, NO_BODY};
-use super::{api_error, Connection, Kind};
 use crate::error::{Failure, Kind as ErrorKind};
+use crate::forge::api::{Api, NO_BODY};
+use crate::forge::entries::{tip_has, Entries, Entry};
+use crate::forge::{Connection, Kind};
 use crate::http::Response;
 use crate::signing::Signer;
-use crate::targets::{FileEdit, SourceFile};
+use crate::targets::FileEdit;
 use crate::update::transport::{Change, Naming, Tips, Transport, Written, YamlFiles};
 
 #[derive(Deserialize)]
@@ -40,8 +38,8 @@ struct Branch {
 }
 
 #[derive(Deserialize, Clone)]
-struct CommitInfo {
-    id: String,
+pub(super) struct CommitInfo {
+    pub(super) id: String,
     #[serde(default)]
     message: String,
     #[serde(default)]
@@ -59,19 +57,6 @@ struct TreeEntry {
 
 /// A symbolic link's mode, as GitLab writes it.
 const SYMLINK_MODE: &str = "120000";
-
-#[derive(Clone)]
-enum Entry {
-    /// `last_commit`: known when read through REST.
-    Text {
-        text: String,
-        last_commit: Option<String>,
-    },
-    Binary,
-    /// A symbolic link, and where it points.
-    Symlink(String),
-    Missing,
-}
 
 /// Blobs read per GraphQL query.
 const BATCH: usize = 50;
@@ -95,9 +80,9 @@ pub struct GitLabRepo {
     /// Set when the GraphQL endpoint answered 404: REST reads from then on.
     graphql_off: std::cell::Cell<bool>,
     project: String,
-    url: String,
+    pub(super) url: String,
     commits: RefCell<HashMap<String, CommitInfo>>,
-    entries: RefCell<HashMap<(String, String), Entry>>,
+    pub(super) entries: Entries,
     /// `--via auto`: scans of more YAML files than this go to git.
     scan_limit: Option<usize>,
 }
@@ -108,10 +93,10 @@ impl GitLabRepo {
             api: Api::new(conn)?,
             full_path: conn.project.contains('/').then(|| conn.project.clone()),
             graphql_off: std::cell::Cell::new(false),
-            project: super::percent_encode(&conn.project, false),
+            project: crate::forge::percent_encode(&conn.project, false),
             url: format!("GitLab project {}", conn.project),
             commits: RefCell::new(HashMap::new()),
-            entries: RefCell::new(HashMap::new()),
+            entries: Entries::default(),
             scan_limit: None,
         })
     }
@@ -122,7 +107,7 @@ impl GitLabRepo {
         self
     }
 
-    fn send(
+    pub(super) fn send(
         &self,
         method: Method,
         path: &str,
@@ -133,10 +118,10 @@ impl GitLabRepo {
     }
 
     /// A branch's tip, or `None` when there is no such branch.
-    fn branch(&self, name: &str) -> Result<Option<CommitInfo>> {
+    pub(super) fn branch(&self, name: &str) -> Result<Option<CommitInfo>> {
         let path = format!(
             "/repository/branches/{}",
-            super::percent_encode(name, false)
+            crate::forge::percent_encode(name, false)
         );
         let response = self.send(Method::GET, &path, NO_BODY)?;
         if response.status == 404 && response.body.contains("Branch Not Found") {
@@ -156,16 +141,7 @@ impl GitLabRepo {
         let Some(full_path) = self.full_path.as_ref().filter(|_| !self.graphql_off.get()) else {
             return Ok(());
         };
-        let missing: Vec<&str> = {
-            let known = self.entries.borrow();
-            let mut out: Vec<&str> = Vec::new();
-            for p in paths {
-                if !known.contains_key(&(commit.to_string(), p.to_string())) && !out.contains(p) {
-                    out.push(p);
-                }
-            }
-            out
-        };
+        let missing = self.entries.unknown(commit, paths);
         // One path too: the GraphQL answer has the mode, which tells a
         // symlink from a file (the REST files endpoint does not).
         if missing.is_empty() {
@@ -224,7 +200,6 @@ impl GitLabRepo {
                 // Not visible through GraphQL: the REST reads will say why.
                 return Ok(());
             };
-            let mut entries = self.entries.borrow_mut();
             for path in chunk {
                 let node = project
                     .repository
@@ -243,14 +218,11 @@ impl GitLabRepo {
                     Some(Node {
                         raw_text_blob: Some(text),
                         ..
-                    }) => Entry::Text {
-                        text: text.clone(),
-                        last_commit: None,
-                    },
+                    }) => Entry::text(text.clone()),
                     Some(_) => Entry::Binary,
                     None => Entry::Missing,
                 };
-                entries.insert((commit.to_string(), path.to_string()), entry);
+                self.entries.insert(commit, path, entry);
             }
         }
         Ok(())
@@ -291,7 +263,10 @@ impl GitLabRepo {
             request.push_str("&recursive=true");
         }
         if !dir.is_empty() {
-            request.push_str(&format!("&path={}", super::percent_encode(dir, false)));
+            request.push_str(&format!(
+                "&path={}",
+                crate::forge::percent_encode(dir, false)
+            ));
         }
         let response = self.send(Method::GET, &request, NO_BODY)?;
         if response.status == 404 && missing_ok {
@@ -305,10 +280,9 @@ impl GitLabRepo {
         Ok(Some((entries, next)))
     }
 
-    fn entry(&self, commit: &str, path: &str) -> Result<Entry> {
-        let key = (commit.to_string(), path.to_string());
-        if let Some(entry) = self.entries.borrow().get(&key) {
-            return Ok(entry.clone());
+    pub(super) fn entry(&self, commit: &str, path: &str) -> Result<Entry> {
+        if let Some(entry) = self.entries.get(commit, path) {
+            return Ok(entry);
         }
         #[derive(Deserialize)]
         struct File {
@@ -317,7 +291,7 @@ impl GitLabRepo {
         }
         let request = format!(
             "/repository/files/{}?ref={commit}",
-            super::percent_encode(path, false)
+            crate::forge::percent_encode(path, false)
         );
         let response = self.send(Method::GET, &request, NO_BODY)?;
         let entry = if response.status == 404 {
@@ -341,37 +315,9 @@ impl GitLabRepo {
                 Err(_) => Entry::Binary,
             }
         };
-        self.entries.borrow_mut().insert(key, entry.clone());
+        self.entries.insert(commit, path, entry.clone());
         Ok(entry)
     }
-}
-
-/// Whether GitLab's 400 on a commit means "someone changed it meanwhile".
-fn stale(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    [
-        "has changed since",
-        "already exists",
-        "doesn't exist",
-        "does not exist",
-        "could not update",
-    ]
-    .iter()
-    .any(|needle| m.contains(needle))
-}
-
-/// Whether GitLab refused a commit by policy (push rules, protected branches).
-fn declined(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    [
-        "push rule",
-        "protected branch",
-        "not allowed to push",
-        "pre-receive hook",
-        "rejected",
-    ]
-    .iter()
-    .any(|needle| m.contains(needle))
 }
 
 impl Transport for GitLabRepo {
@@ -454,20 +400,13 @@ impl Transport for GitLabRepo {
             };
             return Err(crate::targets::symlink_refused(path, &to));
         }
-        match self.entry(commit, path)? {
-            Entry::Text { text, .. } => Ok(Some(text)),
-            Entry::Symlink(to) => Err(crate::targets::symlink_refused(path, &to)),
-            Entry::Missing => Ok(None),
-            Entry::Binary => {
-                Err(Failure::new(ErrorKind::Input, format!("{path}: not UTF-8 text")).into())
-            }
-        }
+        self.entry(commit, path)?.into_file(path)
     }
 
     fn is_directory(&self, commit: &str, path: &str) -> Result<bool> {
         let request = format!(
             "/repository/tree?ref={commit}&path={}&per_page=1",
-            super::percent_encode(path, false)
+            crate::forge::percent_encode(path, false)
         );
         let response = self.send(Method::GET, &request, NO_BODY)?;
         if response.status == 404 {
@@ -489,10 +428,10 @@ impl Transport for GitLabRepo {
             // directories): `--in` names one file, or nothing.
             if entries.is_empty() && page == "1" && !dir.is_empty() {
                 return match self.entry(commit, dir)? {
-                    Entry::Text { text, .. } => Ok(super::single_file(dir, Some(text))),
-                    Entry::Binary => Ok(super::single_file(dir, None)),
-                    Entry::Symlink(_) | Entry::Missing => {
-                        Err(super::no_such_path(dir, commit, &self.url))
+                    Entry::Text { text, .. } => Ok(crate::forge::single_file(dir, Some(text))),
+                    Entry::Binary => Ok(crate::forge::single_file(dir, None)),
+                    Entry::Symlink(_) | Entry::Missing | Entry::Tree(_) => {
+                        Err(crate::forge::no_such_path(dir, commit, &self.url))
                     }
                 };
             }
@@ -508,7 +447,7 @@ impl Transport for GitLabRepo {
                     .map(|e| e.path),
             );
             // Stops listing as soon as the scan is too large for `auto`.
-            super::check_scan_size(self.scan_limit, dir, paths.len())?;
+            crate::forge::check_scan_size(self.scan_limit, dir, paths.len())?;
             match next {
                 Some(next) => page = next,
                 None => break,
@@ -516,16 +455,11 @@ impl Transport for GitLabRepo {
         }
         let wanted: Vec<&str> = paths.iter().map(String::as_str).collect();
         self.fetch(commit, &wanted)?;
-        let mut files = Vec::new();
-        let mut unreadable = Vec::new();
-        for path in paths {
-            match self.entry(commit, &path)? {
-                Entry::Text { text, .. } => files.push(SourceFile { path, text }),
-                Entry::Binary => unreadable.push((path, "not UTF-8 text".to_string())),
-                Entry::Symlink(_) | Entry::Missing => {}
-            }
+        // Those GraphQL did not read come one by one from REST.
+        for path in &paths {
+            self.entry(commit, path)?;
         }
-        Ok((files, unreadable))
+        Ok(self.entries.scanned(commit, paths))
     }
 
     fn message_of(&self, commit: &str) -> Option<String> {
@@ -569,164 +503,10 @@ impl Transport for GitLabRepo {
         if changed != touched {
             return Ok(false);
         }
-        for edit in edits.iter().filter(|e| e.changed()) {
-            if self.read_file(tip, &edit.path)?.as_deref() != Some(edit.new.as_str()) {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        tip_has(self, tip, edits)
     }
 
     fn write(&mut self, change: &Change<'_>) -> Result<Written> {
-        if change.dry_run {
-            return Ok(Written::DryRun(None));
-        }
-        let mut actions = Vec::new();
-        for edit in change.edits.iter().filter(|e| e.changed()) {
-            let content = base64::engine::general_purpose::STANDARD.encode(edit.new.as_bytes());
-            let mut entry = self.entry(change.base_tip, &edit.path)?;
-            if let Entry::Text {
-                last_commit: None, ..
-            } = entry
-            {
-                // Read through GraphQL: the REST read gives the last commit.
-                self.entries
-                    .borrow_mut()
-                    .remove(&(change.base_tip.to_string(), edit.path.clone()));
-                entry = self.entry(change.base_tip, &edit.path)?;
-            }
-            let (action, last_commit_id) = match entry {
-                Entry::Text { last_commit, .. } => ("update", last_commit),
-                Entry::Binary => ("update", None),
-                Entry::Missing => ("create", None),
-                Entry::Symlink(to) => return Err(crate::targets::symlink_refused(&edit.path, &to)),
-            };
-            let action = Action {
-                action,
-                file_path: &edit.path,
-                content,
-                encoding: "base64",
-                last_commit_id,
-            };
-            actions.push(action);
-        }
-        let mut body = NewCommit {
-            branch: change.branch,
-            commit_message: change.message,
-            actions,
-            author_name: change.author.name().unwrap_or("tagbump"),
-            author_email: change.author.email().unwrap_or("tagbump@localhost"),
-            start_sha: None,
-            force: None,
-        };
-        if change.review {
-            // No compare-and-swap on branches: the lease is checked right
-            // before the commit that replaces the branch.
-            let now = self.branch(change.branch)?.map(|c| c.id);
-            if now.as_deref() != change.branch_tip {
-                return Ok(Written::Stale(format!(
-                    "`{}` moved since it was read",
-                    change.branch
-                )));
-            }
-            body.start_sha = Some(change.base_tip);
-            body.force = Some(true);
-        }
-        crate::interrupt::stage(format!("committing to `{}` on {}", change.branch, self.url));
-        let response = self.send(Method::POST, "/repository/commits", Some(&body))?;
-        #[derive(Deserialize)]
-        struct Created {
-            id: String,
-        }
-        match response.status {
-            200..=299 => {
-                let created: Created = response.parse("GitLab POST commits")?;
-                Ok(Written::Pushed(created.id))
-            }
-            400 | 409 => {
-                let message = crate::secret::scrub(
-                    &response
-                        .error_message()
-                        .unwrap_or_else(|| response.body.clone()),
-                );
-                if declined(&message) {
-                    Ok(Written::Declined(format!(
-                        "{} declined the commit to `{}`: {message}",
-                        self.url, change.branch
-                    )))
-                } else if stale(&message) {
-                    Ok(Written::Stale(format!(
-                        "a file changed on `{}` since it was read ({message})",
-                        change.branch
-                    )))
-                } else {
-                    Err(api_error(Kind::GitLab, "GitLab POST commits", &response))
-                }
-            }
-            // "You are not allowed to push into this branch": the branch is
-            // protected, which is a declined push (exit 9) in the server's
-            // words; a 403 for a token's scope stays an auth error.
-            403 => {
-                let message = crate::secret::scrub(
-                    &response
-                        .error_message()
-                        .unwrap_or_else(|| response.body.clone()),
-                );
-                if declined(&message) {
-                    Ok(Written::Declined(format!(
-                        "{} declined the commit to `{}`: {message}",
-                        self.url, change.branch
-                    )))
-                } else {
-                    Err(api_error(Kind::GitLab, "GitLab POST commits", &response))
-                }
-            }
-            _ => Err(api_error(Kind::GitLab, "GitLab POST commits", &response)),
-        }
-    }
-}
-
-/// `POST /projects/:id/repository/commits`.
-#[derive(Debug, Serialize)]
-struct NewCommit<'a> {
-    branch: &'a str,
-    commit_message: &'a str,
-    actions: Vec<Action<'a>>,
-    author_name: &'a str,
-    author_email: &'a str,
-    /// A review branch is created (or replaced, with `force`) from here.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    start_sha: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    force: Option<bool>,
-}
-
-/// One file of a commit; `last_commit_id` makes GitLab refuse the update
-/// when the file changed since that commit.
-#[derive(Debug, Serialize)]
-struct Action<'a> {
-    action: &'static str,
-    file_path: &'a str,
-    content: String,
-    encoding: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last_commit_id: Option<String>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refusals_are_told_apart() {
-        assert!(stale(
-            "The file has changed since you started editing it: a.yaml"
-        ));
-        assert!(stale("A file with this name already exists"));
-        assert!(declined(
-            "Push rule violation: committer email not verified"
-        ));
-        assert!(!stale("You are not allowed to push into this branch"));
-        assert!(declined("You are not allowed to push into this branch"));
+        self.commit(change)
     }
 }
