@@ -14,6 +14,9 @@ use std::fmt;
 use std::time::Duration;
 
 use anyhow::Result;
+use clap::ValueEnum;
+use schemars::JsonSchema;
+use serde::Deserialize;
 
 use crate::error::{Failure, Kind as ErrorKind};
 use crate::git::{RemoteUrl, Scheme};
@@ -99,17 +102,7 @@ pub struct ChangeRequest {
 
 /// How GitHub merges a pull request when auto-merge fires (`--merge-method`,
 /// `merge_request.merge_method`).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    clap::ValueEnum,
-    serde::Deserialize,
-    schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 #[schemars(rename = "MergeMethodName")]
 pub enum MergeMethod {

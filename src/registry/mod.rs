@@ -15,7 +15,7 @@
 
 pub mod credentials;
 pub mod policy;
-mod resolve;
+mod verify_and_pin;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,7 +27,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION};
 use reqwest::Method;
 use sha2::{Digest as _, Sha256};
 
-pub use resolve::{resolve, Pin, RegistrySpec, Resolved, Source};
+pub use verify_and_pin::{resolve, Pin, RegistrySpec, Resolved, Source};
 
 use crate::error::{Failure, Kind};
 use crate::http::{send_with_retries, Response};

@@ -12,20 +12,13 @@
 
 use std::cmp::Ordering;
 
+use clap::ValueEnum;
 use regex_lite::Regex;
+use schemars::JsonSchema;
+use serde::Deserialize;
 
 /// How `regex:` policies order the tags they match.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    clap::ValueEnum,
-    serde::Deserialize,
-    schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 #[schemars(rename = "TagSortName")]
 pub enum Sort {

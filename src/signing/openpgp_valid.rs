@@ -6,7 +6,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
-use pgp::composed::SignedSecretKey;
+use pgp::composed::{SignedSecretKey, SignedSecretSubKey};
 use pgp::packet::{Signature, SignatureType};
 use pgp::types::KeyDetails;
 
@@ -45,26 +45,8 @@ pub fn signing_key(key: &SignedSecretKey, source: &str) -> Result<Option<usize>>
             newest(self_signatures.iter().copied()),
         )
     };
-    match primary {
-        Validity::Valid => {}
-        Validity::Revoked => {
-            return Err(refuse(
-                format!("the OpenPGP key in {source} ({primary_fp}) is revoked"),
-                "commits it signs do not verify; sign with another key".to_string(),
-            ))
-        }
-        Validity::Expired(at) => {
-            return Err(refuse(
-                format!(
-                    "the OpenPGP key in {source} ({primary_fp}) expired on {}",
-                    date(at)
-                ),
-                format!(
-                    "commits it signs do not verify; extend it with `gpg --quick-set-expire \
-                     {primary_fp} 1y` and export it again"
-                ),
-            ))
-        }
+    if let Some(refused) = primary_refused(primary, source, &primary_fp) {
+        return Err(refused);
     }
     let mut unusable = Vec::new();
     let newest_valid = key
@@ -77,19 +59,7 @@ pub fn signing_key(key: &SignedSecretKey, source: &str) -> Result<Option<usize>>
             })
         })
         .filter(|(_, s)| {
-            let state = if s
-                .signatures
-                .iter()
-                .any(|sig| sig.typ() == Some(SignatureType::SubkeyRevocation))
-            {
-                Validity::Revoked
-            } else {
-                let bindings = s
-                    .signatures
-                    .iter()
-                    .filter(|sig| sig.typ() == Some(SignatureType::SubkeyBinding));
-                validity(s.key.created_at().as_secs(), newest(bindings))
-            };
+            let state = subkey_validity(s);
             if state != Validity::Valid {
                 unusable.push((super::hex(&s.key.fingerprint().to_string()), state));
             }
@@ -125,6 +95,46 @@ pub fn signing_key(key: &SignedSecretKey, source: &str) -> Result<Option<usize>>
         format!("the OpenPGP key in {source} ({primary_fp}) has no key that may sign"),
         format!("add a signing subkey: `gpg --quick-add-key {primary_fp} ed25519 sign`"),
     ))
+}
+
+/// Why a primary key in `validity` cannot sign, if it cannot.
+fn primary_refused(validity: Validity, source: &str, primary_fp: &str) -> Option<anyhow::Error> {
+    let refuse = |what: String, hint: String| -> anyhow::Error {
+        Failure::new(Kind::Usage, what).hint(hint).into()
+    };
+    match validity {
+        Validity::Valid => None,
+        Validity::Revoked => Some(refuse(
+            format!("the OpenPGP key in {source} ({primary_fp}) is revoked"),
+            "commits it signs do not verify; sign with another key".to_string(),
+        )),
+        Validity::Expired(at) => Some(refuse(
+            format!(
+                "the OpenPGP key in {source} ({primary_fp}) expired on {}",
+                date(at)
+            ),
+            format!(
+                "commits it signs do not verify; extend it with `gpg --quick-set-expire \
+                     {primary_fp} 1y` and export it again"
+            ),
+        )),
+    }
+}
+
+/// A signing subkey's state: revoked, or as its newest binding says.
+fn subkey_validity(subkey: &SignedSecretSubKey) -> Validity {
+    if subkey
+        .signatures
+        .iter()
+        .any(|sig| sig.typ() == Some(SignatureType::SubkeyRevocation))
+    {
+        return Validity::Revoked;
+    }
+    let bindings = subkey
+        .signatures
+        .iter()
+        .filter(|sig| sig.typ() == Some(SignatureType::SubkeyBinding));
+    validity(subkey.key.created_at().as_secs(), newest(bindings))
 }
 
 fn newest<'a>(signatures: impl Iterator<Item = &'a Signature>) -> Option<&'a Signature> {

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use git2::Signature;
 
-use super::branch::{branch_name, check_lease, legacy_branch_name};
 use super::message::message;
 use super::plan::plan_on;
+use super::review_branch::{branch_name, check_lease, legacy_branch_name};
 use super::transport::{Change, GitTransport, Naming, Tips, TooManyForTheApi, Transport, Written};
 use super::{Operation, Report, UpdateSpec, Via};
 use crate::error::{Failure, Kind};

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 
-use super::{branch::targets_id, Report, UpdateSpec, TARGETS_TRAILER};
+use super::{review_branch::targets_id, Report, UpdateSpec, TARGETS_TRAILER};
 use crate::error::{Failure, Kind};
 use crate::git::TRAILER;
 use crate::image::ImageRef;

@@ -14,10 +14,10 @@
 //! edits from scratch: a retry never rebases stale text.
 
 pub mod attempt;
-pub mod branch;
 pub mod message;
 pub mod plan;
 pub mod put;
+pub mod review_branch;
 pub mod transport;
 
 use std::time::Duration;
@@ -28,12 +28,12 @@ use crate::targets::{self, Assignment, Plan};
 use crate::yaml::Documents;
 
 pub use attempt::run;
-pub use branch::{branch_name, legacy_branch_name, targets_id, TARGETS_TRAILER};
 pub use message::{
     default_description, message, render_message, summary, template_problem, template_vars,
     MESSAGE_VARIABLES,
 };
 pub use plan::plan_on;
+pub use review_branch::{branch_name, legacy_branch_name, targets_id, TARGETS_TRAILER};
 
 /// One `--set FILE:PATH=VALUE`.
 #[derive(Debug, Clone)]

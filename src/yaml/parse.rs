@@ -605,12 +605,8 @@ fn first_line(marker_line: usize, key_line: Option<usize>) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::yaml::{Path, Scalar};
-    fn scalar_at<'a>(stream: &'a Stream, path: &str) -> &'a Scalar {
-        let found = stream.resolve(&Path::parse(path).unwrap(), None).unwrap();
-        assert_eq!(found.len(), 1, "{path}");
-        found[0].node.as_scalar().unwrap()
-    }
+    use crate::yaml::tree::scalar_at;
+    use crate::yaml::Path;
 
     #[test]
     fn byte_offsets_survive_multibyte_text_before_the_target() {

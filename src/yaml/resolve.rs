@@ -272,12 +272,7 @@ fn list_hint<'a>(what: &str, names: impl Iterator<Item = &'a str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::yaml::Scalar;
-    fn scalar_at<'a>(stream: &'a Stream, path: &str) -> &'a Scalar {
-        let found = stream.resolve(&Path::parse(path).unwrap(), None).unwrap();
-        assert_eq!(found.len(), 1, "{path}");
-        found[0].node.as_scalar().unwrap()
-    }
+    use crate::yaml::tree::scalar_at;
 
     #[test]
     fn not_found_messages_say_what_is_there() {

@@ -317,3 +317,12 @@ fn plain_end(bytes: &[u8], start: usize, flow: bool) -> usize {
     }
     i
 }
+
+/// The one scalar `path` names in `stream` (tests).
+#[cfg(test)]
+pub(crate) fn scalar_at<'a>(stream: &'a Stream, path: &str) -> &'a Scalar {
+    let path = super::Path::parse(path).unwrap();
+    let found = stream.resolve(&path, None).unwrap();
+    assert_eq!(found.len(), 1, "{path}");
+    found[0].node.as_scalar().unwrap()
+}

@@ -1,7 +1,7 @@
 //! Behaviour of the `set` and `image` commands on local files that fixtures
 //! cannot show: permissions, symlinks, temp files, exit codes, help.
 
-use crate::support::{bin, Test};
+use crate::support::Test;
 
 const VALUES: &str = "image:\n  repository: ghcr.io/acme/app\n  tag: \"1.0\" # CI\n";
 
@@ -180,9 +180,11 @@ fn help_documents_the_path_grammar_and_examples() {
 
 #[test]
 fn a_closed_stdout_is_not_an_error() {
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
     let t = Test::new().write("values.yaml", VALUES.repeat(200));
-    let mut child = Command::new(crate::support::bin())
+    let sandbox = crate::support::Sandbox::new();
+    let mut child = sandbox
+        .command()
         .args(["image", "--dry-run", "ghcr.io/acme/app:2", "values.yaml"])
         .current_dir(t.dir.path())
         .stdout(Stdio::piped())
@@ -228,7 +230,7 @@ fn the_readme_example_runs_and_writes_nothing() {
 
 #[test]
 fn an_empty_value_is_written_only_when_allowed() {
-    let t = Test::new().write("values.yaml", VALUES).clean_env();
+    let t = Test::new().write("values.yaml", VALUES);
     t.run(&["set", "values.yaml", "image.tag="])
         .status(2)
         .stderr(
@@ -288,7 +290,6 @@ fn special_files_under_a_scanned_directory_are_skipped() {
 #[test]
 fn the_repository_can_come_from_the_environment() {
     Test::new()
-        .clean_env()
         .env("TAGBUMP_REPO", "/no/such/manifests.git")
         .run(&["update", "--image", "ghcr.io/acme/app:2.0"])
         .status(4)
@@ -305,7 +306,7 @@ fn the_repository_can_come_from_the_environment() {
 // code stands, and the file is still written.
 #[test]
 fn a_closed_stderr_or_stdout_is_not_a_panic() {
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
     let t = Test::new().write("values.yaml", VALUES);
     let closed = || {
         let (reader, writer) = std::io::pipe().unwrap();
@@ -327,10 +328,10 @@ fn a_closed_stderr_or_stdout_is_not_a_panic() {
         (&["set", "values.yaml", "image.tag=1.2"], 0),
     ];
     for (args, code) in cases {
-        let status = Command::new(bin())
+        let status = crate::support::Sandbox::new()
+            .command()
             .args(args)
             .current_dir(t.dir.path())
-            .env("NO_COLOR", "1")
             .stdout(closed())
             .stderr(closed())
             .status()
@@ -346,7 +347,7 @@ fn a_closed_stderr_or_stdout_is_not_a_panic() {
 // never into stdout's JSON.
 #[test]
 fn a_failed_run_reports_its_error_as_json_and_in_the_summary() {
-    let t = Test::new().clean_env();
+    let t = Test::new();
     let summary = t.path("summary.md").display().to_string();
     let t = t
         .env("GITHUB_ACTIONS", "true")

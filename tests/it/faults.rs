@@ -212,9 +212,10 @@ fn sigterm_removes_the_temporary_clone() {
     };
     let port = silent_server();
     let url = format!("ssh://git@127.0.0.1:{port}/team/x.git");
-    let tmp = tempfile::tempdir().unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let child = Command::new(crate::support::bin())
+    let sandbox = crate::support::Sandbox::new();
+    let tmp = &sandbox.tmp;
+    let child = sandbox
+        .command()
         .args([
             "update",
             "--repo",
@@ -222,10 +223,6 @@ fn sigterm_removes_the_temporary_clone() {
             "--image",
             "registry.example.com/team/app:2.0.0",
         ])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("TMPDIR", tmp.path())
         .env("SSH_PRIVATE_KEY", &keys.key)
         .env("SSH_KNOWN_HOSTS", &keys.known_hosts)
         .stdout(Stdio::piped())

@@ -1,5 +1,6 @@
 //! Integration tests: one binary (faster to link), one module per area.
 
+mod action;
 mod asks;
 mod cli;
 mod contracts;

@@ -49,15 +49,12 @@ pub fn update_stopped(
     env: &[(&str, &str)],
     stop_after: Option<std::time::Duration>,
 ) -> Update {
-    let tmp = tempfile::tempdir().expect("temp");
-    let home = tempfile::tempdir().expect("home");
-    let child = Command::new(crate::support::bin())
+    let sandbox = crate::support::Sandbox::new();
+    let tmp = &sandbox.tmp;
+    let child = sandbox
+        .command()
         .arg("update")
         .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("TMPDIR", tmp.path())
         .current_dir(dir)
         .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())

@@ -31,7 +31,8 @@ fn blocks(text: &str) -> Vec<(String, String)> {
 
 /// The long flags `tagbump SUB --help` lists.
 fn help_flags(sub: &str) -> BTreeSet<String> {
-    let out = Command::new(crate::support::bin())
+    let out = crate::support::Sandbox::new()
+        .command()
         .args([sub, "--help"])
         .output()
         .unwrap();

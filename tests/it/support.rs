@@ -7,6 +7,37 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_tagbump")
 }
 
+/// The places a hermetic run may write to besides its working directory:
+/// its own HOME (no `~/.ssh`, `~/.docker` or git config of the machine
+/// running the suite) and its own TMPDIR. Removed when dropped.
+pub struct Sandbox {
+    pub home: tempfile::TempDir,
+    pub tmp: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox {
+            home: tempfile::tempdir().expect("home"),
+            tmp: tempfile::tempdir().expect("tmp"),
+        }
+    }
+
+    /// `tagbump` with nothing of the test process's environment but PATH:
+    /// the sandbox's HOME and TMPDIR, and `NO_COLOR`. A CI's variables
+    /// (`GITHUB_ACTIONS`, `GITLAB_CI`, `CI_*`, tokens) never leak into a run;
+    /// a test that wants one sets it.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(bin());
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("TMPDIR", self.tmp.path())
+            .env("NO_COLOR", "1");
+        cmd
+    }
+}
+
 /// What one run printed and returned.
 #[derive(Debug)]
 pub struct Run {
@@ -15,33 +46,26 @@ pub struct Run {
     pub stderr: String,
 }
 
-/// A temp directory with files in it, where tagbump runs, with the
-/// environment it runs in: `NO_COLOR=1` plus what `env` adds, on top of the
-/// test process's environment, or of nothing but PATH after `clean_env`.
+/// A temp directory with files in it, where tagbump runs hermetically
+/// ([`Sandbox::command`]) with what `env` adds.
 pub struct Test {
     pub dir: tempfile::TempDir,
+    sandbox: Sandbox,
     env: Vec<(String, String)>,
-    clean: bool,
 }
 
 impl Test {
     pub fn new() -> Test {
         Test {
             dir: tempfile::tempdir().expect("temp dir"),
+            sandbox: Sandbox::new(),
             env: Vec::new(),
-            clean: false,
         }
     }
 
     /// Set a variable for the runs.
     pub fn env(mut self, name: &str, value: &str) -> Test {
         self.env.push((name.to_string(), value.to_string()));
-        self
-    }
-
-    /// Run with an empty environment (PATH kept): no CI variables leak in.
-    pub fn clean_env(mut self) -> Test {
-        self.clean = true;
         self
     }
 
@@ -70,15 +94,11 @@ impl Test {
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
-        let mut cmd = Command::new(bin());
-        if self.clean {
-            cmd.env_clear()
-                .env("PATH", std::env::var_os("PATH").unwrap_or_default());
-        }
-        let out = cmd
+        let out = self
+            .sandbox
+            .command()
             .args(args)
             .current_dir(self.dir.path())
-            .env("NO_COLOR", "1")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("run tagbump");
@@ -96,11 +116,12 @@ impl Test {
     }
 }
 
+/// A hermetic run in `dir`.
 pub fn run_in(dir: &Path, args: &[&str]) -> Run {
-    let out = Command::new(bin())
+    let out = Sandbox::new()
+        .command()
         .args(args)
         .current_dir(dir)
-        .env("NO_COLOR", "1")
         .output()
         .expect("run tagbump");
     Run::from(out)

@@ -13,15 +13,24 @@ use super::transport::{GitHubRepo, Oid, ZERO};
 use crate::error::{Failure, Kind as ErrorKind};
 use crate::update::transport::{Change, Written};
 
-pub(super) const RESET_BRANCH: &str = "mutation TagbumpResetBranch($repo: ID!, $name: GitRefname!, $before: GitObjectID!, $after: GitObjectID!) {
+const RESET_BRANCH: &str = "mutation TagbumpResetBranch($repo: ID!, $name: GitRefname!, $before: GitObjectID!, $after: GitObjectID!) {
   updateRefs(input: {repositoryId: $repo, refUpdates: [{name: $name, beforeOid: $before, afterOid: $after, force: true}]}) {
     clientMutationId
   }
 }";
 
-pub(super) const COMMIT: &str = "mutation TagbumpCommit($input: CreateCommitOnBranchInput!) {
+const COMMIT: &str = "mutation TagbumpCommit($input: CreateCommitOnBranchInput!) {
   createCommitOnBranch(input: $input) { commit { oid } }
 }";
+
+/// The GraphQL documents the writes send, for validation against GitHub's
+/// schema.
+pub fn documents() -> Vec<(&'static str, String)> {
+    vec![
+        ("TagbumpResetBranch", RESET_BRANCH.to_string()),
+        ("TagbumpCommit", COMMIT.to_string()),
+    ]
+}
 
 impl GitHubRepo {
     /// The review branch at the base, under the lease: created if absent,
@@ -37,8 +46,12 @@ impl GitHubRepo {
             "before": change.branch_tip.unwrap_or(ZERO),
             "after": change.base_tip,
         });
-        let (_, errors) =
-            self.graphql::<serde::de::IgnoredAny>("TagbumpResetBranch", RESET_BRANCH, vars)?;
+        let (_, errors) = self.graphql.call::<serde::de::IgnoredAny>(
+            &self.api,
+            "TagbumpResetBranch",
+            RESET_BRANCH,
+            vars,
+        )?;
         if let Some(e) = errors.first() {
             if e.kind.refused() {
                 return Err(graphql_failure("TagbumpResetBranch", e, &self.url));
@@ -106,8 +119,12 @@ impl GitHubRepo {
         struct CommitPayload {
             commit: Option<Oid>,
         }
-        let (data, errors) =
-            self.graphql::<Created>("TagbumpCommit", COMMIT, json!({"input": input}))?;
+        let (data, errors) = self.graphql.call::<Created>(
+            &self.api,
+            "TagbumpCommit",
+            COMMIT,
+            json!({"input": input}),
+        )?;
         if let Some(e) = errors.first() {
             return match e.kind {
                 ErrorType::StaleData => Ok(Written::Stale(format!(

@@ -5,12 +5,19 @@ use anyhow::Result;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::transport::GitHubRepo;
 use crate::error::{Failure, Kind as ErrorKind};
+use crate::forge::api::Api;
 use crate::forge::{api_error, Kind};
 
+/// GitHub's GraphQL endpoint, for one repository (named in messages).
+pub(super) struct GraphQl {
+    endpoint: String,
+    repository: String,
+}
+
+/// An answer: its data and errors.
 #[derive(Deserialize)]
-pub(super) struct GraphQl<T> {
+struct Answer<T> {
     data: Option<T>,
     #[serde(default)]
     errors: Vec<GraphQlError>,
@@ -49,36 +56,44 @@ impl ErrorType {
     }
 }
 
-impl GitHubRepo {
+impl GraphQl {
+    /// The endpoint beside `api`'s REST base; `repository` names it in messages.
+    pub(super) fn new(api: &Api, repository: &str) -> GraphQl {
+        GraphQl {
+            endpoint: super::graphql_url(api.base()),
+            repository: repository.to_string(),
+        }
+    }
+
     /// A GraphQL operation: its data and errors (HTTP errors are errors).
-    pub(super) fn graphql<T: serde::de::DeserializeOwned>(
+    pub(super) fn call<T: serde::de::DeserializeOwned>(
         &self,
+        api: &Api,
         operation: &str,
         query: &str,
         variables: Value,
     ) -> Result<(Option<T>, Vec<GraphQlError>)> {
         let body = json!({"query": query, "operationName": operation, "variables": variables});
-        let response = self
-            .api
-            .send_now(reqwest::Method::POST, &self.graphql, Some(&body))?;
+        let response = api.send_now(reqwest::Method::POST, &self.endpoint, Some(&body))?;
         let what = format!("GitHub GraphQL {operation}");
         if !response.ok() {
             return Err(api_error(Kind::GitHub, &what, &response));
         }
-        let answer: GraphQl<T> = response.parse(&what)?;
+        let answer: Answer<T> = response.parse(&what)?;
         Ok((answer.data, answer.errors))
     }
 
     /// Fail on errors of a query (reads never have expected errors).
     pub(super) fn data<T: serde::de::DeserializeOwned>(
         &self,
+        api: &Api,
         operation: &str,
         query: &str,
         variables: Value,
     ) -> Result<T> {
-        let (data, errors) = self.graphql::<T>(operation, query, variables)?;
+        let (data, errors) = self.call::<T>(api, operation, query, variables)?;
         if let Some(e) = errors.first() {
-            return Err(graphql_failure(operation, e, &self.url));
+            return Err(graphql_failure(operation, e, &self.repository));
         }
         data.ok_or_else(|| {
             Failure::new(

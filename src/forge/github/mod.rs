@@ -33,6 +33,7 @@ pub fn owner_and_name(project: &str) -> Result<(String, String)> {
 /// its published schema.
 pub fn documents() -> Vec<(&'static str, String)> {
     let mut all = transport::documents();
+    all.extend(create_commit_on_branch::documents());
     all.extend(pull_requests::documents());
     all
 }

@@ -17,7 +17,7 @@ use anyhow::Result;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::create_commit_on_branch::{COMMIT, RESET_BRANCH};
+use super::graphql::GraphQl;
 use crate::error::{Failure, Kind as ErrorKind};
 use crate::forge::api::Api;
 use crate::forge::entries::{tip_has, Entries, Entry};
@@ -124,15 +124,13 @@ impl FileEntry {
     }
 }
 
-/// Every GraphQL document this client sends (the batch read with two
+/// The GraphQL documents the transport reads with (the batch read with two
 /// expressions), for validation against GitHub's schema.
 pub fn documents() -> Vec<(&'static str, String)> {
     vec![
         ("TagbumpTips", TIPS.to_string()),
         ("TagbumpBranch", BRANCH.to_string()),
         ("TagbumpFiles", files_document(2)),
-        ("TagbumpResetBranch", RESET_BRANCH.to_string()),
-        ("TagbumpCommit", COMMIT.to_string()),
     ]
 }
 
@@ -170,7 +168,7 @@ pub(super) struct TipInfo {
 
 pub struct GitHubRepo {
     pub(super) api: Api,
-    pub(super) graphql: String,
+    pub(super) graphql: GraphQl,
     pub(super) owner: String,
     pub(super) name: String,
     pub(super) url: String,
@@ -187,7 +185,7 @@ impl GitHubRepo {
         let (owner, name) = super::owner_and_name(&conn.project)?;
         let api = Api::new(conn)?;
         Ok(GitHubRepo {
-            graphql: super::graphql_url(api.base()),
+            graphql: GraphQl::new(&api, &format!("GitHub {owner}/{name}")),
             url: format!("GitHub {owner}/{name}"),
             api,
             owner,
@@ -226,7 +224,8 @@ impl GitHubRepo {
             for (i, path) in chunk.iter().enumerate() {
                 vars.insert(format!("p{i}"), json!(path));
             }
-            let data: FilesData = self.data(
+            let data: FilesData = self.graphql.data(
+                &self.api,
                 "TagbumpFiles",
                 &files_document(chunk.len()),
                 Value::Object(vars),
@@ -264,7 +263,9 @@ impl GitHubRepo {
         let mut vars = self.base_vars();
         vars.insert("branch".into(), json!(format!("refs/heads/{branch}")));
         vars.insert("legacy".into(), json!(format!("refs/heads/{legacy}")));
-        let data: BranchData = self.data("TagbumpBranch", BRANCH, Value::Object(vars))?;
+        let data: BranchData =
+            self.graphql
+                .data(&self.api, "TagbumpBranch", BRANCH, Value::Object(vars))?;
         let branch_tip = data.repository.branch.map(|r| {
             let t = r.target;
             if let Some(message) = t.message {
@@ -328,7 +329,9 @@ impl Transport for GitHubRepo {
             json!(format!("refs/heads/{}", asked.clone().unwrap_or_default())),
         );
         vars.insert("hasBase".into(), json!(asked.is_some()));
-        let data: Data = self.data("TagbumpTips", TIPS, Value::Object(vars))?;
+        let data: Data = self
+            .graphql
+            .data(&self.api, "TagbumpTips", TIPS, Value::Object(vars))?;
         let Some(repository) = data.repository else {
             return Err(
                 Failure::new(ErrorKind::NotFound, format!("{} does not exist", self.url))
@@ -504,6 +507,6 @@ mod tests {
             "query TagbumpFiles($owner: String!, $name: String!, $commit: GitObjectID!, $p0: String!, $p1: String!) {"
         ));
         assert!(doc.contains("f1: file(path: $p1) { mode object {"));
-        assert_eq!(documents().len(), 5);
+        assert_eq!(super::super::documents().len(), 6);
     }
 }

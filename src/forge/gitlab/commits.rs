@@ -90,30 +90,11 @@ impl GitLabRepo {
                 let created: Created = response.parse("GitLab POST commits")?;
                 Ok(Written::Pushed(created.id))
             }
-            400 | 409 => {
-                let message = crate::secret::scrub(
-                    &response
-                        .error_message()
-                        .unwrap_or_else(|| response.body.clone()),
-                );
-                if declined(&message) {
-                    Ok(Written::Declined(format!(
-                        "{} declined the commit to `{}`: {message}",
-                        self.url, branch
-                    )))
-                } else if stale(&message) {
-                    Ok(Written::Stale(format!(
-                        "a file changed on `{}` since it was read ({message})",
-                        branch
-                    )))
-                } else {
-                    Err(api_error(Kind::GitLab, "GitLab POST commits", response))
-                }
-            }
+            // 400/409: a file changed since it was read, or a push rule. 403
             // "You are not allowed to push into this branch": the branch is
-            // protected, which is a declined push (exit 9) in the server's
-            // words; a 403 for a token's scope stays an auth error.
-            403 => {
+            // protected, a declined push (exit 9) in the server's words; a
+            // 403 for a token's scope stays an auth error.
+            400 | 403 | 409 => {
                 let message = crate::secret::scrub(
                     &response
                         .error_message()
@@ -121,8 +102,12 @@ impl GitLabRepo {
                 );
                 if declined(&message) {
                     Ok(Written::Declined(format!(
-                        "{} declined the commit to `{}`: {message}",
-                        self.url, branch
+                        "{} declined the commit to `{branch}`: {message}",
+                        self.url
+                    )))
+                } else if response.status != 403 && stale(&message) {
+                    Ok(Written::Stale(format!(
+                        "a file changed on `{branch}` since it was read ({message})"
                     )))
                 } else {
                     Err(api_error(Kind::GitLab, "GitLab POST commits", response))
