@@ -172,7 +172,8 @@ impl Client {
         ];
         let mut sent = false;
         for (path, body) in sends.into_iter().flatten() {
-            self.json::<Value>(Method::POST, &path, Some(&body)).await?;
+            self.json::<serde::de::IgnoredAny>(Method::POST, &path, Some(&body))
+                .await?;
             sent = true;
         }
         Ok(sent)

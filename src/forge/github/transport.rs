@@ -254,7 +254,7 @@ impl GitHubRepo {
         #[derive(Deserialize)]
         struct BranchRepository {
             branch: Option<Ref>,
-            legacy: Option<Value>,
+            legacy: Option<serde::de::IgnoredAny>,
         }
         #[derive(Deserialize)]
         struct BranchData {
@@ -283,10 +283,7 @@ impl GitHubRepo {
             );
             t.oid
         });
-        Ok((
-            branch_tip,
-            data.repository.legacy.is_some_and(|l| !l.is_null()),
-        ))
+        Ok((branch_tip, data.repository.legacy.is_some()))
     }
 }
 

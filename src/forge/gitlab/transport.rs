@@ -21,7 +21,7 @@ use anyhow::Result;
 use base64::Engine as _;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::error::{Failure, Kind as ErrorKind};
 use crate::forge::api::{Api, NO_BODY};
@@ -412,7 +412,8 @@ impl Transport for GitLabRepo {
         if response.status == 404 {
             return Ok(false);
         }
-        let entries: Vec<Value> = response.answer(Kind::GitLab, "GitLab GET tree")?;
+        let entries: Vec<serde::de::IgnoredAny> =
+            response.answer(Kind::GitLab, "GitLab GET tree")?;
         Ok(!entries.is_empty())
     }
 
