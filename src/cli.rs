@@ -162,6 +162,11 @@ pub struct UpdateArgs {
     #[arg(long = "in", value_name = "DIR")]
     pub dirs: Vec<String>,
 
+    /// Of the config file's `images:` (a run without --image), update only
+    /// this one (its `name`). Repeatable.
+    #[arg(long = "only", value_name = "NAME")]
+    pub only: Vec<String>,
+
     /// With --image, also set `appVersion` in the Chart.yaml of charts that use it.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
     pub app_version: Option<bool>,

@@ -48,6 +48,45 @@ pub struct Config {
     pub merge_request: MergeRequestConfig,
     #[serde(default)]
     pub registry: RegistryConfig,
+    /// A fleet: every image with its own policy and targets, all updated by
+    /// one `tagbump update` without `--image` (see README, "A fleet of images").
+    #[serde(default)]
+    pub images: Vec<FleetImage>,
+}
+
+/// One image of a fleet run.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FleetImage {
+    /// The image without a tag (`registry.example.com/team/api`); with
+    /// `latest-digest`, the tag whose digest is followed (`…/api:main`).
+    pub name: String,
+    /// `semver:RANGE`, `regex:EXPR` or `latest-digest`, as `--tag-policy`.
+    pub policy: String,
+    /// How `regex:` orders the tags it matches.
+    pub tag_sort: Option<crate::registry::policy::Sort>,
+    /// `true`, `false` or `tag`, as `--pin-digest`. Default: the registry section's.
+    pub pin_digest: Option<PinDigest>,
+    /// Where the image is scanned for, relative to the repository root.
+    /// Default: the whole repository.
+    #[serde(default, rename = "in")]
+    pub dirs: Vec<String>,
+    /// Explicit places that take the chosen version (tag, or tag@digest).
+    #[serde(default)]
+    pub set: Vec<FleetSet>,
+    /// The review branch and merge request it goes to; images of one group
+    /// share them. Default: one per image.
+    pub group: Option<String>,
+}
+
+/// A place that takes a fleet image's version.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FleetSet {
+    /// File, relative to the repository root.
+    pub file: String,
+    /// YAML path in it, e.g. `image.tag`.
+    pub path: String,
 }
 
 /// What to ask the image registry before writing (see `--verify-image`).
@@ -76,6 +115,16 @@ pub enum PinDigest {
 #[serde(rename_all = "lowercase")]
 pub enum PinWord {
     Tag,
+}
+
+impl PinDigest {
+    pub fn pin(self) -> crate::registry::Pin {
+        match self {
+            PinDigest::Bool(true) => crate::registry::Pin::On,
+            PinDigest::Bool(false) => crate::registry::Pin::Off,
+            PinDigest::Word(PinWord::Tag) => crate::registry::Pin::Tag,
+        }
+    }
 }
 
 /// What to change.
@@ -327,6 +376,8 @@ pub struct Layer {
     pub tag_policy: Option<String>,
     pub tag_sort: Option<crate::registry::policy::Sort>,
     pub insecure_registry: Vec<String>,
+    /// The fleet (`images:`), for a run without `--image`.
+    pub images: Vec<FleetImage>,
 }
 
 /// The config's layer for the environment `env_name` (or the top level).
@@ -407,14 +458,11 @@ pub fn layer(
         auto_merge: mr.auto_merge,
         merge_method: mr.merge_method,
         verify_image: config.registry.verify_image,
-        pin_digest: config.registry.pin_digest.map(|p| match p {
-            PinDigest::Bool(true) => crate::registry::Pin::On,
-            PinDigest::Bool(false) => crate::registry::Pin::Off,
-            PinDigest::Word(PinWord::Tag) => crate::registry::Pin::Tag,
-        }),
+        pin_digest: config.registry.pin_digest.map(PinDigest::pin),
         tag_policy: config.registry.tag_policy.clone(),
         tag_sort: config.registry.tag_sort,
         insecure_registry: config.registry.insecure.clone(),
+        images: config.images.clone(),
     })
 }
 
@@ -536,7 +584,7 @@ merge_request:
         assert_eq!(
             error("repos: x\n"),
             ".tagbump.yaml:1:1: unknown field `repos`, expected one of `repo`, `base`, `branch`, `direct`, \
-             `via`, `targets`, `environments`, `commit`, `merge_request`, `registry`"
+             `via`, `targets`, `environments`, `commit`, `merge_request`, `registry`, `images`"
         );
         assert_eq!(
             error("direct: maybe\n"),

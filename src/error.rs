@@ -30,6 +30,8 @@ pub enum Kind {
     /// The registry does not have the image reference (or no tag matches
     /// the policy).
     MissingImage,
+    /// Some images of a fleet run failed; the others landed.
+    Partial,
 }
 
 impl Kind {
@@ -46,6 +48,7 @@ impl Kind {
             Kind::Conflict => "conflict",
             Kind::Declined => "declined",
             Kind::MissingImage => "missing-image",
+            Kind::Partial => "partial",
         }
     }
 
@@ -62,6 +65,7 @@ impl Kind {
             Kind::Conflict => 8,
             Kind::Declined => 9,
             Kind::MissingImage => 10,
+            Kind::Partial => 11,
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod commands;
 pub mod config;
 pub mod env;
 pub mod error;
+pub mod fleet;
 pub mod forge;
 pub mod git;
 pub mod http;

@@ -29,6 +29,10 @@ fn main() -> ExitCode {
             // `update`: the error where its results would have gone, for a
             // pipeline that reads them: stdout's JSON and the job summary.
             let failure = tagbump::report::JsonFailure::new(&err);
+            // A fleet run with failed images has written its own report,
+            // one row per image, the failures among them.
+            let reported = tagbump::error::kind(&err) == tagbump::error::Kind::Partial;
+            let update_json = update_json.filter(|_| !reported);
             if update_json == Some(true) {
                 if let Ok(text) = serde_json::to_string_pretty(&failure) {
                     tagbump::say!("{text}");

@@ -77,6 +77,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         registry: Default::default(),
         image_sources: Vec::new(),
         image_digests: Vec::new(),
+        image_scopes: Vec::new(),
         scan: true,
         via_reason: String::new(),
         via: update::Via::Git,

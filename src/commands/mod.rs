@@ -3,4 +3,5 @@
 
 pub mod demo;
 pub mod files;
+pub mod fleet;
 pub mod update;

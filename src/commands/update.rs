@@ -16,13 +16,17 @@ use crate::{ci, cli, config, error, forge, interrupt, output, registry, report, 
 pub fn run(args: &cli::UpdateArgs) -> Result<()> {
     let env = crate::env::process_env;
     let image_version = args.images.first().map(|i| i.version());
+    let mut file = std::path::PathBuf::from(config::DEFAULT_FILE);
     let layer = match config::load(args.config.as_deref())? {
-        Some((path, config)) => config::layer(
-            &config,
-            &path,
-            args.environment.as_deref(),
-            image_version.as_deref(),
-        )?,
+        Some((path, config)) => {
+            file = path.clone();
+            config::layer(
+                &config,
+                &path,
+                args.environment.as_deref(),
+                image_version.as_deref(),
+            )?
+        }
         None if args.environment.is_some() => {
             return Err(
                 error::Failure::new(error::Kind::Usage, "--env needs a config file")
@@ -32,16 +36,13 @@ pub fn run(args: &cli::UpdateArgs) -> Result<()> {
         }
         None => config::Layer::default(),
     };
+    if super::fleet::applies(args, &layer)? {
+        return super::fleet::run(args, &layer, &file);
+    }
     let mut spec = settings::update_spec(args, &layer, &env)?;
     let forge_spec = settings::forge_spec(args, &layer, &spec, &env)?;
     settings::transport(args, &layer, &mut spec, &env)?;
-    // Every git connection gets a connect timeout and an idle timeout
-    // (libgit2 applies them to HTTP; SSH has only the --timeout watchdog).
-    // SAFETY: set once, before any network operation, from the main thread.
-    unsafe {
-        let _ = git2::opts::set_server_connect_timeout_in_milliseconds(15_000);
-        let _ = git2::opts::set_server_timeout_in_milliseconds(60_000);
-    }
+    network_timeouts();
     interrupt::install(spec.timeout);
     // The registry first: a missing image stops the run before the clone.
     if spec.registry.active() {
@@ -97,6 +98,16 @@ pub fn run(args: &cli::UpdateArgs) -> Result<()> {
     Ok(())
 }
 
+/// Every git connection gets a connect timeout and an idle timeout
+/// (libgit2 applies them to HTTP; SSH has only the --timeout watchdog).
+pub(super) fn network_timeouts() {
+    // SAFETY: set once, before any network operation, from the main thread.
+    unsafe {
+        let _ = git2::opts::set_server_connect_timeout_in_milliseconds(15_000);
+        let _ = git2::opts::set_server_timeout_in_milliseconds(60_000);
+    }
+}
+
 /// Config `set`s without a `value` take the image's version: the tag the
 /// registry settled on (a `--tag-policy`'s choice) and the digest only when
 /// `--image` gave one. A digest the registry added for `--pin-digest` stays
@@ -113,7 +124,7 @@ fn fill_image_sets(sets: &mut [update::FileSet], given: &ImageRef, settled: &Ima
 }
 
 /// Open or update the merge/pull request for a pushed review branch.
-fn open_or_update(
+pub(super) fn open_or_update(
     spec: &update::UpdateSpec,
     forge_spec: &settings::ForgeSpec,
     report: &update::Report,

@@ -19,15 +19,17 @@ mod verify_and_pin;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OnceCell, Semaphore};
 
 use anyhow::Result;
 use reqwest::header::{ACCEPT, AUTHORIZATION};
 use reqwest::Method;
 use sha2::{Digest as _, Sha256};
 
-pub use verify_and_pin::{resolve, Pin, RegistrySpec, Resolved, Source};
+pub use verify_and_pin::{resolve, resolve_each, Pin, RegistrySpec, Resolved, Source};
 
 use crate::error::{Failure, Kind};
 use crate::http::{send_with_retries, Response};
@@ -91,14 +93,31 @@ fn is_loopback(host: &str) -> bool {
     name == "localhost" || name == "[::1]" || name.starts_with("127.")
 }
 
-/// A registry client for one run: it keeps the tokens it was given.
+/// Requests in flight to one registry host at most: a fleet run asks about
+/// hundreds of images at once, and a registry sheds a client that opens
+/// hundreds of connections.
+const PER_HOST: usize = 8;
+
+/// A registry client for one run: it keeps the tokens it was given, reads
+/// each repository's tag list once, and keeps to [`PER_HOST`] requests and
+/// to a `Retry-After` per host.
 pub struct Client {
     http: reqwest::Client,
     timeout: Duration,
     credentials: Credentials,
     /// `Authorization` values by registry host and repository.
     auth: Mutex<HashMap<String, Secret>>,
+    /// Tag lists by host and repository, each read once.
+    tag_lists: Mutex<HashMap<String, Arc<OnceCell<Vec<String>>>>>,
+    hosts: Mutex<HashMap<String, Arc<Host>>>,
     requests: AtomicUsize,
+}
+
+/// What the client keeps per registry host.
+struct Host {
+    permits: Semaphore,
+    /// No request before this: the host answered 429 with `Retry-After`.
+    paused_until: Mutex<Option<Instant>>,
 }
 
 impl Client {
@@ -108,6 +127,8 @@ impl Client {
             timeout,
             credentials,
             auth: Mutex::new(HashMap::new()),
+            tag_lists: Mutex::new(HashMap::new()),
+            hosts: Mutex::new(HashMap::new()),
             requests: AtomicUsize::new(0),
         })
     }
@@ -162,8 +183,22 @@ impl Client {
             .unwrap_or_default())
     }
 
-    /// Every tag of the repository, following `Link` pagination.
+    /// Every tag of the repository, read once per run however many images
+    /// of the repository ask.
     pub async fn tags(&self, ep: &Endpoint) -> Result<Vec<String>> {
+        let key = format!("{}/{}", ep.host, ep.repository);
+        let cell = self
+            .tag_lists
+            .lock()
+            .map_err(poisoned)?
+            .entry(key)
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| self.read_tags(ep)).await.cloned()
+    }
+
+    /// Every tag of the repository, following `Link` pagination.
+    async fn read_tags(&self, ep: &Endpoint) -> Result<Vec<String>> {
         #[derive(serde::Deserialize)]
         struct Page {
             #[serde(default)]
@@ -215,11 +250,11 @@ impl Client {
     async fn once(&self, method: Method, url: &str, key: &str) -> Result<Response> {
         let auth = self.auth.lock().map_err(poisoned)?.get(key).cloned();
         let what = format!("registry {method} {}", scrub_query(url));
+        let host = self.host(key.split('/').next().unwrap_or(key))?;
         send_with_retries(
             &what,
             "check that the registry is reachable from here",
             || {
-                self.requests.fetch_add(1, Ordering::Relaxed);
                 let mut request = self
                     .http
                     .request(method.clone(), url)
@@ -228,10 +263,35 @@ impl Client {
                 if let Some(auth) = &auth {
                     request = crate::http::with_secret(request, AUTHORIZATION, auth.expose());
                 }
-                crate::http::read(request)
+                let host = host.clone();
+                async move {
+                    let _permit = host.permits.acquire().await.map_err(Box::new)?;
+                    host.wait().await;
+                    self.requests.fetch_add(1, Ordering::Relaxed);
+                    let response = crate::http::read(request).await?;
+                    if response.status == 429 {
+                        host.pause(response.retry_after);
+                    }
+                    Ok(response)
+                }
             },
         )
         .await
+    }
+
+    fn host(&self, name: &str) -> Result<Arc<Host>> {
+        Ok(self
+            .hosts
+            .lock()
+            .map_err(poisoned)?
+            .entry(name.to_string())
+            .or_insert_with(|| {
+                Arc::new(Host {
+                    permits: Semaphore::new(PER_HOST),
+                    paused_until: Mutex::new(None),
+                })
+            })
+            .clone())
     }
 
     /// The `Authorization` value that answers a `WWW-Authenticate` challenge.
@@ -352,6 +412,29 @@ impl Client {
 
 fn poisoned<T>(_: std::sync::PoisonError<T>) -> Failure {
     Failure::new(Kind::Internal, "the registry client's state was poisoned")
+}
+
+impl Host {
+    /// Until the host's `Retry-After` has passed.
+    async fn wait(&self) {
+        let until = self.paused_until.lock().ok().and_then(|u| *u);
+        if let Some(until) = until {
+            let now = Instant::now();
+            if until > now {
+                tokio::time::sleep(until - now).await;
+            }
+        }
+    }
+
+    /// A 429: every request to the host waits as long as it asked (or the
+    /// shortest backoff when it did not say).
+    fn pause(&self, asked: Option<Duration>) {
+        let wait = asked.unwrap_or(Duration::from_millis(500));
+        if let Ok(mut until) = self.paused_until.lock() {
+            let then = Instant::now() + wait.min(Duration::from_secs(60));
+            *until = Some(until.map_or(then, |u| u.max(then)));
+        }
+    }
 }
 
 /// The reference does not exist: its own exit code.

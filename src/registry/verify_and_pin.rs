@@ -112,6 +112,27 @@ pub fn resolve(images: &[ImageRef], spec: &RegistrySpec) -> Result<Vec<Resolved>
     Ok(out)
 }
 
+/// A fleet's images, each with its own policy, asked all at once through
+/// one client (one token per repository, each tag list read once, a bound
+/// per host). Each answer stands alone: one image's failure does not stop
+/// the others. Also returns how many requests were sent.
+pub fn resolve_each(items: &[(ImageRef, RegistrySpec)]) -> Result<(Vec<Result<Resolved>>, usize)> {
+    let Some((_, first)) = items.first() else {
+        return Ok((Vec::new(), 0));
+    };
+    for note in &first.credentials.notes {
+        crate::note!("note: {note}");
+    }
+    let client = Client::new(first.credentials.clone(), first.timeout)?;
+    let answers = crate::http::block_on(async {
+        Ok(futures_util::future::join_all(
+            items.iter().map(|(image, spec)| one(&client, image, spec)),
+        )
+        .await)
+    })?;
+    Ok((answers, client.requests()))
+}
+
 async fn one(client: &Client, image: &ImageRef, spec: &RegistrySpec) -> Result<Resolved> {
     let ep = Endpoint::of(image, &spec.insecure);
     let mut image = image.clone();

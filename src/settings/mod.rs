@@ -102,7 +102,7 @@ pub fn update_spec(args: &UpdateArgs, config: &Layer, env: Env<'_>) -> Result<Up
             .filter(|d| !config.dirs.contains(d))
             .cloned(),
     );
-    check_targets(args, &sets, &promotions)?;
+    check_targets(args, &sets, &promotions, !config.images.is_empty())?;
     // An environment scans for --image only where it says (`in`): the
     // whole repository holds the other environments too.
     let scan = config.environment.is_none() || !dirs.is_empty();
@@ -181,6 +181,7 @@ pub fn update_spec(args: &UpdateArgs, config: &Layer, env: Env<'_>) -> Result<Up
         registry,
         image_sources: Vec::new(),
         image_digests: Vec::new(),
+        image_scopes: Vec::new(),
         // Chosen by `transport` once the forge is known.
         via: crate::update::Via::Git,
         attempts: args.attempts,
@@ -191,8 +192,16 @@ pub fn update_spec(args: &UpdateArgs, config: &Layer, env: Env<'_>) -> Result<Up
 }
 
 /// Flags that make no sense together, refused before anything else.
-fn check_targets(args: &UpdateArgs, sets: &[FileSet], promotions: &[Promotion]) -> Result<()> {
-    if args.images.is_empty() && sets.is_empty() && promotions.is_empty() && args.puts.is_empty() {
+/// `fleet`: the config file lists `images:`, which a run without `--image`
+/// updates.
+fn check_targets(
+    args: &UpdateArgs,
+    sets: &[FileSet],
+    promotions: &[Promotion],
+    fleet: bool,
+) -> Result<()> {
+    let given = !args.images.is_empty() || !args.puts.is_empty();
+    if !given && !fleet && sets.is_empty() && promotions.is_empty() {
         return Err(Failure::new(
             Kind::Usage,
             "nothing to update: pass --image NEWREF, --set FILE:PATH=VALUE, --promote FROM=TO \

@@ -72,6 +72,11 @@ pub struct Plan {
     pub skipped: Vec<(String, String)>,
     /// Things the user should know: digests cleared, keys missing.
     pub notes: Vec<String>,
+    /// Per scanned image (its name), the values its references held before.
+    pub held: Vec<(String, Vec<String>)>,
+    /// Images of a fleet run with no reference where they were looked for
+    /// (name, why); a single run fails instead.
+    pub unmatched: Vec<(String, String)>,
 }
 
 impl Plan {

@@ -44,6 +44,15 @@ enum Attempt {
 /// `--timeout`; permanent failures (auth, host key, not found, a declined
 /// push) end it at once.
 pub fn run(spec: &UpdateSpec) -> Result<Report> {
+    run_on(spec, None)
+}
+
+/// [`run`] on `shared` when given, every attempt: the groups of a fleet run
+/// share one clone (or one API session) instead of one each.
+pub fn run_on(
+    spec: &UpdateSpec,
+    mut shared: Option<&mut (dyn Transport + 'static)>,
+) -> Result<Report> {
     let author = Signature::now(&spec.author_name, &spec.author_email).map_err(|e| {
         Failure::new(
             Kind::Usage,
@@ -59,7 +68,12 @@ pub fn run(spec: &UpdateSpec) -> Result<Report> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let (why, contention) = match attempt_once(spec, attempt, &author) {
+        let result = match shared.as_deref_mut() {
+            Some(repo) => attempt_on(repo, spec, attempt, &author)
+                .map(|a| a.via(forge_of(&spec.via), &spec.via_reason)),
+            None => attempt_once(spec, attempt, &author),
+        };
+        let (why, contention) = match result {
             Ok(Attempt::Done(report)) => return Ok(*report),
             Ok(Attempt::Again { why, contention }) => (why, contention),
             Err(e) if crate::error::is_transient(&e) => {
@@ -143,6 +157,26 @@ fn attempt_once(spec: &UpdateSpec, attempt: u32, author: &Signature<'_>) -> Resu
     let mut transport = GitTransport::open(spec)?;
     let reason = fell_back().unwrap_or_else(|| spec.via_reason.clone());
     attempt_on(&mut transport, spec, attempt, author).map(|a| a.via(None, &reason))
+}
+
+/// The transport `spec.via` names, opened once for a whole fleet run. An
+/// API transport reads whatever it is asked (`--via auto` chooses git for a
+/// fleet: its scans read many directories, which one fetch does best).
+pub fn open(spec: &UpdateSpec) -> Result<Box<dyn Transport>> {
+    Ok(match &spec.via {
+        Via::Api { conn, .. } => match conn.kind {
+            crate::forge::Kind::GitHub => Box::new(GitHubRepo::new(conn)?),
+            crate::forge::Kind::GitLab => Box::new(GitLabRepo::new(conn)?),
+        },
+        Via::Git => Box::new(GitTransport::open(spec)?),
+    })
+}
+
+fn forge_of(via: &Via) -> Option<crate::forge::Kind> {
+    match via {
+        Via::Api { conn, .. } => Some(conn.kind),
+        Via::Git => None,
+    }
 }
 
 /// Why `--via auto` fell back to git, once it has (a refused first read, a

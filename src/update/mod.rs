@@ -178,6 +178,10 @@ pub struct UpdateSpec {
     pub image_sources: Vec<crate::registry::Source>,
     /// What the registry answered for each image's digest (`None`: not asked).
     pub image_digests: Vec<Option<String>>,
+    /// Per image, where a fleet run scans for it (`images:` entries each
+    /// have their own `in` and `pin_digest`); empty: `dirs` and `registry.pin`
+    /// for every image.
+    pub image_scopes: Vec<ImageScope>,
     /// Whether --image is scanned for (false: an environment without `in`,
     /// where the image only gives its version to `set` targets).
     pub scan: bool,
@@ -189,6 +193,16 @@ pub struct UpdateSpec {
     /// Links for the commit message, from CI.
     pub source_commit: Option<String>,
     pub pipeline_url: Option<String>,
+}
+
+/// Where one image of a fleet run is scanned for, and how its digest goes
+/// into a Helm `tag` that has no digest key beside it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageScope {
+    /// Relative to the repository root; empty: everywhere.
+    pub dirs: Vec<String>,
+    /// `pin_digest: tag`.
+    pub digest_in_tag: bool,
 }
 
 /// How the repository is read and written.
@@ -268,6 +282,7 @@ pub(crate) fn example_spec() -> UpdateSpec {
         registry: Default::default(),
         image_sources: Vec::new(),
         image_digests: Vec::new(),
+        image_scopes: Vec::new(),
         scan: true,
         via_reason: String::new(),
         via: Via::Git,

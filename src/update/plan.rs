@@ -213,48 +213,72 @@ fn plan_images(
     layers: &mut Layers,
     plan: &mut Plan,
 ) -> Result<()> {
-    let dirs = if spec.dirs.is_empty() {
-        vec![String::new()]
-    } else {
-        spec.dirs.clone()
-    };
-    let mut files: Vec<SourceFile> = Vec::new();
-    for dir in &dirs {
-        let (found, unreadable) = repo.yaml_files(commit, dir)?;
-        for f in found {
-            if !files.iter().any(|g| g.path == f.path) {
-                files.push(f);
+    // Each directory is listed and read once, however many images scan it.
+    let mut read: BTreeMap<String, Vec<SourceFile>> = BTreeMap::new();
+    for (i, image) in spec.images.iter().enumerate() {
+        let scope = spec.image_scopes.get(i);
+        let scoped = scope
+            .map(|s| &s.dirs)
+            .filter(|d| !d.is_empty())
+            .unwrap_or(&spec.dirs);
+        let whole = [String::new()];
+        let dirs = if scoped.is_empty() {
+            &whole[..]
+        } else {
+            scoped
+        };
+        let mut current: Vec<SourceFile> = Vec::new();
+        for dir in dirs {
+            if !read.contains_key(dir) {
+                let (found, unreadable) = repo.yaml_files(commit, dir)?;
+                for skipped in unreadable {
+                    if !plan.skipped.contains(&skipped) {
+                        plan.skipped.push(skipped);
+                    }
+                }
+                read.insert(dir.clone(), found);
+            }
+            for f in &read[dir] {
+                if !current.iter().any(|g| g.path == f.path) {
+                    current.push(SourceFile {
+                        path: f.path.clone(),
+                        text: layers.text(&f.path).unwrap_or(&f.text).clone(),
+                    });
+                }
             }
         }
-        plan.skipped.extend(unreadable);
-    }
-    for image in &spec.images {
-        let current: Vec<SourceFile> = files
-            .iter()
-            .map(|f| SourceFile {
-                path: f.path.clone(),
-                text: layers.text(&f.path).unwrap_or(&f.text).clone(),
-            })
-            .collect();
         let update = ImageUpdate {
             image: image.clone(),
             app_version: spec.app_version,
-            digest_in_tag: spec.registry.pin == crate::registry::Pin::Tag,
+            digest_in_tag: scope.map_or(spec.registry.pin == crate::registry::Pin::Tag, |s| {
+                s.digest_in_tag
+            }),
         };
         let step = targets::plan_image(&current, &update).map_err(Failure::from)?;
         if step.files.is_empty() {
-            return Err(Failure::new(
-                Kind::NotFound,
-                format!(
-                    "no reference to `{}` in {} ({} YAML file(s) read)",
-                    image.name(),
-                    describe_dirs(&spec.dirs),
-                    current.len()
-                ),
-            )
-            .hint("check the image name, and --in (paths are relative to the repository root)")
-            .into());
+            let why = format!(
+                "no reference to `{}` in {} ({} YAML file(s) read)",
+                image.name(),
+                describe_dirs(scoped),
+                current.len()
+            );
+            // A fleet reports the image and goes on with the others.
+            if !spec.image_scopes.is_empty() {
+                plan.unmatched.push((image.name(), why));
+                continue;
+            }
+            return Err(Failure::new(Kind::NotFound, why)
+                .hint("check the image name, and --in (paths are relative to the repository root)")
+                .into());
         }
+        let mut held: Vec<String> = step
+            .files
+            .iter()
+            .flat_map(|f| f.outcomes.iter().map(|o| o.old.clone()))
+            .collect();
+        held.sort();
+        held.dedup();
+        plan.held.push((image.name(), held));
         let ask = format!("--image {image}");
         for edit in step.files {
             layers.absorb(edit, &ask)?;

@@ -8,6 +8,7 @@ mod fake_forge;
 mod fake_repo_api;
 mod faults;
 mod fixtures;
+mod fleet;
 mod forge;
 mod packaging;
 mod pipeline;

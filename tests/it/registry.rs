@@ -162,7 +162,7 @@ fn pinned_digests_are_the_ones_the_registry_serves() {
 }
 
 /// Give `name` these extra tags, all pointing at the manifest of `from`.
-fn retag(registry: &Registry, name: &str, from: &str, tags: &[String]) {
+pub fn retag(registry: &Registry, name: &str, from: &str, tags: &[String]) {
     let base = format!("http://{}/v2/{name}/manifests", registry.host());
     let manifest = tempfile::NamedTempFile::new().unwrap();
     crate::servers::run(
