@@ -52,10 +52,14 @@ pub struct Config {
     /// one `tagbump update` without `--image` (see README, "A fleet of images").
     #[serde(default)]
     pub images: Vec<FleetImage>,
+    /// Also the images these controllers' configuration in the manifest
+    /// repository lists, read as it is (see README, "A fleet of images").
+    #[serde(default)]
+    pub images_from: Vec<Controller>,
 }
 
 /// One image of a fleet run.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FleetImage {
     /// The image without a tag (`registry.example.com/team/api`); with
@@ -80,13 +84,36 @@ pub struct FleetImage {
 }
 
 /// A place that takes a fleet image's version.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FleetSet {
     /// File, relative to the repository root.
     pub file: String,
     /// YAML path in it, e.g. `image.tag`.
     pub path: String,
+    /// What it takes: `tag` (the default), `image` (`name:tag`, with
+    /// `@digest` when pinned), `name` or `digest`.
+    #[serde(default)]
+    pub value: SetValue,
+}
+
+/// What a fleet image's `set` place takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SetValue {
+    #[default]
+    Tag,
+    Image,
+    Name,
+    Digest,
+}
+
+/// Controllers whose configuration in the manifest repository lists images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Controller {
+    /// Flux's `ImagePolicy`/`ImageRepository` and the `$imagepolicy` markers.
+    Flux,
 }
 
 /// What to ask the image registry before writing (see `--verify-image`).
@@ -104,14 +131,14 @@ pub struct RegistryConfig {
     pub insecure: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum PinDigest {
     Bool(bool),
     Word(PinWord),
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PinWord {
     Tag,
@@ -378,6 +405,7 @@ pub struct Layer {
     pub insecure_registry: Vec<String>,
     /// The fleet (`images:`), for a run without `--image`.
     pub images: Vec<FleetImage>,
+    pub images_from: Vec<Controller>,
 }
 
 /// The config's layer for the environment `env_name` (or the top level).
@@ -463,6 +491,7 @@ pub fn layer(
         tag_sort: config.registry.tag_sort,
         insecure_registry: config.registry.insecure.clone(),
         images: config.images.clone(),
+        images_from: config.images_from.clone(),
     })
 }
 
@@ -584,7 +613,7 @@ merge_request:
         assert_eq!(
             error("repos: x\n"),
             ".tagbump.yaml:1:1: unknown field `repos`, expected one of `repo`, `base`, `branch`, `direct`, \
-             `via`, `targets`, `environments`, `commit`, `merge_request`, `registry`, `images`"
+             `via`, `targets`, `environments`, `commit`, `merge_request`, `registry`, `images`, `images_from`"
         );
         assert_eq!(
             error("direct: maybe\n"),

@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use schemars::JsonSchema;
 use serde::Serialize;
 
+use crate::config::{Controller, SetValue};
 use crate::error::{Failure, Kind};
 use crate::fleet::Entry;
 use crate::registry::Resolved;
@@ -51,7 +52,8 @@ pub struct FleetRow {
 /// Whether this run is a fleet run: the config lists `images:` and no
 /// `--image` is given. `--only` and the single-image targets are checked.
 pub fn applies(args: &cli::UpdateArgs, layer: &config::Layer) -> Result<bool> {
-    let fleet = args.images.is_empty() && !layer.images.is_empty();
+    let fleet =
+        args.images.is_empty() && !(layer.images.is_empty() && layer.images_from.is_empty());
     if !fleet && !args.only.is_empty() {
         return Err(Failure::new(
             Kind::Usage,
@@ -82,9 +84,21 @@ pub fn run(args: &cli::UpdateArgs, layer: &config::Layer, file: &Path) -> Result
                            reads best"
             .into();
     }
-    let entries = fleet::entries(&layer.images, &args.only, &base.registry, file)?;
     super::update::network_timeouts();
     interrupt::install(base.timeout);
+    let mut transport = update::attempt::open(&base)?;
+    let mut listed = fleet::from_config(&layer.images, file);
+    if layer.images_from.contains(&Controller::Flux) {
+        let (commit, files) = base_files(&base, transport.as_mut())?;
+        let found = fleet::flux::read(&files)?;
+        crate::note!(
+            "flux: {} image policies with markers at `{}`",
+            found.len(),
+            &commit[..commit.len().min(12)]
+        );
+        listed.extend(found);
+    }
+    let entries = fleet::entries(&listed, &args.only, &base.registry, file)?;
     interrupt::stage(format!(
         "asking the registry about {} images",
         entries.len()
@@ -116,14 +130,9 @@ pub fn run(args: &cli::UpdateArgs, layer: &config::Layer, file: &Path) -> Result
         groups.entry(group).or_default().push((entry, resolved));
     }
     let json = args.output == cli::OutputFormat::Json;
-    let mut transport = match groups.is_empty() {
-        true => None,
-        false => Some(update::attempt::open(&base)?),
-    };
     for members in groups.values() {
         let spec = group_spec(&base, members);
-        let repo = transport.as_deref_mut();
-        let report = match update::attempt::run_on(&spec, repo) {
+        let report = match update::attempt::run_on(&spec, Some(transport.as_mut())) {
             Ok(report) => report,
             Err(e) => {
                 let reason = crate::secret::scrub(&format!("{e:#}"));
@@ -150,6 +159,29 @@ pub fn run(args: &cli::UpdateArgs, layer: &config::Layer, file: &Path) -> Result
     finish(args, rows, requests, entries.len())
 }
 
+/// Every YAML file of the base branch, where controllers keep their
+/// configuration, and the commit they were read at.
+fn base_files(
+    base: &UpdateSpec,
+    repo: &mut dyn update::transport::Transport,
+) -> Result<(String, Vec<crate::targets::SourceFile>)> {
+    let same = |b: &str| b.to_string();
+    let naming = update::transport::Naming {
+        spec: base,
+        branch: &same,
+        legacy: &same,
+    };
+    let tips = repo.tips(&naming)?.ok_or_else(|| {
+        Failure::new(
+            Kind::Remote,
+            format!("{}: the base was not read whole", repo.url()),
+        )
+        .transient()
+    })?;
+    let (files, _) = repo.yaml_files(&tips.base_tip, "")?;
+    Ok((tips.base_tip, files))
+}
+
 /// The spec of one group: its images, each with its scope, and the `set`
 /// places that take their versions.
 fn group_spec(base: &UpdateSpec, members: &[(&Entry, Resolved)]) -> UpdateSpec {
@@ -165,16 +197,30 @@ fn group_spec(base: &UpdateSpec, members: &[(&Entry, Resolved)]) -> UpdateSpec {
     spec.sets = members
         .iter()
         .flat_map(|(entry, resolved)| {
-            // The tag: a digest pinned by the registry stays in image
-            // references, as for --image (a chart's appVersion wants the tag).
-            let version = resolved.image.tag.clone().unwrap_or_default();
-            entry.sets.iter().cloned().map(move |mut set| {
-                set.assignment.value = version.clone();
+            entry.sets.iter().map(move |(set, value)| {
+                let mut set = set.clone();
+                set.assignment.value = set_value(entry, resolved, *value);
                 set
             })
         })
         .collect();
     spec
+}
+
+/// What a `set` place takes of a resolved image. `tag`: the tag alone, as
+/// for --image (a digest pinned by the registry stays in image references:
+/// a chart's appVersion wants the tag); `image`: `name:tag`, `@digest` when
+/// pinned (as Flux's full `$imagepolicy` marker writes it).
+fn set_value(entry: &Entry, resolved: &Resolved, value: SetValue) -> String {
+    let tag = resolved.image.tag.clone().unwrap_or_default();
+    let digest = resolved.image.digest.clone().unwrap_or_default();
+    match value {
+        SetValue::Tag => tag,
+        SetValue::Name => entry.name.clone(),
+        SetValue::Digest => digest,
+        SetValue::Image if digest.is_empty() => format!("{}:{tag}", entry.name),
+        SetValue::Image => format!("{}:{tag}@{digest}", entry.name),
+    }
 }
 
 fn write_group(json: bool, report: &update::Report, spec: &UpdateSpec) -> Result<()> {

@@ -8,13 +8,15 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::config::FleetImage;
+use crate::config::{FleetImage, SetValue};
 use crate::error::{Failure, Kind};
 use crate::image::ImageRef;
 use crate::registry::policy::Policy;
 use crate::registry::{Pin, RegistrySpec};
 use crate::targets::Assignment;
 use crate::update::{FileSet, ImageScope};
+
+pub mod flux;
 
 /// One image of the fleet, checked and ready to ask the registry about.
 #[derive(Debug, Clone)]
@@ -26,22 +28,48 @@ pub struct Entry {
     pub policy: String,
     pub registry: RegistrySpec,
     pub scope: ImageScope,
-    /// Places that take the chosen version (the value is filled in later).
-    pub sets: Vec<FileSet>,
+    /// Places that take the chosen version, and which part of it (the
+    /// value is filled in once the registry answered).
+    pub sets: Vec<(FileSet, SetValue)>,
     /// The review branch / merge request it goes to.
     pub group: String,
 }
 
-/// The entries of `images` (all, or those `only` names), each checked:
+/// An image as a list gave it: the config file's `images:`, or a
+/// controller's configuration in the repository.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub image: FleetImage,
+    /// Where it was listed, for messages: `fleet.yaml: images[2]`.
+    pub origin: String,
+    /// Written only at its `set` places, never scanned for.
+    pub sets_only: bool,
+}
+
+/// The config file's `images:`, as listed there.
+pub fn from_config(images: &[FleetImage], file: &Path) -> Vec<Listed> {
+    images
+        .iter()
+        .enumerate()
+        .map(|(i, image)| Listed {
+            image: image.clone(),
+            origin: format!("{}: images[{i}]", file.display()),
+            sets_only: false,
+        })
+        .collect()
+}
+
+/// The entries of `listed` (all, or those `only` names), each checked:
 /// a parsable name, a policy tagbump has, paths inside the repository.
 /// `registry` holds the run's registry settings (credentials, insecure
 /// hosts, timeout, the default pinning); each entry gets its own policy.
 pub fn entries(
-    images: &[FleetImage],
+    listed: &[Listed],
     only: &[String],
     registry: &RegistrySpec,
     file: &Path,
 ) -> Result<Vec<Entry>> {
+    let images: Vec<&FleetImage> = listed.iter().map(|l| &l.image).collect();
     for name in only {
         if !images.iter().any(|i| &i.name == name) {
             let known: Vec<&str> = images.iter().map(|i| i.name.as_str()).collect();
@@ -57,12 +85,14 @@ pub fn entries(
         }
     }
     let mut out: Vec<Entry> = Vec::new();
-    for (i, image) in images.iter().enumerate() {
+    for item in listed {
+        let image = &item.image;
         if !only.is_empty() && !only.contains(&image.name) {
             continue;
         }
-        let at = format!("{}: images[{i}] ({})", file.display(), image.name);
-        let entry = entry(image, registry, &at)?;
+        let at = format!("{} ({})", item.origin, image.name);
+        let mut entry = entry(image, registry, &at)?;
+        entry.scope.sets_only = item.sets_only;
         if out
             .iter()
             .any(|e| e.image.normalized_name() == entry.image.normalized_name())
@@ -84,7 +114,12 @@ fn entry(image: &FleetImage, registry: &RegistrySpec, at: &str) -> Result<Entry>
     let sort = image.tag_sort.unwrap_or_default();
     let policy =
         Policy::parse(&image.policy, sort).map_err(|e| usage(format!("{at}: policy: {e}")))?;
-    let pin = image.pin_digest.map_or(registry.pin, |p| p.pin());
+    let digest_set = image.set.iter().any(|s| s.value == SetValue::Digest);
+    let pin = match image.pin_digest.map_or(registry.pin, |p| p.pin()) {
+        // A place that takes the digest needs the registry to be asked for it.
+        Pin::Off if digest_set => Pin::On,
+        pin => pin,
+    };
     let dirs = image
         .dirs
         .iter()
@@ -98,15 +133,16 @@ fn entry(image: &FleetImage, registry: &RegistrySpec, at: &str) -> Result<Entry>
                 .map_err(|e| usage(format!("{at}: set `{}`: {e}", set.path)))?;
             let file = crate::update::repo_path(&set.file)
                 .map_err(|e| usage(format!("{at}: set file: {e}")))?;
-            Ok(FileSet {
+            let set_file = FileSet {
                 file,
                 assignment: Assignment {
                     path,
                     value: String::new(),
                 },
                 from_image: true,
-                ask: format!("images: {} set {}:{}", image.name, set.file, set.path),
-            })
+                ask: format!("{} set {}:{}", image.name, set.file, set.path),
+            };
+            Ok((set_file, set.value))
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Entry {
@@ -120,6 +156,7 @@ fn entry(image: &FleetImage, registry: &RegistrySpec, at: &str) -> Result<Entry>
         scope: ImageScope {
             dirs,
             digest_in_tag: pin == Pin::Tag,
+            sets_only: false,
         },
         sets,
         group: image.group.clone().unwrap_or_else(|| image.name.clone()),
@@ -137,13 +174,8 @@ mod tests {
 
     fn error(yaml: &str, only: &[&str]) -> String {
         let only: Vec<String> = only.iter().map(|s| s.to_string()).collect();
-        let err = entries(
-            &images(yaml),
-            &only,
-            &RegistrySpec::default(),
-            Path::new("f.yaml"),
-        )
-        .unwrap_err();
+        let list = from_config(&images(yaml), Path::new("f.yaml"));
+        let err = entries(&list, &only, &RegistrySpec::default(), Path::new("f.yaml")).unwrap_err();
         format!("{err:#}")
     }
 
@@ -154,6 +186,7 @@ mod tests {
              - name: r.example/team/web\n  policy: regex:^main-(\\d+)$\n  tag_sort: numeric\n  \
              pin_digest: tag\n  group: front\n  set:\n    - file: apps/web/Chart.yaml\n      path: appVersion\n",
         );
+        let list = from_config(&list, Path::new("f.yaml"));
         let out = entries(&list, &[], &RegistrySpec::default(), Path::new("f.yaml")).unwrap();
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].scope.dirs, ["apps/api"]);
@@ -162,7 +195,7 @@ mod tests {
         assert_eq!(out[1].group, "front");
         assert_eq!(out[1].registry.pin, Pin::Tag);
         assert!(out[1].scope.digest_in_tag);
-        assert_eq!(out[1].sets[0].file, "apps/web/Chart.yaml");
+        assert_eq!(out[1].sets[0].0.file, "apps/web/Chart.yaml");
         let only = ["r.example/team/web".to_string()];
         let out = entries(&list, &only, &RegistrySpec::default(), Path::new("f.yaml")).unwrap();
         assert_eq!(out.len(), 1);

@@ -203,6 +203,9 @@ pub struct ImageScope {
     pub dirs: Vec<String>,
     /// `pin_digest: tag`.
     pub digest_in_tag: bool,
+    /// Written only where its `set` places say, never scanned for (Flux's
+    /// markers name each place).
+    pub sets_only: bool,
 }
 
 /// How the repository is read and written.

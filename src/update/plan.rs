@@ -217,6 +217,9 @@ fn plan_images(
     let mut read: BTreeMap<String, Vec<SourceFile>> = BTreeMap::new();
     for (i, image) in spec.images.iter().enumerate() {
         let scope = spec.image_scopes.get(i);
+        if scope.is_some_and(|s| s.sets_only) {
+            continue;
+        }
         let scoped = scope
             .map(|s| &s.dirs)
             .filter(|d| !d.is_empty())

@@ -316,3 +316,68 @@ fn only_runs_the_named_image_and_unknown_names_are_refused() {
     assert_eq!(u.run.code, 2, "{}", u.run.stderr);
     assert!(u.run.stderr.contains("--only nope: "), "{}", u.run.stderr);
 }
+
+// Flux's own configuration, read from the manifest repository as it is:
+// the marked places are written (and only those), with the policy's choice.
+#[test]
+fn flux_policies_and_markers_in_the_repository_are_followed() {
+    let Some(registry) = Registry::start(Auth::Anonymous) else {
+        return;
+    };
+    let host = registry.host();
+    push_fleet(&registry);
+    let digest = registry.inspect_digest("team/worker:main-12");
+    let flux = format!(
+        "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata:\n  name: api\n  \
+         namespace: flux-system\nspec:\n  image: {host}/team/api\n  interval: 1h\n---\n\
+         apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata:\n  name: api\n  \
+         namespace: flux-system\nspec:\n  imageRepositoryRef:\n    name: api\n  policy:\n    \
+         semver:\n      range: '>=1.0.0 <2.0.0'\n---\n\
+         apiVersion: image.toolkit.fluxcd.io/v1beta2\nkind: ImageRepository\nmetadata:\n  name: worker\n  \
+         namespace: flux-system\nspec:\n  image: {host}/team/worker\n---\n\
+         apiVersion: image.toolkit.fluxcd.io/v1beta2\nkind: ImagePolicy\nmetadata:\n  name: worker\n  \
+         namespace: flux-system\nspec:\n  imageRepositoryRef:\n    name: worker\n  \
+         digestReflectionPolicy: Always\n  filterTags:\n    pattern: '^main-(?P<n>[0-9]+)$'\n    \
+         extract: '$n'\n  policy:\n    numerical:\n      order: asc\n"
+    );
+    let release = format!(
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: api\nspec:\n  values:\n    \
+         image:\n      repository: {host}/team/api # {{\"$imagepolicy\": \"flux-system:api:name\"}}\n      \
+         tag: 1.0.0 # {{\"$imagepolicy\": \"flux-system:api:tag\"}}\n"
+    );
+    let worker = format!(
+        "spec:\n  containers:\n    - name: worker\n      image: {host}/team/worker:main-7 # {{\"$imagepolicy\": \"flux-system:worker\"}}\n    \
+         - name: other\n      image: {host}/team/api:1.0.0\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("manifests.git");
+    let files = vec![
+        ("clusters/prod/flux-image.yaml".to_string(), flux),
+        ("apps/api/release.yaml".to_string(), release.clone()),
+        ("apps/worker/deploy.yaml".to_string(), worker.clone()),
+    ];
+    let repo = seed(&path, &files);
+    let url = path.to_string_lossy().into_owned();
+    std::fs::write(
+        dir.path().join(".tagbump.yaml"),
+        format!("repo: {url}\nimages_from: [flux]\n"),
+    )
+    .unwrap();
+    let u = update_in(dir.path(), &["--direct", "--output", "json"], &[]);
+    assert_eq!(u.run.code, 0, "{}", u.run.stderr);
+    let json: serde_json::Value = serde_json::from_str(&u.run.stdout).unwrap();
+    assert_eq!(json["images"].as_array().unwrap().len(), 2, "{json}");
+    assert_eq!(
+        repo.show("main:apps/api/release.yaml"),
+        release.replace("tag: 1.0.0 #", "tag: 1.3.1 #")
+    );
+    // The marked worker line takes name:tag@digest; the unmarked api image
+    // beside it is left alone (Flux writes only what a marker names).
+    assert_eq!(
+        repo.show("main:apps/worker/deploy.yaml"),
+        worker.replace(
+            "team/worker:main-7 #",
+            &format!("team/worker:main-12@{digest} #")
+        )
+    );
+}
