@@ -114,6 +114,9 @@ pub enum SetValue {
 pub enum Controller {
     /// Flux's `ImagePolicy`/`ImageRepository` and the `$imagepolicy` markers.
     Flux,
+    /// Argo CD Image Updater's `ImageUpdater` resources, and its annotations
+    /// on `Application`s.
+    ArgocdImageUpdater,
 }
 
 /// What to ask the image registry before writing (see `--verify-image`).

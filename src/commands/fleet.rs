@@ -88,15 +88,19 @@ pub fn run(args: &cli::UpdateArgs, layer: &config::Layer, file: &Path) -> Result
     interrupt::install(base.timeout);
     let mut transport = update::attempt::open(&base)?;
     let mut listed = fleet::from_config(&layer.images, file);
-    if layer.images_from.contains(&Controller::Flux) {
+    if !layer.images_from.is_empty() {
         let (commit, files) = base_files(&base, transport.as_mut())?;
-        let found = fleet::flux::read(&files)?;
-        crate::note!(
-            "flux: {} image policies with markers at `{}`",
-            found.len(),
-            &commit[..commit.len().min(12)]
-        );
-        listed.extend(found);
+        let at = &commit[..commit.len().min(12)];
+        for controller in &layer.images_from {
+            let (what, found) = match controller {
+                Controller::Flux => ("flux", fleet::flux::read(&files)?),
+                Controller::ArgocdImageUpdater => {
+                    ("argocd-image-updater", fleet::argocd::read(&files)?)
+                }
+            };
+            crate::note!("{what}: {} images at `{at}`", found.len());
+            listed.extend(found);
+        }
     }
     let entries = fleet::entries(&listed, &args.only, &base.registry, file)?;
     interrupt::stage(format!(

@@ -329,7 +329,8 @@ fn choice(spec: &PolicySpec) -> Result<(String, Sort), String> {
         if pattern.is_some() {
             return Err("semver with filterTags: tagbump's semver policy has no tag filter".into());
         }
-        return semver_range(&semver.range).map(|r| (format!("semver:{r}"), Sort::Alphabetical));
+        return super::masterminds_range(&semver.range)
+            .map(|r| (format!("semver:{r}"), Sort::Alphabetical));
     }
     let (order, sort) = match (&choice.alphabetical, &choice.numerical) {
         (Some(order), None) => (order, Sort::Alphabetical),
@@ -369,27 +370,6 @@ fn first_group(pattern: &str, extract: &str) -> Result<(), String> {
             "filterTags.extract `{extract}`: tagbump sorts on the pattern's first group only"
         )),
     }
-}
-
-/// A Masterminds range (Flux, Argo CD Image Updater) in the form tagbump's
-/// `semver:` reads, or why it means something else there.
-fn semver_range(range: &str) -> Result<String, String> {
-    let refuse = |why: &str| Err(format!("semver range `{range}`: {why}"));
-    if range.contains("||") {
-        return refuse("`||` (either range) has no equivalent");
-    }
-    if range.contains("!=") {
-        return refuse("`!=` has no equivalent");
-    }
-    if range.split_whitespace().any(|t| t == "-") {
-        return refuse("a hyphen range has no equivalent; write `>=A, <=B`");
-    }
-    if range.contains('-') {
-        return refuse("pre-release ranges choose differently (Masterminds' `-0` opt-in)");
-    }
-    crate::registry::policy::Policy::parse(&format!("semver:{range}"), Sort::Alphabetical)
-        .map(|_| range.to_string())
-        .map_err(|e| format!("semver range `{range}`: {e}"))
 }
 
 fn refuse(at: &str, why: String) -> anyhow::Error {

@@ -16,6 +16,7 @@ use crate::registry::{Pin, RegistrySpec};
 use crate::targets::Assignment;
 use crate::update::{FileSet, ImageScope};
 
+pub mod argocd;
 pub mod flux;
 
 /// One image of the fleet, checked and ready to ask the registry about.
@@ -93,9 +94,12 @@ pub fn entries(
         let at = format!("{} ({})", item.origin, image.name);
         let mut entry = entry(image, registry, &at)?;
         entry.scope.sets_only = item.sets_only;
-        if out
-            .iter()
-            .any(|e| e.image.normalized_name() == entry.image.normalized_name())
+        // A controller's list may name an image twice (two policies for two
+        // applications); the config file's list names each once.
+        if !item.sets_only
+            && out
+                .iter()
+                .any(|e| e.image.normalized_name() == entry.image.normalized_name())
         {
             return Err(
                 Failure::new(Kind::Usage, format!("{at}: the image is listed twice"))
@@ -162,6 +166,27 @@ fn entry(image: &FleetImage, registry: &RegistrySpec, at: &str) -> Result<Entry>
         group: image.group.clone().unwrap_or_else(|| image.name.clone()),
         image: name,
     })
+}
+
+/// A Masterminds range (Flux, Argo CD Image Updater) in the form tagbump's
+/// `semver:` reads, or why it means something else there.
+pub(crate) fn masterminds_range(range: &str) -> Result<String, String> {
+    let refuse = |why: &str| Err(format!("semver range `{range}`: {why}"));
+    if range.contains("||") {
+        return refuse("`||` (either range) has no equivalent");
+    }
+    if range.contains("!=") {
+        return refuse("`!=` has no equivalent");
+    }
+    if range.split_whitespace().any(|t| t == "-") {
+        return refuse("a hyphen range has no equivalent; write `>=A, <=B`");
+    }
+    if range.contains('-') {
+        return refuse("pre-release ranges choose differently (Masterminds' `-0` opt-in)");
+    }
+    Policy::parse(&format!("semver:{range}"), Default::default())
+        .map(|_| range.to_string())
+        .map_err(|e| format!("semver range `{range}`: {e}"))
 }
 
 #[cfg(test)]

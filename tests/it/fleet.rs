@@ -381,3 +381,45 @@ fn flux_policies_and_markers_in_the_repository_are_followed() {
         )
     );
 }
+
+// Argo CD Image Updater's own configuration: an ImageUpdater naming an
+// Application by pattern, written back into the chart's values the
+// Application renders, as Image Updater's git write-back would.
+#[test]
+fn image_updater_resources_in_the_repository_are_followed() {
+    let Some(registry) = Registry::start(Auth::Anonymous) else {
+        return;
+    };
+    let host = registry.host();
+    push_fleet(&registry);
+    let app = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web-prod\n  \
+               namespace: argocd\nspec:\n  source:\n    repoURL: https://example.com/manifests.git\n    \
+               path: charts/web\n    helm:\n      valueFiles: [values.yaml]\n";
+    let updater = format!(
+        "apiVersion: argocd-image-updater.argoproj.io/v1alpha1\nkind: ImageUpdater\nmetadata:\n  \
+         name: web\n  namespace: argocd\nspec:\n  writeBackConfig:\n    method: git\n    gitConfig:\n      \
+         writeBackTarget: helmvalues\n  applicationRefs:\n    - namePattern: \"web-*\"\n      images:\n        \
+         - alias: web\n          imageName: \"{host}/team/web:~1.4\"\n"
+    );
+    let values = format!("image:\n  name: {host}/team/web\n  tag: 1.4.0 # deployed\n");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("manifests.git");
+    let files = vec![
+        ("argocd/apps.yaml".to_string(), app.to_string()),
+        ("argocd/updater.yaml".to_string(), updater),
+        ("charts/web/values.yaml".to_string(), values.clone()),
+    ];
+    let repo = seed(&path, &files);
+    let url = path.to_string_lossy().into_owned();
+    std::fs::write(
+        dir.path().join(".tagbump.yaml"),
+        format!("repo: {url}\nimages_from: [argocd-image-updater]\n"),
+    )
+    .unwrap();
+    let u = update_in(dir.path(), &["--direct", "--output", "json"], &[]);
+    assert_eq!(u.run.code, 0, "{}", u.run.stderr);
+    assert_eq!(
+        repo.show("main:charts/web/values.yaml"),
+        values.replace("tag: 1.4.0", "tag: 1.4.7")
+    );
+}

@@ -1,0 +1,730 @@
+//! Argo CD Image Updater's configuration, read from the manifest repository
+//! as it is: `ImageUpdater` resources (`argocd-image-updater.argoproj.io/
+//! v1alpha1`) and the annotation form on `Application`s, each image mapped
+//! onto a fleet image written where Image Updater's git write-back writes
+//! (`helmvalues[:PATH]`: the values keys; `kustomization[:PATH]`: the
+//! kustomization's `images` entry), relative to the Application's source
+//! path. A strategy or setting with no faithful equivalent is refused,
+//! naming it and why; it is never approximated.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use serde::Deserialize;
+
+use super::Listed;
+use crate::config::{FleetImage, FleetSet, PinDigest, SetValue};
+use crate::error::{Failure, Kind};
+use crate::registry::policy::Sort;
+use crate::targets::SourceFile;
+
+const PREFIX: &str = "argocd-image-updater.argoproj.io/";
+
+#[derive(Debug, Deserialize)]
+struct Object {
+    #[serde(rename = "apiVersion", default)]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    metadata: Metadata,
+    #[serde(default)]
+    spec: serde_norway::Value,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Metadata {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+}
+
+/// `ImageUpdater.spec`, the fields tagbump reads (others are ignored).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UpdaterSpec {
+    #[serde(default)]
+    common_update_settings: Settings,
+    #[serde(default)]
+    write_back_config: WriteBack,
+    #[serde(default)]
+    application_refs: Vec<ApplicationRef>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ApplicationRef {
+    name_pattern: String,
+    #[serde(default)]
+    use_annotations: bool,
+    #[serde(default)]
+    common_update_settings: Settings,
+    #[serde(default)]
+    write_back_config: WriteBack,
+    #[serde(default)]
+    images: Vec<Image>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Image {
+    alias: String,
+    image_name: String,
+    #[serde(default)]
+    common_update_settings: Settings,
+    #[serde(default)]
+    manifest_targets: Targets,
+}
+
+/// `commonUpdateSettings`: merged field by field, image over ref over spec.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Settings {
+    update_strategy: Option<String>,
+    allow_tags: Option<String>,
+    ignore_tags: Option<Vec<String>>,
+}
+
+impl Settings {
+    fn over(&self, lower: &Settings) -> Settings {
+        Settings {
+            update_strategy: self
+                .update_strategy
+                .clone()
+                .or(lower.update_strategy.clone()),
+            allow_tags: self.allow_tags.clone().or(lower.allow_tags.clone()),
+            ignore_tags: self.ignore_tags.clone().or(lower.ignore_tags.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WriteBack {
+    method: Option<String>,
+    #[serde(default)]
+    git_config: GitConfig,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GitConfig {
+    write_back_target: Option<String>,
+}
+
+impl WriteBack {
+    fn over(&self, lower: &WriteBack) -> WriteBack {
+        WriteBack {
+            method: self.method.clone().or(lower.method.clone()),
+            git_config: GitConfig {
+                write_back_target: self
+                    .git_config
+                    .write_back_target
+                    .clone()
+                    .or(lower.git_config.write_back_target.clone()),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Targets {
+    #[serde(default)]
+    helm: Option<HelmTarget>,
+    #[serde(default)]
+    kustomize: Option<KustomizeTarget>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+struct HelmTarget {
+    name: Option<String>,
+    tag: Option<String>,
+    spec: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+struct KustomizeTarget {
+    name: Option<String>,
+}
+
+/// An Argo CD `Application`: its name, annotations and source path.
+struct Application {
+    name: String,
+    annotations: BTreeMap<String, String>,
+    path: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ApplicationSpec {
+    #[serde(default)]
+    source: Option<Source>,
+    #[serde(default)]
+    sources: Vec<Source>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Source {
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    helm: Option<serde_norway::Value>,
+    #[serde(default)]
+    kustomize: Option<serde_norway::Value>,
+}
+
+/// One image of one application, before it is mapped.
+struct Ask<'a> {
+    app: &'a Application,
+    image_name: String,
+    settings: Settings,
+    write_back: WriteBack,
+    helm: HelmTarget,
+    kustomize: KustomizeTarget,
+    at: String,
+}
+
+/// The images Image Updater's configuration in `files` updates.
+pub fn read(files: &[SourceFile]) -> Result<Vec<Listed>> {
+    let mut apps = Vec::new();
+    let mut updaters = Vec::new();
+    for file in files {
+        for object in objects(&file.text) {
+            match (object.api_version.as_str(), object.kind.as_str()) {
+                ("argoproj.io/v1alpha1", "Application") => {
+                    if let Some(app) = application(object) {
+                        apps.push(app);
+                    }
+                }
+                (v, "ImageUpdater") if v.starts_with("argocd-image-updater.argoproj.io/") => {
+                    let spec: UpdaterSpec = serde_norway::from_value(object.spec).map_err(|e| {
+                        Failure::new(
+                            Kind::Input,
+                            format!("{}: ImageUpdater {}: {e}", file.path, object.metadata.name),
+                        )
+                    })?;
+                    updaters.push((file.path.clone(), object.metadata.name, spec));
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut asks = Vec::new();
+    let mut covered: Vec<&str> = Vec::new();
+    for (file, name, spec) in &updaters {
+        for r in &spec.application_refs {
+            for app in apps.iter().filter(|a| glob(&r.name_pattern, &a.name)) {
+                if covered.contains(&app.name.as_str()) {
+                    continue; // An application uses the first ref it matches.
+                }
+                covered.push(&app.name);
+                let at = format!("{file}: ImageUpdater {name}, Application {}", app.name);
+                let write_back = r.write_back_config.over(&spec.write_back_config);
+                if r.use_annotations {
+                    asks.extend(annotated(app, &at)?);
+                    continue;
+                }
+                for image in &r.images {
+                    asks.push(Ask {
+                        app,
+                        image_name: image.image_name.clone(),
+                        settings: image
+                            .common_update_settings
+                            .over(&r.common_update_settings.over(&spec.common_update_settings)),
+                        write_back: write_back.clone(),
+                        helm: image.manifest_targets.helm.clone().unwrap_or_default(),
+                        kustomize: image.manifest_targets.kustomize.clone().unwrap_or_default(),
+                        at: format!("{at}, image {}", image.alias),
+                    });
+                }
+            }
+        }
+    }
+    if updaters.is_empty() {
+        for app in &apps {
+            let at = format!("Application {}", app.name);
+            asks.extend(annotated(app, &at)?);
+        }
+    }
+    let mut images: Vec<Listed> = Vec::new();
+    for ask in asks {
+        let Some((image, origin)) = map(&ask)? else {
+            continue;
+        };
+        // One entry per image and policy: several applications running the
+        // same image with the same policy share it.
+        match images
+            .iter_mut()
+            .find(|l| l.image.name == image.name && l.image.policy == image.policy)
+        {
+            Some(same) => same.image.set.extend(image.set),
+            None => images.push(Listed {
+                image,
+                origin,
+                sets_only: true,
+            }),
+        }
+    }
+    Ok(images)
+}
+
+fn objects(text: &str) -> Vec<Object> {
+    if !text.contains("argoproj.io/") {
+        return Vec::new();
+    }
+    serde_norway::Deserializer::from_str(text)
+        .filter_map(|document| Object::deserialize(document).ok())
+        .collect()
+}
+
+/// The source Image Updater writes next to: the first with a `helm` or
+/// `kustomize` block, else the first.
+fn application(object: Object) -> Option<Application> {
+    let spec: ApplicationSpec = serde_norway::from_value(object.spec).ok()?;
+    let sources: Vec<Source> = spec.source.into_iter().chain(spec.sources).collect();
+    let source = sources
+        .iter()
+        .find(|s| s.helm.is_some() || s.kustomize.is_some())
+        .or(sources.first())?
+        .clone();
+    Some(Application {
+        name: object.metadata.name,
+        annotations: object.metadata.annotations,
+        path: source.path.trim_matches('/').to_string(),
+    })
+}
+
+/// The annotation form: `image-list` and its `<alias>.…` keys.
+fn annotated<'a>(app: &'a Application, at: &str) -> Result<Vec<Ask<'a>>> {
+    let get = |key: &str| app.annotations.get(&format!("{PREFIX}{key}")).cloned();
+    let Some(list) = get("image-list") else {
+        return Ok(Vec::new());
+    };
+    let mut asks = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (alias, image_name) = match item.split_once('=') {
+            Some((alias, image)) => (alias.trim().to_string(), image.trim().to_string()),
+            None => (item.to_string(), item.to_string()),
+        };
+        let key = alias.replace('/', "_");
+        let per = |name: &str| get(&format!("{key}.{name}")).or_else(|| get(name));
+        let ignore =
+            per("ignore-tags").map(|t| t.split(',').map(|g| g.trim().to_string()).collect());
+        asks.push(Ask {
+            app,
+            settings: Settings {
+                update_strategy: per("update-strategy"),
+                allow_tags: per("allow-tags"),
+                ignore_tags: ignore,
+            },
+            write_back: WriteBack {
+                method: get("write-back-method"),
+                git_config: GitConfig {
+                    write_back_target: get("write-back-target"),
+                },
+            },
+            helm: HelmTarget {
+                name: get(&format!("{key}.helm.image-name")),
+                tag: get(&format!("{key}.helm.image-tag")),
+                spec: get(&format!("{key}.helm.image-spec")),
+            },
+            kustomize: KustomizeTarget {
+                name: get(&format!("{key}.kustomize.image-name")),
+            },
+            at: format!("{at}, image {alias}"),
+            image_name,
+        });
+    }
+    Ok(asks)
+}
+
+/// One image as a fleet image, `None` when Image Updater would write
+/// nothing to git for it (`method: argocd`).
+fn map(ask: &Ask<'_>) -> Result<Option<(FleetImage, String)>> {
+    let refuse = |why: String| -> anyhow::Error {
+        Failure::new(Kind::Usage, format!("{}: {why}", ask.at))
+            .hint("tagbump reads Image Updater's configuration only where it can choose and write exactly as Image Updater does")
+            .into()
+    };
+    let method = ask.write_back.method.as_deref().unwrap_or("argocd");
+    if method == "argocd" {
+        crate::note!(
+            "note: {}: write-back method `argocd` changes the Application in the cluster, not \
+             git; left alone",
+            ask.at
+        );
+        return Ok(None);
+    }
+    let (name, constraint) = split_constraint(&ask.image_name);
+    let (policy, sort, pin, followed) = strategy(&ask.settings, constraint).map_err(refuse)?;
+    let image_name = match followed {
+        Some(tag) => format!("{name}:{tag}"),
+        None => name.to_string(),
+    };
+    let set = places(ask, name, pin).map_err(refuse)?;
+    let image = FleetImage {
+        name: image_name,
+        policy,
+        tag_sort: Some(sort),
+        pin_digest: Some(PinDigest::Bool(pin)),
+        dirs: Vec::new(),
+        set,
+        group: None,
+    };
+    Ok(Some((image, ask.at.clone())))
+}
+
+/// `registry/repo:constraint` → the name and the constraint (a registry's
+/// port is not a constraint: the part after the last `/`).
+fn split_constraint(image: &str) -> (&str, Option<&str>) {
+    let last = image.rfind('/').map_or(0, |i| i + 1);
+    match image[last..].find(':') {
+        Some(i) => (&image[..last + i], Some(&image[last + i + 1..])),
+        None => (image, None),
+    }
+}
+
+/// The strategy as a tagbump policy: (policy, sort, pin the digest, the tag
+/// a `digest` strategy follows).
+type Strategy = (String, Sort, bool, Option<String>);
+
+fn strategy(settings: &Settings, constraint: Option<&str>) -> Result<Strategy, String> {
+    let allow = settings.allow_tags.as_deref().filter(|a| *a != "any");
+    if settings.ignore_tags.as_ref().is_some_and(|t| !t.is_empty()) {
+        return Err("ignoreTags: tagbump's policies have no exclude list".into());
+    }
+    let pattern = match allow {
+        None => None,
+        Some(a) => Some(a.strip_prefix("regexp:").ok_or_else(|| {
+            format!(
+                "allowTags `{a}`: Image Updater matches no tag with it (not `regexp:` or `any`)"
+            )
+        })?),
+    };
+    let strategy = settings.update_strategy.as_deref().unwrap_or("semver");
+    match strategy.to_lowercase().as_str() {
+        "semver" => {
+            if pattern.is_some() {
+                return Err(
+                    "semver with allowTags: tagbump's semver policy has no tag filter".into(),
+                );
+            }
+            let range = match constraint {
+                Some(c) => super::masterminds_range(c)?,
+                None => "*".to_string(),
+            };
+            Ok((format!("semver:{range}"), Sort::Alphabetical, false, None))
+        }
+        "alphabetical" | "name" => {
+            let regex = match pattern {
+                Some(p) => format!("^(.*(?:{p}).*)$"),
+                None => "^(.*)$".into(),
+            };
+            Ok((format!("regex:{regex}"), Sort::Alphabetical, false, None))
+        }
+        "digest" => {
+            let tag = constraint.ok_or("digest with no tag to follow in imageName")?;
+            Ok((
+                "latest-digest".into(),
+                Sort::Alphabetical,
+                true,
+                Some(tag.into()),
+            ))
+        }
+        "newest-build" | "latest" => Err(format!(
+            "update strategy `{strategy}` orders tags by their images' build dates, which \
+             tagbump does not read"
+        )),
+        other => Err(format!(
+            "update strategy `{other}` is not one Image Updater has"
+        )),
+    }
+}
+
+/// Where Image Updater's git write-back writes, as `set` places.
+fn places(ask: &Ask<'_>, name: &str, pin: bool) -> Result<Vec<FleetSet>, String> {
+    let target = ask.write_back.git_config.write_back_target.as_deref();
+    let file_of = |rest: Option<&str>, default: &str| -> String {
+        let relative = match rest {
+            Some(p) if p.starts_with('/') => return p.trim_start_matches('/').to_string(),
+            Some(p) => p.trim_start_matches("./"),
+            None => default,
+        };
+        let joined = if ask.app.path.is_empty() {
+            relative.to_string()
+        } else {
+            format!("{}/{relative}", ask.app.path)
+        };
+        normalize(&joined)
+    };
+    let digest_value = if pin { SetValue::Digest } else { SetValue::Tag };
+    match target.map(|t| t.split_once(':').map_or((t, None), |(k, p)| (k, Some(p)))) {
+        Some(("helmvalues", rest)) => {
+            let file = file_of(rest, "values.yaml");
+            let set = |path: &str, value| FleetSet {
+                file: file.clone(),
+                path: path.to_string(),
+                value,
+            };
+            Ok(match &ask.helm.spec {
+                Some(spec) => vec![set(spec, SetValue::Image)],
+                None => vec![
+                    set(
+                        ask.helm.name.as_deref().unwrap_or("image.name"),
+                        SetValue::Name,
+                    ),
+                    set(ask.helm.tag.as_deref().unwrap_or("image.tag"), digest_value),
+                ],
+            })
+        }
+        Some(("kustomization", rest)) => {
+            let dir = file_of(rest, "");
+            let kname = ask
+                .kustomize
+                .name
+                .clone()
+                .unwrap_or_else(|| name.to_string());
+            let file = if dir.is_empty() {
+                "kustomization.yaml".to_string()
+            } else {
+                format!("{}/kustomization.yaml", dir.trim_end_matches('/'))
+            };
+            let (key, value) = if pin {
+                ("digest", SetValue::Digest)
+            } else {
+                ("newTag", SetValue::Tag)
+            };
+            Ok(vec![FleetSet {
+                file,
+                path: format!("images[name={kname}].{key}"),
+                value,
+            }])
+        }
+        Some((other, _)) => Err(format!(
+            "writeBackTarget `{other}`: tagbump writes `helmvalues[:PATH]` and \
+             `kustomization[:PATH]`"
+        )),
+        None => Err(format!(
+            "no writeBackTarget: Image Updater writes `{}/.argocd-source-{}.yaml`, a file of its \
+             own; set `helmvalues:PATH` or `kustomization` to have tagbump write the manifests",
+            ask.app.path, ask.app.name
+        )),
+    }
+}
+
+/// `a/b/../c` → `a/c`.
+fn normalize(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    parts.join("/")
+}
+
+/// Go's `filepath.Match` for application names: `*` any run, `?` one char.
+fn glob(pattern: &str, name: &str) -> bool {
+    fn go(p: &[u8], n: &[u8]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
+            (Some(b'?'), Some(_)) => go(&p[1..], &n[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), name.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, text: &str) -> SourceFile {
+        SourceFile {
+            path: path.into(),
+            text: text.into(),
+        }
+    }
+
+    /// Applications as Argo CD's docs write them: a Helm chart and a
+    /// kustomize overlay, each from a path of the repository.
+    const APPS: &str = "apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: frontend-prod
+  labels:
+    environment: production
+spec:
+  source:
+    repoURL: https://github.com/myorg/frontend-config.git
+    path: charts/frontend
+    helm:
+      valueFiles: [values.yaml]
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: backend
+spec:
+  source:
+    repoURL: https://github.com/myorg/frontend-config.git
+    path: config/overlays/prod
+    kustomize: {}
+";
+
+    fn read_with(updater: &str) -> Result<Vec<Listed>> {
+        read(&[file("apps.yaml", APPS), file("updater.yaml", updater)])
+    }
+
+    fn entry(yaml: &str) -> FleetImage {
+        serde_norway::from_str::<Vec<FleetImage>>(yaml)
+            .unwrap()
+            .remove(0)
+    }
+
+    fn updater(spec: &str) -> String {
+        format!(
+            "apiVersion: argocd-image-updater.argoproj.io/v1alpha1\nkind: ImageUpdater\nmetadata:\n  \
+             name: production-updater\n  namespace: argocd\nspec:\n{spec}"
+        )
+    }
+
+    // semver from the constraint in imageName; helmvalues relative to the
+    // application's path; default helm keys image.name / image.tag.
+    #[test]
+    fn semver_constraints_and_helm_values() {
+        let spec = "  writeBackConfig:\n    method: \"git\"\n    gitConfig:\n      writeBackTarget: \"helmvalues:./values.yaml\"\n  \
+                    applicationRefs:\n    - namePattern: \"frontend-*\"\n      images:\n        - alias: \"nginx\"\n          \
+                    imageName: \"nginx:~1.26\"\n";
+        let found = read_with(&updater(spec)).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            found[0].origin,
+            "updater.yaml: ImageUpdater production-updater, Application frontend-prod, image nginx"
+        );
+        assert_eq!(
+            found[0].image,
+            entry(
+                "- name: nginx\n  policy: semver:~1.26\n  tag_sort: alphabetical\n  pin_digest: false\n  set:\n    \
+                 - {file: charts/frontend/values.yaml, path: image.name, value: name}\n    \
+                 - {file: charts/frontend/values.yaml, path: image.tag, value: tag}\n"
+            )
+        );
+    }
+
+    // alphabetical with allowTags, and the docs' manifestTargets.helm keys.
+    #[test]
+    fn alphabetical_with_allow_tags_and_helm_targets() {
+        let spec = "  commonUpdateSettings:\n    updateStrategy: alphabetical\n    allowTags: \"regexp:^[0-9]{4}-[0-9]{2}-[0-9]{2}$\"\n  \
+                    writeBackConfig:\n    method: git\n    gitConfig:\n      writeBackTarget: \"helmvalues:/charts/frontend/values.yaml\"\n  \
+                    applicationRefs:\n    - namePattern: frontend-prod\n      images:\n        - alias: dex\n          \
+                    imageName: \"quay.io/dexidp/dex\"\n          manifestTargets:\n            helm:\n              \
+                    name: \"dex.image.name\"\n              tag: \"dex.image.tag\"\n";
+        let found = read_with(&updater(spec)).unwrap();
+        assert_eq!(
+            found[0].image,
+            entry(
+                "- name: quay.io/dexidp/dex\n  policy: regex:^(.*(?:^[0-9]{4}-[0-9]{2}-[0-9]{2}$).*)$\n  \
+                 tag_sort: alphabetical\n  pin_digest: false\n  set:\n    \
+                 - {file: charts/frontend/values.yaml, path: dex.image.name, value: name}\n    \
+                 - {file: charts/frontend/values.yaml, path: dex.image.tag, value: tag}\n"
+            )
+        );
+    }
+
+    // digest follows the tag in imageName; kustomization:PATH relative to
+    // the application's path, the docs' kustomize.name.
+    #[test]
+    fn digest_and_kustomization() {
+        let spec = "  writeBackConfig:\n    method: git\n    gitConfig:\n      writeBackTarget: \"kustomization:../../base\"\n  \
+                    applicationRefs:\n    - namePattern: backend\n      images:\n        - alias: argocd\n          \
+                    imageName: \"ghcr.io/argoproj/argocd:latest\"\n          commonUpdateSettings:\n            \
+                    updateStrategy: digest\n          manifestTargets:\n            kustomize:\n              \
+                    name: \"quay.io/argoproj/argocd\"\n";
+        let found = read_with(&updater(spec)).unwrap();
+        assert_eq!(
+            found[0].image,
+            entry(
+                "- name: ghcr.io/argoproj/argocd:latest\n  policy: latest-digest\n  tag_sort: alphabetical\n  \
+                 pin_digest: true\n  set:\n    \
+                 - {file: config/base/kustomization.yaml, path: \"images[name=quay.io/argoproj/argocd].digest\", value: digest}\n"
+            )
+        );
+    }
+
+    // The annotation form (v0.x, or useAnnotations: true).
+    #[test]
+    fn annotations_on_the_application() {
+        let app = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n  annotations:\n    \
+                   argocd-image-updater.argoproj.io/image-list: \"web=registry.example.com:5000/team/web:^1.2\"\n    \
+                   argocd-image-updater.argoproj.io/web.helm.image-name: web.image.repository\n    \
+                   argocd-image-updater.argoproj.io/web.helm.image-tag: web.image.tag\n    \
+                   argocd-image-updater.argoproj.io/write-back-method: git\n    \
+                   argocd-image-updater.argoproj.io/write-back-target: helmvalues\nspec:\n  source:\n    path: apps/web\n    helm: {}\n";
+        let found = read(&[file("web.yaml", app)]).unwrap();
+        assert_eq!(
+            found[0].image,
+            entry(
+                "- name: registry.example.com:5000/team/web\n  policy: semver:^1.2\n  tag_sort: alphabetical\n  \
+                 pin_digest: false\n  set:\n    \
+                 - {file: apps/web/values.yaml, path: web.image.repository, value: name}\n    \
+                 - {file: apps/web/values.yaml, path: web.image.tag, value: tag}\n"
+            )
+        );
+    }
+
+    #[test]
+    fn what_has_no_faithful_equivalent_is_refused_with_why() {
+        let refused = |spec: &str| format!("{:#}", read_with(&updater(spec)).unwrap_err());
+        let git = "  writeBackConfig:\n    method: git\n    gitConfig:\n      writeBackTarget: helmvalues\n";
+        let image = |settings: &str| {
+            format!(
+                "{git}  applicationRefs:\n    - namePattern: backend\n      images:\n        - alias: redis\n          \
+                 imageName: \"redis:6.2\"\n{settings}"
+            )
+        };
+        // The docs' migration example: newest-build.
+        let newest = image(
+            "          commonUpdateSettings:\n            updateStrategy: \"newest-build\"\n",
+        );
+        assert!(
+            refused(&newest).ends_with("which tagbump does not read"),
+            "{}",
+            refused(&newest)
+        );
+        // The docs' complete example's ignoreTags.
+        let ignore = image("          commonUpdateSettings:\n            ignoreTags: [ \"latest\", \"dev\", \"test\" ]\n");
+        assert!(refused(&ignore).ends_with("ignoreTags: tagbump's policies have no exclude list"));
+        let allow = image("          commonUpdateSettings:\n            allowTags: \"regexp:^[0-9]+\\\\.[0-9]+$\"\n");
+        assert!(refused(&allow)
+            .ends_with("semver with allowTags: tagbump's semver policy has no tag filter"));
+        let or = image("").replace("redis:6.2", "redis:6.x || 7.x");
+        assert!(refused(&or).ends_with("`||` (either range) has no equivalent"));
+        let no_target = image("").replace("writeBackTarget: helmvalues\n", "branch: main\n");
+        assert!(refused(&no_target).contains("no writeBackTarget: Image Updater writes `config/overlays/prod/.argocd-source-backend.yaml`"));
+        // The default method writes to the cluster: nothing to do in git.
+        let argocd = image("").replace("method: git", "method: argocd");
+        assert!(read_with(&updater(&argocd)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn names_match_as_go_globs() {
+        assert!(glob("frontend-*", "frontend-prod"));
+        assert!(!glob("frontend-*", "backend"));
+        assert!(glob("app-?", "app-1"));
+        assert_eq!(
+            split_constraint("reg:5000/team/app:1.x"),
+            ("reg:5000/team/app", Some("1.x"))
+        );
+        assert_eq!(
+            split_constraint("reg:5000/team/app"),
+            ("reg:5000/team/app", None)
+        );
+    }
+}
