@@ -114,9 +114,13 @@ fn fleet(extra: &str) -> Option<Fleet> {
 }
 
 fn run(f: &Fleet, args: &[&str]) -> (Update, serde_json::Value) {
+    run_with(f, args, &[])
+}
+
+fn run_with(f: &Fleet, args: &[&str], env: &[(&str, &str)]) -> (Update, serde_json::Value) {
     let mut all = vec!["--output", "json"];
     all.extend_from_slice(args);
-    let u = update_in(f.dir.path(), &all, &[]);
+    let u = update_in(f.dir.path(), &all, env);
     let json = serde_json::from_str(&u.run.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}\n{}", u.run.stdout, u.run.stderr));
     (u, json)
@@ -222,7 +226,8 @@ fn one_image_the_registry_cannot_answer_for_leaves_the_others_landed() {
     let mut text = std::fs::read_to_string(&path).unwrap();
     text.push_str(&format!(
         "  - name: {host}/team/gone\n    policy: semver:^1\n    in: [apps/gone]\n\
-         \x20 - name: {host}/team/orphan\n    policy: semver:^1\n    in: [apps/api]\n"
+         \x20 - name: {host}/team/orphan\n    policy: semver:^1\n    in: [apps/api]\n\
+         \x20 - name: 127.0.0.1:1/team/down\n    policy: semver:^1\n    in: [apps/down]\n"
     ));
     std::fs::write(&path, text).unwrap();
 
@@ -243,14 +248,23 @@ fn one_image_the_registry_cannot_answer_for_leaves_the_others_landed() {
         gone["reason"].as_str().unwrap().contains("team/gone"),
         "{gone}"
     );
-    assert_eq!(json["failed"], 2);
+    let down = row(&json, "down");
+    assert_eq!(down["outcome"], "failed");
+    assert!(
+        down["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("registry GET http://127.0.0.1:1/v2/team/down/tags/list"),
+        "{down}"
+    );
+    assert_eq!(json["failed"], 3);
     assert_eq!(row(&json, "api")["outcome"], "pushed");
     assert!(f
         .repo
         .show("main:apps/api/values.yaml")
         .contains("tag: \"1.3.1\""));
     assert!(
-        u.run.stderr.contains("2 of 6 images failed: ") && u.run.stderr.contains("team/gone"),
+        u.run.stderr.contains("3 of 7 images failed: ") && u.run.stderr.contains("team/gone"),
         "{}",
         u.run.stderr
     );
@@ -260,7 +274,18 @@ fn one_image_the_registry_cannot_answer_for_leaves_the_others_landed() {
 fn each_group_gets_one_review_branch_and_a_rerun_touches_none() {
     let Some(f) = fleet("") else { return };
     push_fleet(&f.registry);
-    let (u, json) = run(&f, &["--forge", "none"]);
+    let forge = crate::fake_forge::FakeForge::start("glpat-fleet-token");
+    let api = format!("{}/api/v4", forge.url);
+    let args = [
+        "--forge",
+        "gitlab",
+        "--api-url",
+        &api,
+        "--project",
+        "team/manifests",
+    ];
+    let env = [("GITLAB_TOKEN", "glpat-fleet-token")];
+    let (u, json) = run_with(&f, &args, &env);
     assert_eq!(u.run.code, 0, "{}", u.run.stderr);
     let branch = |name: &str| row(&json, name)["branch"].as_str().unwrap().to_string();
     // web and beta share the `front` group; api and worker have one each.
@@ -283,8 +308,19 @@ fn each_group_gets_one_review_branch_and_a_rerun_touches_none() {
         .repo
         .show(&format!("{}:apps/beta/deploy.yaml", branch("beta")));
     assert!(front.contains(":2.0.0-rc.2\n"), "{front}");
+    // One merge request per group, each row naming its group's.
+    assert_eq!(forge.items().len(), 3, "{:?}", forge.items());
+    let mr = |name: &str| {
+        row(&json, name)["change_request"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(mr("web"), mr("beta"));
+    assert_ne!(mr("api"), mr("worker"));
+    let sent = forge.requests().len();
 
-    let (u, json) = run(&f, &["--forge", "none"]);
+    let (u, json) = run_with(&f, &args, &env);
     assert_eq!(u.run.code, 0, "{}", u.run.stderr);
     assert_eq!(
         f.repo
@@ -295,6 +331,14 @@ fn each_group_gets_one_review_branch_and_a_rerun_touches_none() {
     for name in ["api", "web", "beta", "worker"] {
         assert_eq!(row(&json, name)["outcome"], "already-on-branch", "{json}");
     }
+    // The merge requests were looked at, not changed.
+    assert_eq!(forge.items().len(), 3);
+    let writes: Vec<String> = forge.requests()[sent..]
+        .iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
     let _ = &f.url;
 }
 
