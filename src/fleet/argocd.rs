@@ -37,6 +37,8 @@ struct Metadata {
     #[serde(default)]
     name: String,
     #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
     annotations: BTreeMap<String, String>,
 }
 
@@ -57,6 +59,8 @@ struct UpdaterSpec {
 struct ApplicationRef {
     name_pattern: String,
     #[serde(default)]
+    label_selectors: Option<LabelSelector>,
+    #[serde(default)]
     use_annotations: bool,
     #[serde(default)]
     common_update_settings: Settings,
@@ -64,6 +68,16 @@ struct ApplicationRef {
     write_back_config: WriteBack,
     #[serde(default)]
     images: Vec<Image>,
+}
+
+/// A Kubernetes label selector; `matchExpressions` are not read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LabelSelector {
+    #[serde(default)]
+    match_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    match_expressions: Vec<serde_norway::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,6 +165,7 @@ struct KustomizeTarget {
 /// An Argo CD `Application`: its name, annotations and source path.
 struct Application {
     name: String,
+    labels: BTreeMap<String, String>,
     annotations: BTreeMap<String, String>,
     path: String,
 }
@@ -213,7 +228,29 @@ pub fn read(files: &[SourceFile]) -> Result<Vec<Listed>> {
     let mut covered: Vec<&str> = Vec::new();
     for (file, name, spec) in &updaters {
         for r in &spec.application_refs {
-            for app in apps.iter().filter(|a| glob(&r.name_pattern, &a.name)) {
+            if r.label_selectors
+                .as_ref()
+                .is_some_and(|l| !l.match_expressions.is_empty())
+            {
+                return Err(Failure::new(
+                    Kind::Usage,
+                    format!(
+                        "{file}: ImageUpdater {name}, namePattern {}: labelSelectors.matchExpressions \
+                         are not read; use matchLabels",
+                        r.name_pattern
+                    ),
+                )
+                .into());
+            }
+            let selected = |app: &&Application| {
+                glob(&r.name_pattern, &app.name)
+                    && r.label_selectors.as_ref().is_none_or(|l| {
+                        l.match_labels
+                            .iter()
+                            .all(|(k, v)| app.labels.get(k) == Some(v))
+                    })
+            };
+            for app in apps.iter().filter(selected) {
                 if covered.contains(&app.name.as_str()) {
                     continue; // An application uses the first ref it matches.
                 }
@@ -289,6 +326,7 @@ fn application(object: Object) -> Option<Application> {
         .clone();
     Some(Application {
         name: object.metadata.name,
+        labels: object.metadata.labels,
         annotations: object.metadata.annotations,
         path: source.path.trim_matches('/').to_string(),
     })

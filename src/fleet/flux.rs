@@ -149,7 +149,8 @@ pub fn read(files: &[SourceFile]) -> Result<Vec<Listed>> {
         let Some((namespace, name, value)) = parse_setter(&setter) else {
             // Flux has no default namespace: such a marker matches nothing.
             crate::note!(
-                "note: {at}: the marker `{setter}` is not NAMESPACE:NAME[:tag|:name|:digest],                  which Flux matches nothing to; left alone"
+                "note: {at}: the marker `{setter}` is not NAMESPACE:NAME[:tag|:name|:digest], \
+                 which Flux matches nothing to; left alone"
             );
             continue;
         };
@@ -485,6 +486,24 @@ spec:
         let spec = "  filterTags:\n    pattern: '-rc'\n  policy:\n    alphabetical: {}\n";
         let found = listed(&policy(spec), DEPLOY).unwrap();
         assert_eq!(found[0].image.policy, "regex:^(.*(?:-rc).*)$");
+    }
+
+    // A `:digest` marker beside a `:tag` one, digest reflected.
+    #[test]
+    fn digest_markers_take_the_digest() {
+        let spec = "  digestReflectionPolicy: Always\n  interval: 10m\n  policy:\n    semver:\n      range: 5.1.x\n";
+        let values = "image:\n  tag: 5.0.0 # {\"$imagepolicy\": \"default:podinfo:tag\"}\n  \
+                      digest: sha256:00 # {\"$imagepolicy\": \"default:podinfo:digest\"}\n";
+        let found = listed(&policy(spec), values).unwrap();
+        assert_eq!(
+            found[0].image,
+            entry(
+                "- name: stefanprodan/podinfo\n  policy: semver:5.1.x\n  tag_sort: alphabetical\n  \
+                 pin_digest: true\n  set:\n    \
+                 - {file: apps/podinfo/deploy.yaml, path: image.tag, value: tag}\n    \
+                 - {file: apps/podinfo/deploy.yaml, path: image.digest, value: digest}\n"
+            )
+        );
     }
 
     #[test]
