@@ -84,7 +84,7 @@ pub fn run(args: &cli::UpdateArgs, layer: &config::Layer, file: &Path) -> Result
                            reads best"
             .into();
     }
-    super::update::network_timeouts();
+    crate::git::set_timeouts();
     interrupt::install(base.timeout);
     let mut transport = update::attempt::open(&base)?;
     let mut listed = fleet::from_config(&layer.images, file);
@@ -148,7 +148,7 @@ pub fn run(args: &cli::UpdateArgs, layer: &config::Layer, file: &Path) -> Result
             }
         };
         write_group(json, &report, &spec)?;
-        let outcome = super::update::open_or_update(&spec, &forge_spec, &report)?;
+        let outcome = super::merge_request::open_or_update(&spec, &forge_spec, &report)?;
         for (entry, resolved) in members {
             let name = resolved.image.name();
             match report.plan.unmatched.iter().find(|(n, _)| *n == name) {

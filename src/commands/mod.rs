@@ -4,4 +4,5 @@
 pub mod demo;
 pub mod files;
 pub mod fleet;
+pub mod merge_request;
 pub mod update;

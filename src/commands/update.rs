@@ -9,7 +9,7 @@
 use anyhow::{Context, Result};
 
 use crate::image::ImageRef;
-use crate::{ci, cli, config, error, forge, interrupt, output, registry, report, settings, update};
+use crate::{ci, cli, config, error, interrupt, output, registry, report, settings, update};
 
 /// `tagbump update`: the push, then the merge/pull request, then the
 /// results for later CI steps.
@@ -42,7 +42,7 @@ pub fn run(args: &cli::UpdateArgs) -> Result<()> {
     let mut spec = settings::update_spec(args, &layer, &env)?;
     let forge_spec = settings::forge_spec(args, &layer, &spec, &env)?;
     settings::transport(args, &layer, &mut spec, &env)?;
-    network_timeouts();
+    crate::git::set_timeouts();
     interrupt::install(spec.timeout);
     // The registry first: a missing image stops the run before the clone.
     if spec.registry.active() {
@@ -73,7 +73,7 @@ pub fn run(args: &cli::UpdateArgs) -> Result<()> {
         )
         .context("cannot write the result")?;
     }
-    let outcome = open_or_update(&spec, &forge_spec, &report)?;
+    let outcome = super::merge_request::open_or_update(&spec, &forge_spec, &report)?;
     let summary = report::JsonReport::new(&report, &spec, outcome.as_ref());
     if json {
         let text = serde_json::to_string_pretty(&summary).context("cannot encode the result")?;
@@ -98,16 +98,6 @@ pub fn run(args: &cli::UpdateArgs) -> Result<()> {
     Ok(())
 }
 
-/// Every git connection gets a connect timeout and an idle timeout
-/// (libgit2 applies them to HTTP; SSH has only the --timeout watchdog).
-pub(super) fn network_timeouts() {
-    // SAFETY: set once, before any network operation, from the main thread.
-    unsafe {
-        let _ = git2::opts::set_server_connect_timeout_in_milliseconds(15_000);
-        let _ = git2::opts::set_server_timeout_in_milliseconds(60_000);
-    }
-}
-
 /// Config `set`s without a `value` take the image's version: the tag the
 /// registry settled on (a `--tag-policy`'s choice) and the digest only when
 /// `--image` gave one. A digest the registry added for `--pin-digest` stays
@@ -121,48 +111,4 @@ fn fill_image_sets(sets: &mut [update::FileSet], given: &ImageRef, settled: &Ima
     for set in sets.iter_mut().filter(|set| set.from_image) {
         set.assignment.value = version.clone();
     }
-}
-
-/// Open or update the merge/pull request for a pushed review branch.
-pub(super) fn open_or_update(
-    spec: &update::UpdateSpec,
-    forge_spec: &settings::ForgeSpec,
-    report: &update::Report,
-) -> Result<Option<forge::Outcome>> {
-    let Some(conn) = &forge_spec.connection else {
-        if let Some(note) = &forge_spec.note {
-            crate::note!("note: {note}");
-        }
-        return Ok(None);
-    };
-    // Nothing on the branch to review: the base already had the values.
-    if report.commit.is_none() {
-        return Ok(None);
-    }
-    let vars = update::template_vars(spec, &report.plan, &report.base, &report.branch);
-    let render = |template: &str| {
-        update::render_message(template, &vars)
-            .map_err(|e| error::Failure::new(error::Kind::Usage, e))
-    };
-    let mut request = forge_spec.request.clone();
-    request.title = match &forge_spec.title {
-        Some(t) => render(t)?,
-        None => update::summary(spec, &report.plan),
-    };
-    request.description = match &forge_spec.description {
-        Some(t) => render(t)?,
-        None => update::default_description(spec, report, conn.kind.noun()),
-    };
-    request.source_branch = report.branch.clone();
-    request.target_branch = report.base.clone();
-    if let Some(note) = &forge_spec.note {
-        crate::note!("note: {note}");
-    }
-    if report.operation == update::Operation::DryRun {
-        output::write_change_request_plan(&mut std::io::stderr().lock(), conn, &request)?;
-        return Ok(None);
-    }
-    let outcome = crate::http::block_on(forge::open_or_update(conn, &request))?;
-    output::write_change_request(&mut std::io::stderr().lock(), &outcome)?;
-    Ok(Some(outcome))
 }

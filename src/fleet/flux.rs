@@ -107,41 +107,7 @@ struct Policy {
 /// The images Flux's markers in `files` update, each with the policy its
 /// `ImagePolicy` says and the marked places as its `set`.
 pub fn read(files: &[SourceFile]) -> Result<Vec<Listed>> {
-    let mut policies: BTreeMap<String, Policy> = BTreeMap::new();
-    let mut repositories: BTreeMap<String, (Option<String>, String)> = BTreeMap::new();
-    for file in files {
-        for object in objects(&file.text) {
-            if !object.api_version.starts_with("image.toolkit.fluxcd.io/") {
-                continue;
-            }
-            let name = object.metadata.name.clone();
-            let namespace = object.metadata.namespace.clone();
-            match object.kind.as_str() {
-                "ImagePolicy" => {
-                    let spec: PolicySpec = serde_norway::from_value(object.spec).map_err(|e| {
-                        Failure::new(
-                            Kind::Input,
-                            format!("{}: ImagePolicy {name}: {e}", file.path),
-                        )
-                    })?;
-                    policies.insert(
-                        name,
-                        Policy {
-                            file: file.path.clone(),
-                            namespace,
-                            spec,
-                        },
-                    );
-                }
-                "ImageRepository" => {
-                    if let Ok(spec) = serde_norway::from_value::<RepositorySpec>(object.spec) {
-                        repositories.insert(name, (namespace, spec.image));
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
+    let (policies, repositories) = resources(files)?;
     let mut images: BTreeMap<String, FleetImage> = BTreeMap::new();
     let mut origins: BTreeMap<String, String> = BTreeMap::new();
     for (file, line, setter) in markers(files) {
@@ -199,6 +165,52 @@ pub fn read(files: &[SourceFile]) -> Result<Vec<Listed>> {
             sets_only: true,
         })
         .collect())
+}
+
+/// Image policies and repositories by name.
+type Resources = (
+    BTreeMap<String, Policy>,
+    BTreeMap<String, (Option<String>, String)>,
+);
+
+/// The `ImagePolicy` and `ImageRepository` objects among `files`.
+fn resources(files: &[SourceFile]) -> Result<Resources> {
+    let mut policies: BTreeMap<String, Policy> = BTreeMap::new();
+    let mut repositories: BTreeMap<String, (Option<String>, String)> = BTreeMap::new();
+    for file in files {
+        for object in objects(&file.text) {
+            if !object.api_version.starts_with("image.toolkit.fluxcd.io/") {
+                continue;
+            }
+            let name = object.metadata.name.clone();
+            let namespace = object.metadata.namespace.clone();
+            match object.kind.as_str() {
+                "ImagePolicy" => {
+                    let spec: PolicySpec = serde_norway::from_value(object.spec).map_err(|e| {
+                        Failure::new(
+                            Kind::Input,
+                            format!("{}: ImagePolicy {name}: {e}", file.path),
+                        )
+                    })?;
+                    policies.insert(
+                        name,
+                        Policy {
+                            file: file.path.clone(),
+                            namespace,
+                            spec,
+                        },
+                    );
+                }
+                "ImageRepository" => {
+                    if let Ok(spec) = serde_norway::from_value::<RepositorySpec>(object.spec) {
+                        repositories.insert(name, (namespace, spec.image));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok((policies, repositories))
 }
 
 /// Every document of `text` as a Kubernetes object; others are skipped.

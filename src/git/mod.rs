@@ -114,6 +114,16 @@ impl Session {
     }
 }
 
+/// Every git connection gets a connect timeout and an idle timeout
+/// (libgit2 applies them to HTTP; SSH has only the --timeout watchdog).
+pub fn set_timeouts() {
+    // SAFETY: set once, before any network operation, from the main thread.
+    unsafe {
+        let _ = git2::opts::set_server_connect_timeout_in_milliseconds(15_000);
+        let _ = git2::opts::set_server_timeout_in_milliseconds(60_000);
+    }
+}
+
 impl Drop for Session {
     fn drop(&mut self) {
         // Removed and forgotten in one step (`dir`, dropped after this,
