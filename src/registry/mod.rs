@@ -564,6 +564,36 @@ fn scrub_query(url: &str) -> &str {
 mod tests {
     use super::*;
 
+    // A 429 holds every request to the host for as long as it asked; a
+    // later, shorter Retry-After does not shorten it.
+    #[test]
+    fn a_hosts_retry_after_holds_every_request_to_it() {
+        let host = Host {
+            permits: Semaphore::new(PER_HOST),
+            paused_until: Mutex::new(None),
+        };
+        host.pause(Some(Duration::from_millis(300)));
+        host.pause(Some(Duration::from_millis(10)));
+        let started = Instant::now();
+        crate::http::block_on(async {
+            host.wait().await;
+            Ok(())
+        })
+        .unwrap();
+        assert!(
+            started.elapsed() >= Duration::from_millis(250),
+            "{:?}",
+            started.elapsed()
+        );
+        let started = Instant::now();
+        crate::http::block_on(async {
+            host.wait().await;
+            Ok(())
+        })
+        .unwrap();
+        assert!(started.elapsed() < Duration::from_millis(100));
+    }
+
     #[test]
     fn endpoints() {
         let ep =

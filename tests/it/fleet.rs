@@ -467,3 +467,57 @@ fn image_updater_resources_in_the_repository_are_followed() {
         values.replace("tag: 1.4.0", "tag: 1.4.7")
     );
 }
+
+// Through GitHub's API instead of a clone: one API session for the whole
+// fleet, one commit with --direct; and a dry run pushes nothing.
+#[test]
+fn a_fleet_through_the_api_and_a_dry_run() {
+    let Some(registry) = Registry::start(Auth::Anonymous) else {
+        return;
+    };
+    let host = registry.host();
+    push_fleet(&registry);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = seed(&dir.path().join("deploy.git"), &manifests(&host));
+    let token = "ghp_FLEETAPITOKEN0123456789";
+    let fake = crate::fake_repo_api::FakeRepoApi::github(&repo.path, token);
+    let url = "https://github.example.com/acme/deploy.git";
+    std::fs::write(dir.path().join(".tagbump.yaml"), config(&host, url, "")).unwrap();
+    let args = |extra: &'static [&'static str]| {
+        let mut all = vec![
+            "--forge",
+            "github",
+            "--api-url",
+            fake.url.as_str(),
+            "--via",
+            "api",
+            "--direct",
+            "--output",
+            "json",
+        ];
+        all.extend_from_slice(extra);
+        all
+    };
+    let env = [("GITHUB_TOKEN", token)];
+    let head = repo.git(&["rev-parse", "main"]);
+
+    let u = update_in(dir.path(), &args(&["--dry-run"]), &env);
+    assert_eq!(u.run.code, 0, "{}", u.run.stderr);
+    let json: serde_json::Value = serde_json::from_str(&u.run.stdout).unwrap();
+    assert_eq!(row(&json, "api")["outcome"], "dry-run");
+    assert_eq!(repo.git(&["rev-parse", "main"]), head, "a dry run pushed");
+
+    let u = update_in(dir.path(), &args(&[]), &env);
+    assert_eq!(u.run.code, 0, "{}", u.run.stderr);
+    assert!(!u.run.stderr.contains(token) && !u.run.stdout.contains(token));
+    assert_eq!(
+        repo.git(&["rev-list", "--count", &format!("{head}..main")]),
+        "1"
+    );
+    assert!(repo
+        .show("main:apps/api/values.yaml")
+        .contains("tag: \"1.3.1\""));
+    assert!(repo
+        .show("main:apps/beta/deploy.yaml")
+        .contains(":2.0.0-rc.2\n"));
+}
