@@ -61,6 +61,14 @@ pub fn applies(args: &cli::UpdateArgs, layer: &config::Layer) -> Result<bool> {
         )
         .into());
     }
+    if fleet && (args.tag_policy.is_some() || args.tag_sort.is_some()) {
+        return Err(Failure::new(
+            Kind::Usage,
+            "--tag-policy and --tag-sort are per image in a fleet run: each entry's `policy` \
+             and `tag_sort`",
+        )
+        .into());
+    }
     if fleet && !(args.sets.is_empty() && args.promotions.is_empty() && args.puts.is_empty()) {
         return Err(Failure::new(
             Kind::Usage,
@@ -103,6 +111,19 @@ pub fn run(args: &cli::UpdateArgs, layer: &config::Layer, file: &Path) -> Result
         }
     }
     let entries = fleet::entries(&listed, &args.only, &base.registry, file)?;
+    let named: std::collections::BTreeSet<&str> =
+        entries.iter().map(|e| e.group.as_str()).collect();
+    if base.branch.is_some() && !base.direct && named.len() > 1 {
+        return Err(Failure::new(
+            Kind::Usage,
+            format!(
+                "--branch names one review branch, and this fleet has {} groups, each with its own",
+                named.len()
+            ),
+        )
+        .hint("give the images one `group`, drop --branch, or pass --direct")
+        .into());
+    }
     interrupt::stage(format!(
         "asking the registry about {} images",
         entries.len()
@@ -339,6 +360,14 @@ fn finish(
         let outputs: Vec<(&str, String)> = outputs.iter().map(|(k, v)| (*k, v.clone())).collect();
         ci::write_github_output(path, &outputs)
             .with_context(|| format!("cannot write GITHUB_OUTPUT ({})", path.display()))?;
+    }
+    if let Some(path) = &args.dotenv {
+        let pairs = [
+            ("TAGBUMP_CHANGED", report.changed.to_string()),
+            ("TAGBUMP_FAILED", report.failed.to_string()),
+        ];
+        ci::write_dotenv(path, &pairs)
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(path) = &ci.github_step_summary {
         let md = format!("### tagbump: {} images\n\n{}", total, table(&rows));

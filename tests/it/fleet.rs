@@ -521,3 +521,42 @@ fn a_fleet_through_the_api_and_a_dry_run() {
         .show("main:apps/beta/deploy.yaml")
         .contains(":2.0.0-rc.2\n"));
 }
+
+// Flags that mean something else in a fleet run are refused before the
+// registry, never ignored; --dotenv carries the fleet's outcome.
+#[test]
+fn flags_a_fleet_cannot_honour_are_refused_and_dotenv_is_written() {
+    let Some(f) = fleet("") else { return };
+    push_fleet(&f.registry);
+    for (args, says) in [
+        (
+            vec!["--tag-policy", "semver:^2"],
+            "error: --tag-policy and --tag-sort are per image in a fleet run",
+        ),
+        (
+            vec!["--branch", "release"],
+            "error: --branch names one review branch, and this fleet has 3 groups",
+        ),
+        (vec!["--in", "apps"], "error: --in only applies to --image"),
+    ] {
+        let u = update_in(f.dir.path(), &args, &[]);
+        assert_eq!(u.run.code, 2, "{args:?}: {}", u.run.stderr);
+        assert!(u.run.stderr.starts_with(says), "{args:?}: {}", u.run.stderr);
+    }
+    assert!(f
+        .registry
+        .requests()
+        .iter()
+        .all(|r| !r.contains("tags/list")));
+    let dotenv = f.dir.path().join("out.env");
+    let u = update_in(
+        f.dir.path(),
+        &["--direct", "--dotenv", dotenv.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(u.run.code, 0, "{}", u.run.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&dotenv).unwrap(),
+        "TAGBUMP_CHANGED=true\nTAGBUMP_FAILED=0\n"
+    );
+}
