@@ -137,6 +137,11 @@ pub struct UpdateArgs {
     #[arg(long, env = "TAGBUMP_DIRECT", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
     pub direct: Option<bool>,
 
+    /// With --branch: add this job's change to the branch's other tagbump
+    /// changes (parallel jobs, one merge request) instead of refusing them.
+    #[arg(long, env = "TAGBUMP_JOIN", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub join: Option<bool>,
+
     /// Set a value: FILE:PATH=VALUE, FILE relative to the repository root. Repeatable.
     #[arg(long = "set", value_name = "FILE:PATH=VALUE", value_parser = crate::update::parse_file_set)]
     pub sets: Vec<crate::update::FileSet>,

@@ -61,6 +61,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         auth: Auth::default(),
         base: None,
         branch: None,
+        join: false,
         direct: false,
         dry_run: false,
         sets: Vec::new(),

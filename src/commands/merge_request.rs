@@ -30,12 +30,17 @@ pub fn open_or_update(
     let mut request = forge_spec.request.clone();
     request.title = match &forge_spec.title {
         Some(t) => render(t)?,
-        None => update::summary(spec, &report.plan),
+        None => update::message::joined_summary(&report.joined)
+            .unwrap_or_else(|| update::summary(spec, &report.plan)),
     };
     request.description = match &forge_spec.description {
         Some(t) => render(t)?,
         None => update::default_description(spec, report, conn.kind.noun()),
     };
+    if spec.join {
+        request.joined = report.joined.len();
+        request.mark_joined();
+    }
     request.source_branch = report.branch.clone();
     request.target_branch = report.base.clone();
     if let Some(note) = &forge_spec.note {

@@ -42,6 +42,23 @@ pub fn run(args: &cli::UpdateArgs) -> Result<()> {
     let mut spec = settings::update_spec(args, &layer, &env)?;
     let forge_spec = settings::forge_spec(args, &layer, &spec, &env)?;
     settings::transport(args, &layer, &mut spec, &env)?;
+    if spec.join {
+        match spec.via {
+            update::Via::Api { fallback: true, .. } => {
+                spec.via = update::Via::Git;
+                spec.via_reason = "--via auto: --join runs over git".into();
+            }
+            update::Via::Api { .. } => {
+                return Err(error::Failure::new(
+                    error::Kind::Usage,
+                    "--join runs over git: the branch's recorded changes are replayed from \
+                     its commit; pass --via git (or auto)",
+                )
+                .into())
+            }
+            update::Via::Git => {}
+        }
+    }
     crate::git::set_timeouts();
     interrupt::install(spec.timeout);
     // The registry first: a missing image stops the run before the clone.

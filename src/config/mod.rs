@@ -38,6 +38,8 @@ pub struct Config {
     pub branch: Option<String>,
     /// Push straight to the base branch.
     pub direct: Option<bool>,
+    /// Add to the other tagbump changes on `branch` (see `--join`).
+    pub join: Option<bool>,
     /// `git`, `api` or `auto` (see `--via`).
     pub via: Option<crate::cli::Via>,
     /// Targets used when no `--env` is given.
@@ -319,6 +321,7 @@ pub struct Layer {
     pub base: Option<String>,
     pub branch: Option<String>,
     pub direct: Option<bool>,
+    pub join: Option<bool>,
     pub via: Option<crate::cli::Via>,
     pub message: Option<String>,
     pub author: Option<String>,
@@ -402,6 +405,7 @@ pub fn layer(
             .and_then(|e| e.branch.clone())
             .or_else(|| config.branch.clone()),
         direct: environment.and_then(|e| e.direct).or(config.direct),
+        join: config.join,
         via: config.via,
         message: config.commit.message.clone(),
         author: config.commit.author.clone(),
@@ -559,7 +563,7 @@ merge_request:
         assert_eq!(
             error("repos: x\n"),
             ".tagbump.yaml:1:1: unknown field `repos`, expected one of `repo`, `base`, `branch`, `direct`, \
-             `via`, `targets`, `environments`, `commit`, `merge_request`, `registry`, `images`, `images_from`"
+             `join`, `via`, `targets`, `environments`, `commit`, `merge_request`, `registry`, `images`, `images_from`"
         );
         assert_eq!(
             error("direct: maybe\n"),

@@ -98,6 +98,34 @@ pub struct ChangeRequest {
     pub auto_merge: bool,
     /// GitHub auto-merge method.
     pub merge_method: MergeMethod,
+    /// `--join`: how many images the branch's jobs asked for, this one's
+    /// included. A job never replaces a description listing more (one that
+    /// finished later wrote it).
+    pub joined: usize,
+}
+
+/// The marker a joined branch's description carries: how many images it lists.
+const JOINED_MARK: &str = "<!-- tagbump-joined: ";
+
+impl ChangeRequest {
+    /// The description with its joined count marked, for a joined branch.
+    pub fn mark_joined(&mut self) {
+        if self.joined > 0 {
+            self.description
+                .push_str(&format!("\n{JOINED_MARK}{} -->\n", self.joined));
+        }
+    }
+
+    /// Whether the open request's `description` lists more joined images
+    /// than this one: a later job wrote it, and it stays.
+    pub fn outdated_by(&self, description: &str) -> bool {
+        let theirs = description
+            .split(JOINED_MARK)
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse::<usize>().ok());
+        self.joined > 0 && theirs.is_some_and(|n| n > self.joined)
+    }
 }
 
 /// How GitHub merges a pull request when auto-merge fires (`--merge-method`,

@@ -118,6 +118,9 @@ pub fn update_spec(args: &UpdateArgs, config: &Layer, env: Env<'_>) -> Result<Up
         }
     }
     let puts = crate::update::put::read(&args.puts)?;
+    let join = first(&args.join, &config.join).unwrap_or(false);
+    let direct = first(&args.direct, &config.direct);
+    check_join(join, &first(&args.branch, &config.branch), direct, &puts)?;
     let Some(repo) = first(&args.repo, &config.repo) else {
         return Err(
             Failure::new(Kind::Usage, "no manifest repository: pass --repo URL")
@@ -130,6 +133,7 @@ pub fn update_spec(args: &UpdateArgs, config: &Layer, env: Env<'_>) -> Result<Up
     let base = first(&args.base, &config.base);
     let branch = first(&args.branch, &config.branch);
     check_branch_names(&base, &branch)?;
+
     if let Some(template) = first(&args.message, &config.message) {
         check_message(&template)?;
     }
@@ -159,6 +163,7 @@ pub fn update_spec(args: &UpdateArgs, config: &Layer, env: Env<'_>) -> Result<Up
         base,
         branch,
         direct: first(&args.direct, &config.direct).unwrap_or(false),
+        join,
         dry_run: args.common.dry_run,
         sets,
         promotions,
@@ -190,6 +195,40 @@ pub fn update_spec(args: &UpdateArgs, config: &Layer, env: Env<'_>) -> Result<Up
         source_commit: ci.commit_sha.clone(),
         pipeline_url: ci.pipeline_url.clone(),
     })
+}
+
+/// `--join` names the branch every job adds to, and adds edits (a whole
+/// file from `--put` has no scalar to record and replay).
+fn check_join(
+    join: bool,
+    branch: &Option<String>,
+    direct: Option<bool>,
+    puts: &[crate::update::put::Put],
+) -> Result<()> {
+    if !join {
+        return Ok(());
+    }
+    let refuse =
+        |what: &str| -> anyhow::Error { Failure::new(Kind::Usage, what.to_string()).into() };
+    if branch.is_none() {
+        return Err(Failure::new(
+            Kind::Usage,
+            "--join needs --branch NAME: the branch the jobs join",
+        )
+        .hint("every job of the release passes the same --branch")
+        .into());
+    }
+    if direct == Some(true) {
+        return Err(refuse(
+            "--join adds to a review branch; --direct pushes to the base",
+        ));
+    }
+    if !puts.is_empty() {
+        return Err(refuse(
+            "--put replaces whole files, which --join cannot record and replay; use --set",
+        ));
+    }
+    Ok(())
 }
 
 /// Flags that make no sense together, refused before anything else.

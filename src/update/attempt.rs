@@ -249,6 +249,9 @@ fn attempt_on(
             contention: true,
         });
     };
+    if spec.join {
+        return join(repo, spec, tips, author, attempt);
+    }
     let legacy_note = legacy_note(spec, &tips, repo.url()).filter(|_| attempt == 1);
     if let Some(note) = &legacy_note {
         crate::note!("note: {note}");
@@ -269,6 +272,7 @@ fn attempt_on(
         plan,
         attempts: attempt,
         message: String::new(),
+        joined: Vec::new(),
     };
     if !report.plan.changed() {
         if let Some((_, message, parent)) = sent_earlier(&*repo, &tips) {
@@ -339,6 +343,71 @@ fn write(
         author,
         signer: spec.signer.as_deref(),
         review: !spec.direct,
+        dry_run: spec.dry_run,
+    })?;
+    let signed = signed_as(spec, &*repo);
+    finish(written, report, signed)
+}
+
+/// `--join`: this job's change on top of the branch's others (or, when the
+/// base moved, all of them replayed on it), pushed with a compare-and-swap.
+fn join(
+    repo: &mut dyn Transport,
+    spec: &UpdateSpec,
+    tips: Tips,
+    author: &Signature<'_>,
+    attempt: u32,
+) -> Result<Attempt> {
+    let joined = super::join::plan(&*repo, spec, &tips)?;
+    let mut report = Report {
+        operation: Operation::Unchanged,
+        base: tips.base.clone(),
+        branch: tips.branch.clone(),
+        branch_existed: tips.branch_tip.is_some(),
+        parent: joined.parent.clone(),
+        commit: None,
+        via: None,
+        via_reason: String::new(),
+        signed: None,
+        plan: joined.plan,
+        attempts: attempt,
+        message: String::new(),
+        joined: joined
+            .ledger
+            .images
+            .iter()
+            .map(|(_, i)| i.clone())
+            .collect(),
+    };
+    if !joined.rebuild && !report.plan.changed() {
+        if let Some(tip) = &tips.branch_tip {
+            report.commit = Some(tip.clone());
+            report.signed = signed_as(spec, &*repo);
+            report.operation = Operation::AlreadyOnBranch;
+        }
+        return Ok(Attempt::Done(Box::new(report)));
+    }
+    let message = message(spec, &report.plan, &tips.base, &tips.branch)?;
+    let head = message
+        .trim_end()
+        .strip_suffix(crate::git::TRAILER)
+        .unwrap_or(&message);
+    report.message = format!(
+        "{head}{}{}\n",
+        joined.ledger.trailers(),
+        crate::git::TRAILER
+    );
+    crate::interrupt::stage(format!("joining `{}`", tips.branch));
+    let written = repo.write(&Change {
+        base_tip: &joined.parent,
+        branch: &tips.branch,
+        branch_tip: tips.branch_tip.as_deref(),
+        edits: &report.plan.files,
+        message: &report.message,
+        author,
+        signer: spec.signer.as_deref(),
+        // Adding to the branch is a fast-forward; a rebuild replaces it.
+        review: joined.rebuild,
         dry_run: spec.dry_run,
     })?;
     let signed = signed_as(spec, &*repo);

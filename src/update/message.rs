@@ -135,6 +135,20 @@ pub fn template_vars(
 }
 
 /// The one-line summary used for commits and titles by default.
+/// The title of a joined branch's merge request: every image its jobs
+/// asked for (the first few by name).
+pub fn joined_summary(joined: &[String]) -> Option<String> {
+    if joined.len() < 2 {
+        return None;
+    }
+    let names: Vec<&str> = joined.iter().take(3).map(String::as_str).collect();
+    let more = joined.len().saturating_sub(3);
+    Some(match more {
+        0 => format!("Update {}", names.join(", ")),
+        n => format!("Update {} and {n} more", names.join(", ")),
+    })
+}
+
 pub fn summary(spec: &UpdateSpec, plan: &Plan) -> String {
     match spec.images.first() {
         Some(image) => format!("Update {} to {}", image.path, image.version()),
@@ -213,6 +227,15 @@ pub fn default_description(spec: &UpdateSpec, report: &Report, noun: &str) -> St
             ));
         }
     }
+    if report.joined.len() > 1 {
+        text.push_str(&format!(
+            "\nThe jobs joined on `{}` asked for:\n\n",
+            report.branch
+        ));
+        for image in &report.joined {
+            text.push_str(&format!("- `{image}`\n"));
+        }
+    }
     let mut links = Vec::new();
     if let Some(sha) = &spec.source_commit {
         links.push(format!("source commit `{sha}`"));
@@ -258,6 +281,7 @@ mod tests {
             plan: Default::default(),
             attempts: 1,
             message: String::new(),
+            joined: Vec::new(),
         };
         let text = default_description(&spec, &report, "merge request");
         assert!(text.contains(

@@ -14,6 +14,7 @@
 //! edits from scratch: a retry never rebases stale text.
 
 pub mod attempt;
+pub mod join;
 pub mod message;
 pub mod plan;
 pub mod put;
@@ -153,6 +154,8 @@ pub struct UpdateSpec {
     pub branch: Option<String>,
     /// Push to the base branch instead of a review branch.
     pub direct: bool,
+    /// Add to the other tagbump changes on `branch` (`--join`).
+    pub join: bool,
     pub dry_run: bool,
     pub sets: Vec<FileSet>,
     pub promotions: Vec<Promotion>,
@@ -259,6 +262,8 @@ pub struct Report {
     pub plan: Plan,
     pub attempts: u32,
     pub message: String,
+    /// `--join`: every image the branch's jobs asked for, this one's included.
+    pub joined: Vec<String>,
 }
 
 /// A spec with nothing to change, for tests to fill in.
@@ -270,6 +275,7 @@ pub(crate) fn example_spec() -> UpdateSpec {
         base: None,
         branch: None,
         direct: false,
+        join: false,
         dry_run: false,
         sets: vec![],
         promotions: vec![],

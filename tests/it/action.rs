@@ -446,6 +446,7 @@ fn run_step_with(inputs: &[(&str, &str)]) -> (Vec<String>, String) {
     .collect();
     for (name, value) in [
         ("IN_DIRECT", "false"),
+        ("IN_JOIN", "false"),
         ("IN_DRY_RUN", "false"),
         ("IN_DRAFT", "false"),
         ("IN_AUTO_MERGE", "false"),
@@ -525,6 +526,17 @@ fn the_action_passes_its_inputs_as_flags() {
         ]
     );
     assert_eq!(key, "unset\n");
+    // Issue #23: join, with the branch every job of the release names.
+    let (args, _) = run_step_with(&[
+        ("IN_IMAGE", "ghcr.io/acme/app:1"),
+        ("IN_BRANCH", "release/1"),
+        ("IN_JOIN", "true"),
+    ]);
+    let joined = args.join(" ");
+    assert!(
+        joined.contains("--branch release/1") && joined.contains("--join"),
+        "{joined}"
+    );
     let (_, key) = run_step_with(&[("IN_IMAGE", "ghcr.io/acme/app:1"), ("IN_SIGNING_KEY", "")]);
     assert_eq!(key, "key=[]\n");
 }

@@ -468,8 +468,16 @@ fn stop_everywhere(
     let whole = started.elapsed();
     let mut seen: Vec<String> = Vec::new();
     const STOPS: usize = 12;
-    for i in 1..=STOPS {
-        let after = whole.mul_f64(i as f64 / (STOPS as f64 + 1.0));
+    // Points spread over the whole run, and the middle of each stage's
+    // window as the reference run's stage lines timed it: a loaded machine
+    // stretches the stages unevenly, and a short one could fall between
+    // evenly spread points.
+    let mut stops: Vec<Duration> = (1..=STOPS)
+        .map(|i| whole.mul_f64(i as f64 / (STOPS as f64 + 1.0)))
+        .collect();
+    stops.extend(stage_middles(&stderr, stages));
+    for (i, after) in stops.into_iter().enumerate() {
+        let i = i + 1;
         let (code, stderr, left) = run(args(i), Some(after));
         assert!(
             left.is_empty(),
@@ -499,6 +507,28 @@ fn stop_everywhere(
             "{name}: never stopped while {stage}: {seen:?} (a run takes {whole:?})"
         );
     }
+}
+
+/// The middle of each of `stages`' windows in a run's stage lines
+/// (`[   1.2s] fetching …`), from its first line to the next line.
+fn stage_middles(stderr: &str, stages: &[&str]) -> Vec<Duration> {
+    let timed: Vec<(f64, &str)> = stderr
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix('[')?;
+            let (secs, text) = rest.split_once("s] ")?;
+            Some((secs.trim().parse().ok()?, text.split_whitespace().next()?))
+        })
+        .collect();
+    stages
+        .iter()
+        .filter_map(|stage| {
+            let at = timed.iter().position(|(_, word)| word == stage)?;
+            let start = timed[at].0;
+            let end = timed.get(at + 1).map_or(start + 0.2, |(t, _)| *t);
+            Some(Duration::from_secs_f64((start + end) / 2.0 + 0.05))
+        })
+        .collect()
 }
 
 // Issue #19, class 9: SIGTERM at each stage — connecting, fetching,

@@ -83,30 +83,28 @@ impl Client {
                     "body": request.description,
                     "draft": request.draft,
                 });
-                (
-                    self.json(Method::POST, &pulls, Some(&body)).await?,
-                    Operation::Created,
-                )
-            }
-            Some(pr) => {
-                let mut body = serde_json::Map::new();
-                if pr.title != request.title {
-                    body.insert("title".into(), json!(request.title));
-                }
-                if pr.body.as_deref().unwrap_or_default() != request.description {
-                    body.insert("body".into(), json!(request.description));
-                }
-                if body.is_empty() {
-                    (pr, Operation::Unchanged)
-                } else {
-                    let path = format!("{pulls}/{}", pr.number);
-                    (
-                        self.json(Method::PATCH, &path, Some(&Value::Object(body)))
-                            .await?,
-                        Operation::Updated,
-                    )
+                let response = self
+                    .api
+                    .send(Method::POST, &pulls, &[], Some(&body))
+                    .await?;
+                let open = match response.status {
+                    // Another job of the same release opened it meanwhile
+                    // (`--join`): bring that one in line instead.
+                    422 if response.body.contains("already exists") => {
+                        self.find_open(&request.source_branch, &request.target_branch)
+                            .await?
+                    }
+                    _ => None,
+                };
+                match open {
+                    Some(pr) => self.update_text(pr, request, &pulls).await?,
+                    None => {
+                        let what = self.api.what(&Method::POST, &pulls);
+                        (response.answer(Kind::GitHub, &what)?, Operation::Created)
+                    }
                 }
             }
+            Some(pr) => self.update_text(pr, request, &pulls).await?,
         };
         let number = pr.number;
         let issue = format!("{}/issues/{number}", self.repo_path());
@@ -128,6 +126,34 @@ impl Client {
             }
         }
         Ok(outcome)
+    }
+
+    /// Update the open pull request's title and body where they differ.
+    async fn update_text(
+        &self,
+        pr: PullRequest,
+        request: &ChangeRequest,
+        pulls: &str,
+    ) -> Result<(PullRequest, Operation)> {
+        if request.outdated_by(pr.body.as_deref().unwrap_or_default()) {
+            return Ok((pr, Operation::Unchanged));
+        }
+        let mut body = serde_json::Map::new();
+        if pr.title != request.title {
+            body.insert("title".into(), json!(request.title));
+        }
+        if pr.body.as_deref().unwrap_or_default() != request.description {
+            body.insert("body".into(), json!(request.description));
+        }
+        if body.is_empty() {
+            return Ok((pr, Operation::Unchanged));
+        }
+        let path = format!("{pulls}/{}", pr.number);
+        Ok((
+            self.json(Method::PATCH, &path, Some(&Value::Object(body)))
+                .await?,
+            Operation::Updated,
+        ))
     }
 
     /// Add the labels, assignees and reviewers the PR lacks (only adds:

@@ -145,38 +145,28 @@ impl Client {
                     assignee_ids: &assignee_ids,
                     reviewer_ids: &reviewer_ids,
                 };
-                (
-                    self.json(Method::POST, &self.mrs(), &[], Some(&body))
-                        .await?,
-                    Operation::Created,
-                )
+                let response = self
+                    .call(Method::POST, &self.mrs(), &[], Some(&body))
+                    .await?;
+                if response.status == 409 {
+                    // Another job of the same release opened it meanwhile
+                    // (`--join`): bring that one in line instead.
+                    let mr = self
+                        .find_open(&request.source_branch, &request.target_branch)
+                        .await?
+                        .ok_or_else(|| {
+                            api_error(Kind::GitLab, "GitLab POST merge request", &response)
+                        })?;
+                    let ids = (assignee_ids.as_slice(), reviewer_ids.as_slice());
+                    self.bring_in_line(mr, request, &title, ids).await?
+                } else {
+                    let what = format!("GitLab POST {}", self.mrs());
+                    (response.answer(Kind::GitLab, &what)?, Operation::Created)
+                }
             }
             Some(mr) => {
-                let labels: BTreeSet<&String> = mr.labels.iter().collect();
-                let body = MergeRequestChanges {
-                    title: (mr.title != title).then_some(title.as_str()),
-                    description: (mr.description.as_deref().unwrap_or_default()
-                        != request.description)
-                        .then_some(request.description.as_str()),
-                    labels: (!request.labels.is_empty()
-                        && labels != request.labels.iter().collect())
-                    .then_some(request.labels.as_slice()),
-                    assignee_ids: (!assignee_ids.is_empty()
-                        && ids(&mr.assignees) != ids_of(&assignee_ids))
-                    .then_some(assignee_ids.as_slice()),
-                    reviewer_ids: (!reviewer_ids.is_empty()
-                        && ids(&mr.reviewers) != ids_of(&reviewer_ids))
-                    .then_some(reviewer_ids.as_slice()),
-                };
-                if body.is_empty() {
-                    (mr, Operation::Unchanged)
-                } else {
-                    let path = format!("{}/{}", self.mrs(), mr.iid);
-                    (
-                        self.json(Method::PUT, &path, &[], Some(&body)).await?,
-                        Operation::Updated,
-                    )
-                }
+                let ids = (assignee_ids.as_slice(), reviewer_ids.as_slice());
+                self.bring_in_line(mr, request, &title, ids).await?
             }
         };
         let number = mr.iid;
@@ -193,6 +183,39 @@ impl Client {
             }
         }
         Ok(outcome)
+    }
+
+    /// Update the open merge request where it differs from `request`.
+    async fn bring_in_line(
+        &self,
+        mr: MergeRequest,
+        request: &ChangeRequest,
+        title: &str,
+        (assignee_ids, reviewer_ids): (&[u64], &[u64]),
+    ) -> Result<(MergeRequest, Operation)> {
+        if request.outdated_by(mr.description.as_deref().unwrap_or_default()) {
+            return Ok((mr, Operation::Unchanged));
+        }
+        let labels: BTreeSet<&String> = mr.labels.iter().collect();
+        let body = MergeRequestChanges {
+            title: (mr.title != title).then_some(title),
+            description: (mr.description.as_deref().unwrap_or_default() != request.description)
+                .then_some(request.description.as_str()),
+            labels: (!request.labels.is_empty() && labels != request.labels.iter().collect())
+                .then_some(request.labels.as_slice()),
+            assignee_ids: (!assignee_ids.is_empty() && ids(&mr.assignees) != ids_of(assignee_ids))
+                .then_some(assignee_ids),
+            reviewer_ids: (!reviewer_ids.is_empty() && ids(&mr.reviewers) != ids_of(reviewer_ids))
+                .then_some(reviewer_ids),
+        };
+        if body.is_empty() {
+            return Ok((mr, Operation::Unchanged));
+        }
+        let path = format!("{}/{}", self.mrs(), mr.iid);
+        Ok((
+            self.json(Method::PUT, &path, &[], Some(&body)).await?,
+            Operation::Updated,
+        ))
     }
 
     /// Set auto-merge once the MR has a pipeline. Returns a note when it could
