@@ -104,12 +104,19 @@ impl Session {
         if current != expect {
             return Ok(Pushed::Stale);
         }
+        // libgit2's local transport updates the ref without comparing it
+        // to what it was: the objects are copied, and the branch is then
+        // swapped under the repository's ref lock.
+        if self.remote.scheme == Scheme::Local {
+            drop(connection);
+            return self.push_local(&target, commit, expect);
+        }
+        let spec = format!("{}{local}:{target}", if force { "+" } else { "" });
         let rejected = RefCell::new(Vec::new());
         let mut options = PushOptions::new();
         options
             .remote_callbacks(self.callbacks(Some(&rejected)))
             .proxy_options(Self::proxy());
-        let spec = format!("{}{local}:{target}", if force { "+" } else { "" });
         let result = connection
             .remote()
             .push(&[spec.as_str()], Some(&mut options));
@@ -126,6 +133,38 @@ impl Session {
             Ok(Pushed::Done)
         } else {
             Ok(Pushed::Rejected(scrub(&rejected.join("; "))))
+        }
+    }
+
+    /// Copy `commit`'s new objects into the local repository, then point
+    /// `target` at it if it still is `expect` (`None`: it must not exist).
+    fn push_local(&self, target: &str, commit: Oid, expect: Option<Oid>) -> Result<Pushed> {
+        let path = self
+            .remote
+            .url
+            .strip_prefix("file://")
+            .unwrap_or(&self.remote.url);
+        let there = git2::Repository::open(path).map_err(|e| self.failure(e, "push to"))?;
+        copy_objects(&self.repo, &there, commit).map_err(|e| self.failure(e, "push to"))?;
+        let swapped = match expect {
+            Some(old) => there
+                .reference_matching(target, commit, true, old, "tagbump: push")
+                .map(|_| true),
+            None => create_exclusively(&there, target, commit),
+        };
+        match swapped {
+            Ok(true) => Ok(Pushed::Done),
+            Ok(false) => Ok(Pushed::Stale),
+            // Another writer holds the ref's lock, or changed it first.
+            Err(e)
+                if matches!(
+                    e.code(),
+                    ErrorCode::Modified | ErrorCode::Exists | ErrorCode::Locked
+                ) =>
+            {
+                Ok(Pushed::Stale)
+            }
+            Err(e) => Err(self.failure(e, "push to")),
         }
     }
 
@@ -168,4 +207,77 @@ impl Session {
         });
         Ok((connection, advert))
     }
+}
+
+/// Create `target` pointing at `commit` only if it does not exist, under
+/// git's own ref lock (`<ref>.lock`, created exclusively): libgit2 checks a
+/// new ref's absence before taking the lock, so two creators could both win.
+/// `Ok(false)`: it exists, or another writer holds the lock.
+fn create_exclusively(
+    repo: &git2::Repository,
+    target: &str,
+    commit: Oid,
+) -> Result<bool, git2::Error> {
+    let io = |e: std::io::Error| git2::Error::from_str(&e.to_string());
+    let path = repo.path().join(target);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let lock = path.with_file_name(format!("{name}.lock"));
+    let mut file = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&lock)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => return Err(io(e)),
+    };
+    if repo.find_reference(target).is_ok() {
+        let _ = std::fs::remove_file(&lock);
+        return Ok(false);
+    }
+    use std::io::Write as _;
+    let written = writeln!(file, "{commit}").and_then(|()| file.sync_all());
+    drop(file);
+    match written.and_then(|()| std::fs::rename(&lock, &path)) {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            let _ = std::fs::remove_file(&lock);
+            Err(io(e))
+        }
+    }
+}
+
+/// The objects of `commit` that `to` lacks, copied from `from` (its parents
+/// are there already: the push is on top of a tip that repository has).
+fn copy_objects(
+    from: &git2::Repository,
+    to: &git2::Repository,
+    commit: Oid,
+) -> Result<(), git2::Error> {
+    let (src, dst) = (from.odb()?, to.odb()?);
+    let mut pending = vec![commit];
+    while let Some(oid) = pending.pop() {
+        if dst.exists(oid) {
+            continue;
+        }
+        let object = src.read(oid)?;
+        dst.write(object.kind(), object.data())?;
+        match object.kind() {
+            git2::ObjectType::Commit => pending.push(from.find_commit(oid)?.tree_id()),
+            git2::ObjectType::Tree => pending.extend(
+                from.find_tree(oid)?
+                    .iter()
+                    .filter(|e| e.kind() != Some(git2::ObjectType::Commit))
+                    .map(|e| e.id()),
+            ),
+            _ => {}
+        }
+    }
+    Ok(())
 }
