@@ -16,7 +16,7 @@ use crate::error::{Failure, Kind};
 use crate::fleet::Entry;
 use crate::registry::Resolved;
 use crate::update::{Operation, UpdateSpec};
-use crate::{ci, cli, config, fleet, interrupt, output, registry, settings, update};
+use crate::{ci, cli, config, fleet, interrupt, registry, settings, update};
 
 /// What `--output json` prints for a fleet run.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -95,21 +95,7 @@ pub fn run(args: &cli::UpdateArgs, layer: &config::Layer, file: &Path) -> Result
     crate::git::set_timeouts();
     interrupt::install(base.timeout);
     let mut transport = update::attempt::open(&base)?;
-    let mut listed = fleet::from_config(&layer.images, file);
-    if !layer.images_from.is_empty() {
-        let (commit, files) = base_files(&base, transport.as_mut())?;
-        let at = &commit[..commit.len().min(12)];
-        for controller in &layer.images_from {
-            let (what, found) = match controller {
-                Controller::Flux => ("flux", fleet::flux::read(&files)?),
-                Controller::ArgocdImageUpdater => {
-                    ("argocd-image-updater", fleet::argocd::read(&files)?)
-                }
-            };
-            crate::note!("{what}: {} images at `{at}`", found.len());
-            listed.extend(found);
-        }
-    }
+    let listed = listed(layer, file, &base, transport.as_mut())?;
     let entries = fleet::entries(&listed, &args.only, &base.registry, file)?;
     let named: std::collections::BTreeSet<&str> =
         entries.iter().map(|e| e.group.as_str()).collect();
@@ -168,7 +154,7 @@ pub fn run(args: &cli::UpdateArgs, layer: &config::Layer, file: &Path) -> Result
                 continue;
             }
         };
-        write_group(json, &report, &spec)?;
+        super::write_result(json, &report, &spec.remote.url)?;
         let outcome = super::merge_request::open_or_update(&spec, &forge_spec, &report)?;
         for (entry, resolved) in members {
             let name = resolved.image.name();
@@ -182,6 +168,32 @@ pub fn run(args: &cli::UpdateArgs, layer: &config::Layer, file: &Path) -> Result
         }
     }
     finish(args, rows, requests, entries.len())
+}
+
+/// The config file's images, and those the controllers' configuration
+/// in the base branch lists.
+fn listed(
+    layer: &config::Layer,
+    file: &Path,
+    base: &UpdateSpec,
+    repo: &mut dyn update::transport::Transport,
+) -> Result<Vec<fleet::Listed>> {
+    let mut listed = fleet::from_config(&layer.images, file);
+    if !layer.images_from.is_empty() {
+        let (commit, files) = base_files(base, repo)?;
+        let at = &commit[..commit.len().min(12)];
+        for controller in &layer.images_from {
+            let (what, found) = match controller {
+                Controller::Flux => ("flux", fleet::flux::read(&files)?),
+                Controller::ArgocdImageUpdater => {
+                    ("argocd-image-updater", fleet::argocd::read(&files)?)
+                }
+            };
+            crate::note!("{what}: {} images at `{at}`", found.len());
+            listed.extend(found);
+        }
+    }
+    Ok(listed)
 }
 
 /// Every YAML file of the base branch, where controllers keep their
@@ -246,19 +258,6 @@ fn set_value(entry: &Entry, resolved: &Resolved, value: SetValue) -> String {
         SetValue::Image if digest.is_empty() => format!("{}:{tag}", entry.name),
         SetValue::Image => format!("{}:{tag}@{digest}", entry.name),
     }
-}
-
-fn write_group(json: bool, report: &update::Report, spec: &UpdateSpec) -> Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    let mut sink = std::io::sink();
-    let out: &mut dyn std::io::Write = if json { &mut sink } else { &mut stdout };
-    output::write_update(
-        &mut &mut *out,
-        &mut std::io::stderr().lock(),
-        report,
-        &spec.remote.url,
-    )
-    .context("cannot write the result")
 }
 
 fn failed_row(entry: &Entry, resolved: Option<&Resolved>, reason: &str) -> FleetRow {

@@ -9,7 +9,7 @@
 use anyhow::{Context, Result};
 
 use crate::image::ImageRef;
-use crate::{ci, cli, config, error, interrupt, output, registry, report, settings, update};
+use crate::{ci, cli, config, error, interrupt, registry, report, settings, update};
 
 /// `tagbump update`: the push, then the merge/pull request, then the
 /// results for later CI steps.
@@ -43,21 +43,7 @@ pub fn run(args: &cli::UpdateArgs) -> Result<()> {
     let forge_spec = settings::forge_spec(args, &layer, &spec, &env)?;
     settings::transport(args, &layer, &mut spec, &env)?;
     if spec.join {
-        match spec.via {
-            update::Via::Api { fallback: true, .. } => {
-                spec.via = update::Via::Git;
-                spec.via_reason = "--via auto: --join runs over git".into();
-            }
-            update::Via::Api { .. } => {
-                return Err(error::Failure::new(
-                    error::Kind::Usage,
-                    "--join runs over git: the branch's recorded changes are replayed from \
-                     its commit; pass --via git (or auto)",
-                )
-                .into())
-            }
-            update::Via::Git => {}
-        }
+        join_over_git(&mut spec)?;
     }
     crate::git::set_timeouts();
     interrupt::install(spec.timeout);
@@ -77,19 +63,7 @@ pub fn run(args: &cli::UpdateArgs) -> Result<()> {
         interrupt::stage("opening or updating the merge request".into());
     }
     let json = args.output == cli::OutputFormat::Json;
-    {
-        // With --output json the diffs travel inside the JSON, not beside it.
-        let mut stdout = std::io::stdout().lock();
-        let mut sink = std::io::sink();
-        let out: &mut dyn std::io::Write = if json { &mut sink } else { &mut stdout };
-        output::write_update(
-            &mut &mut *out,
-            &mut std::io::stderr().lock(),
-            &report,
-            &spec.remote.url,
-        )
-        .context("cannot write the result")?;
-    }
+    super::write_result(json, &report, &spec.remote.url)?;
     let outcome = super::merge_request::open_or_update(&spec, &forge_spec, &report)?;
     let summary = report::JsonReport::new(&report, &spec, outcome.as_ref());
     if json {
@@ -111,6 +85,27 @@ pub fn run(args: &cli::UpdateArgs) -> Result<()> {
             pairs.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
         ci::write_dotenv(path, &pairs)
             .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// `--join` replays its ledger from a commit, which the API transports
+/// cannot yet: `auto` picks git, an explicit `api` is refused.
+fn join_over_git(spec: &mut update::UpdateSpec) -> Result<()> {
+    match spec.via {
+        update::Via::Api { fallback: true, .. } => {
+            spec.via = update::Via::Git;
+            spec.via_reason = "--via auto: --join runs over git".into();
+        }
+        update::Via::Api { .. } => {
+            return Err(error::Failure::new(
+                error::Kind::Usage,
+                "--join runs over git: the branch's recorded changes are replayed from \
+                 its commit; pass --via git (or auto)",
+            )
+            .into())
+        }
+        update::Via::Git => {}
     }
     Ok(())
 }

@@ -24,26 +24,6 @@ static MARKER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"#\s*\{\s*"\$imagepolicy"\s*:\s*"([^"]*)"\s*\}"#).expect("a valid pattern")
 });
 
-#[derive(Debug, Deserialize)]
-struct Object {
-    #[serde(rename = "apiVersion", default)]
-    api_version: String,
-    #[serde(default)]
-    kind: String,
-    #[serde(default)]
-    metadata: Metadata,
-    #[serde(default)]
-    spec: serde_norway::Value,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct Metadata {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    namespace: Option<String>,
-}
-
 /// `ImagePolicy.spec` (image.toolkit.fluxcd.io v1beta2 and v1 alike).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -178,7 +158,7 @@ fn resources(files: &[SourceFile]) -> Result<Resources> {
     let mut policies: BTreeMap<String, Policy> = BTreeMap::new();
     let mut repositories: BTreeMap<String, (Option<String>, String)> = BTreeMap::new();
     for file in files {
-        for object in objects(&file.text) {
+        for object in super::objects(&file.text, "image.toolkit.fluxcd.io/") {
             if !object.api_version.starts_with("image.toolkit.fluxcd.io/") {
                 continue;
             }
@@ -211,16 +191,6 @@ fn resources(files: &[SourceFile]) -> Result<Resources> {
         }
     }
     Ok((policies, repositories))
-}
-
-/// Every document of `text` as a Kubernetes object; others are skipped.
-fn objects(text: &str) -> Vec<Object> {
-    if !text.contains("image.toolkit.fluxcd.io/") {
-        return Vec::new();
-    }
-    serde_norway::Deserializer::from_str(text)
-        .filter_map(|document| Object::deserialize(document).ok())
-        .collect()
 }
 
 /// Each `$imagepolicy` marker: its file, 1-based line and setter text.

@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use anyhow::Result;
+use serde::Deserialize;
 
 use crate::config::{FleetImage, SetValue};
 use crate::error::{Failure, Kind};
@@ -34,6 +35,43 @@ pub struct Entry {
     pub sets: Vec<(FileSet, SetValue)>,
     /// The review branch / merge request it goes to.
     pub group: String,
+}
+
+/// A Kubernetes object as a controller's configuration holds it: the
+/// fields the readers look at, the rest ignored.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Object {
+    #[serde(rename = "apiVersion", default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub metadata: Metadata,
+    #[serde(default)]
+    pub spec: serde_norway::Value,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Metadata {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// Every document of `text` that is a Kubernetes object, when the text
+/// names the API group `group` at all (most files do not).
+pub(crate) fn objects(text: &str, group: &str) -> Vec<Object> {
+    if !text.contains(group) {
+        return Vec::new();
+    }
+    serde_norway::Deserializer::from_str(text)
+        .filter_map(|document| Object::deserialize(document).ok())
+        .collect()
 }
 
 /// An image as a list gave it: the config file's `images:`, or a

@@ -20,28 +20,6 @@ use crate::targets::SourceFile;
 
 const PREFIX: &str = "argocd-image-updater.argoproj.io/";
 
-#[derive(Debug, Deserialize)]
-struct Object {
-    #[serde(rename = "apiVersion", default)]
-    api_version: String,
-    #[serde(default)]
-    kind: String,
-    #[serde(default)]
-    metadata: Metadata,
-    #[serde(default)]
-    spec: serde_norway::Value,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct Metadata {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    labels: BTreeMap<String, String>,
-    #[serde(default)]
-    annotations: BTreeMap<String, String>,
-}
-
 /// `ImageUpdater.spec`, the fields tagbump reads (others are ignored).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -269,7 +247,7 @@ fn resources(files: &[SourceFile]) -> Result<Resources> {
     let mut apps = Vec::new();
     let mut updaters = Vec::new();
     for file in files {
-        for object in objects(&file.text) {
+        for object in crate::fleet::objects(&file.text, "argoproj.io/") {
             match (object.api_version.as_str(), object.kind.as_str()) {
                 ("argoproj.io/v1alpha1", "Application") => {
                     if let Some(app) = application(object) {
@@ -323,18 +301,9 @@ fn selected<'a>(
         .collect())
 }
 
-fn objects(text: &str) -> Vec<Object> {
-    if !text.contains("argoproj.io/") {
-        return Vec::new();
-    }
-    serde_norway::Deserializer::from_str(text)
-        .filter_map(|document| Object::deserialize(document).ok())
-        .collect()
-}
-
 /// The source Image Updater writes next to: the first with a `helm` or
 /// `kustomize` block, else the first.
-fn application(object: Object) -> Option<Application> {
+fn application(object: crate::fleet::Object) -> Option<Application> {
     let spec: ApplicationSpec = serde_norway::from_value(object.spec).ok()?;
     let sources: Vec<Source> = spec.source.into_iter().chain(spec.sources).collect();
     let source = sources
