@@ -145,6 +145,7 @@ pub fn run(args: &cli::UpdateArgs, layer: &config::Layer, file: &Path) -> Result
         let spec = group_spec(&base, members);
         let report = match update::attempt::run_on(&spec, Some(transport.as_mut())) {
             Ok(report) => report,
+            Err(e) if interrupt::stopping() => return Err(e),
             Err(e) => {
                 let reason = crate::secret::scrub(&format!("{e:#}"));
                 for (entry, resolved) in members {
@@ -155,7 +156,22 @@ pub fn run(args: &cli::UpdateArgs, layer: &config::Layer, file: &Path) -> Result
             }
         };
         super::write_result(json, &report, &spec.remote.url)?;
-        let outcome = super::merge_request::open_or_update(&spec, &forge_spec, &report)?;
+        let outcome = match super::merge_request::open_or_update(&spec, &forge_spec, &report) {
+            Ok(outcome) => outcome,
+            // The push stands; the merge request is this group's failure.
+            Err(e) => {
+                let reason = format!(
+                    "pushed to `{}`, but the merge request failed: {}",
+                    report.branch,
+                    crate::secret::scrub(&format!("{e:#}"))
+                );
+                for (entry, resolved) in members {
+                    crate::note!("{}: failed: {reason}", entry.name);
+                    rows.push(failed_row(entry, Some(resolved), &reason));
+                }
+                continue;
+            }
+        };
         for (entry, resolved) in members {
             let name = resolved.image.name();
             match report.plan.unmatched.iter().find(|(n, _)| *n == name) {

@@ -560,3 +560,38 @@ fn flags_a_fleet_cannot_honour_are_refused_and_dotenv_is_written() {
         "TAGBUMP_CHANGED=true\nTAGBUMP_FAILED=0\n"
     );
 }
+
+// A merge request the forge refuses is that group's failure: its branch
+// stands, the row says both, the other groups go on, and the run exits 11.
+#[test]
+fn a_refused_merge_request_is_a_rows_failure_not_the_runs() {
+    let Some(f) = fleet("") else { return };
+    push_fleet(&f.registry);
+    let forge = crate::fake_forge::FakeForge::start("glpat-right-token");
+    let api = format!("{}/api/v4", forge.url);
+    let args = [
+        "--forge",
+        "gitlab",
+        "--api-url",
+        &api,
+        "--project",
+        "team/manifests",
+    ];
+    let (u, json) = run_with(&f, &args, &[("GITLAB_TOKEN", "glpat-wrong-token")]);
+    assert_eq!(u.run.code, 11, "{}", u.run.stderr);
+    for name in ["api", "web", "beta", "worker"] {
+        let r = row(&json, name);
+        assert_eq!(r["outcome"], "failed", "{r}");
+        let reason = r["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("pushed to `tagbump/")
+                && reason.contains("but the merge request failed"),
+            "{reason}"
+        );
+    }
+    assert!(
+        !u.run.stdout.contains("glpat-wrong-token") && !u.run.stderr.contains("glpat-wrong-token")
+    );
+    let heads = f.repo.git(&["for-each-ref", "--format=%(refname)"]);
+    assert_eq!(heads.lines().count(), 4, "the branches stand: {heads}");
+}
