@@ -259,21 +259,7 @@ fn attempt_on(
 
     let mut plan = plan_on(&*repo, &tips.base_tip, spec)?;
     plan.notes.extend(legacy_note);
-    let mut report = Report {
-        operation: Operation::Unchanged,
-        base: tips.base.clone(),
-        branch: tips.branch.clone(),
-        branch_existed: tips.branch_tip.is_some(),
-        parent: tips.base_tip.clone(),
-        commit: None,
-        via: None,
-        via_reason: String::new(),
-        signed: None,
-        plan,
-        attempts: attempt,
-        message: String::new(),
-        joined: Vec::new(),
-    };
+    let mut report = unchanged(&tips, &tips.base_tip, plan, attempt);
     if !report.plan.changed() {
         if let Some((_, message, parent)) = sent_earlier(&*repo, &tips) {
             return Ok(Attempt::Done(Box::new(landed(
@@ -334,19 +320,8 @@ fn write(
             ));
         }
     }
-    let written = repo.write(&Change {
-        base_tip: &tips.base_tip,
-        branch: &tips.branch,
-        branch_tip: tips.branch_tip.as_deref(),
-        edits: &report.plan.files,
-        message: &report.message,
-        author,
-        signer: spec.signer.as_deref(),
-        review: !spec.direct,
-        dry_run: spec.dry_run,
-    })?;
-    let signed = signed_as(spec, &*repo);
-    finish(written, report, signed)
+    let parent = tips.base_tip.clone();
+    commit_on(repo, spec, tips, &parent, !spec.direct, author, report)
 }
 
 /// `--join`: this job's change on top of the branch's others (or, when the
@@ -359,26 +334,13 @@ fn join(
     attempt: u32,
 ) -> Result<Attempt> {
     let joined = super::join::plan(&*repo, spec, &tips)?;
-    let mut report = Report {
-        operation: Operation::Unchanged,
-        base: tips.base.clone(),
-        branch: tips.branch.clone(),
-        branch_existed: tips.branch_tip.is_some(),
-        parent: joined.parent.clone(),
-        commit: None,
-        via: None,
-        via_reason: String::new(),
-        signed: None,
-        plan: joined.plan,
-        attempts: attempt,
-        message: String::new(),
-        joined: joined
-            .ledger
-            .images
-            .iter()
-            .map(|(_, i)| i.clone())
-            .collect(),
-    };
+    let mut report = unchanged(&tips, &joined.parent, joined.plan, attempt);
+    report.joined = joined
+        .ledger
+        .images
+        .iter()
+        .map(|(_, i)| i.clone())
+        .collect();
     if !joined.rebuild && !report.plan.changed() {
         if let Some(tip) = &tips.branch_tip {
             report.commit = Some(tip.clone());
@@ -398,16 +360,57 @@ fn join(
         crate::git::TRAILER
     );
     crate::interrupt::stage(format!("joining `{}`", tips.branch));
+    // Adding to the branch is a fast-forward; a rebuild replaces it.
+    commit_on(
+        repo,
+        spec,
+        &tips,
+        &joined.parent,
+        joined.rebuild,
+        author,
+        report,
+    )
+}
+
+/// A report of nothing done yet: the plan made on `parent`.
+fn unchanged(tips: &Tips, parent: &str, plan: crate::targets::Plan, attempt: u32) -> Report {
+    Report {
+        operation: Operation::Unchanged,
+        base: tips.base.clone(),
+        branch: tips.branch.clone(),
+        branch_existed: tips.branch_tip.is_some(),
+        parent: parent.to_string(),
+        commit: None,
+        via: None,
+        via_reason: String::new(),
+        signed: None,
+        plan,
+        attempts: attempt,
+        message: String::new(),
+        joined: Vec::new(),
+    }
+}
+
+/// Write the report's plan as a commit on `parent` to the attempt's branch
+/// (replacing it when `force`), and report how that went.
+fn commit_on(
+    repo: &mut dyn Transport,
+    spec: &UpdateSpec,
+    tips: &Tips,
+    parent: &str,
+    force: bool,
+    author: &Signature<'_>,
+    report: Report,
+) -> Result<Attempt> {
     let written = repo.write(&Change {
-        base_tip: &joined.parent,
+        base_tip: parent,
         branch: &tips.branch,
         branch_tip: tips.branch_tip.as_deref(),
         edits: &report.plan.files,
         message: &report.message,
         author,
         signer: spec.signer.as_deref(),
-        // Adding to the branch is a fast-forward; a rebuild replaces it.
-        review: joined.rebuild,
+        review: force,
         dry_run: spec.dry_run,
     })?;
     let signed = signed_as(spec, &*repo);
