@@ -52,8 +52,7 @@ pub struct FleetRow {
 /// Whether this run is a fleet run: the config lists `images:` and no
 /// `--image` is given. `--only` and the single-image targets are checked.
 pub fn applies(args: &cli::UpdateArgs, layer: &config::Layer) -> Result<bool> {
-    let fleet =
-        args.images.is_empty() && !(layer.images.is_empty() && layer.images_from.is_empty());
+    let fleet = args.images.is_empty() && layer.lists_fleet();
     if !fleet && !args.only.is_empty() {
         return Err(Failure::new(
             Kind::Usage,

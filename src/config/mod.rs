@@ -357,6 +357,13 @@ pub struct Layer {
     pub images_from: Vec<Controller>,
 }
 
+impl Layer {
+    /// Whether the config lists a fleet (`images:` or `images_from:`).
+    pub fn lists_fleet(&self) -> bool {
+        !(self.images.is_empty() && self.images_from.is_empty())
+    }
+}
+
 /// The config's layer for the environment `env_name` (or the top level).
 /// `image_version` is the value of a `set` target without its own `value`;
 /// such a target without an --image is refused, never left out.

@@ -102,8 +102,7 @@ pub fn update_spec(args: &UpdateArgs, config: &Layer, env: Env<'_>) -> Result<Up
             .filter(|d| !config.dirs.contains(d))
             .cloned(),
     );
-    let fleet = !(config.images.is_empty() && config.images_from.is_empty());
-    check_targets(args, &sets, &promotions, fleet)?;
+    check_targets(args, &sets, &promotions, config.lists_fleet())?;
     // An environment scans for --image only where it says (`in`): the
     // whole repository holds the other environments too.
     let scan = config.environment.is_none() || !dirs.is_empty();

@@ -110,7 +110,7 @@ pub fn plan(repo: &dyn Transport, spec: &UpdateSpec, tips: &Tips) -> Result<Join
         None => Ledger::default(),
         Some(tip) => {
             let message = repo.message_of(tip).unwrap_or_default();
-            if !message.lines().any(|l| l.trim() == crate::git::TRAILER) {
+            if !super::review_branch::made_by_tagbump(&message) {
                 return Err(Failure::new(
                     Kind::Conflict,
                     format!(

@@ -143,12 +143,17 @@ fn sanitize(text: &str) -> String {
         .collect()
 }
 
+/// Whether a commit's message carries the trailer of tagbump's commits.
+pub fn made_by_tagbump(message: &str) -> bool {
+    message.lines().any(|l| l.trim() == crate::git::TRAILER)
+}
+
 /// Whether the review branch whose tip is `tip` may be overwritten by this
 /// run: only if the tip is a tagbump commit, for the same targets (a commit
 /// without the targets trailer, from tagbump 0.1, counts as the same).
 pub fn check_lease(repo: &dyn Transport, tip: &str, branch: &str, spec: &UpdateSpec) -> Result<()> {
     let message = repo.message_of(tip).unwrap_or_default();
-    if !message.lines().any(|l| l.trim() == crate::git::TRAILER) {
+    if !made_by_tagbump(&message) {
         return Err(Failure::new(
             Kind::Conflict,
             format!(

@@ -135,6 +135,22 @@ fn row<'a>(json: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
         .unwrap_or_else(|| panic!("no row {name}: {json}"))
 }
 
+/// The flags that open merge requests on the fake GitLab `forge`.
+fn gitlab_flags(forge: &crate::fake_forge::FakeForge) -> Vec<String> {
+    let api = format!("{}/api/v4", forge.url);
+    [
+        "--forge",
+        "gitlab",
+        "--api-url",
+        &api,
+        "--project",
+        "team/manifests",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
 #[test]
 fn a_fleet_with_mixed_policies_lands_in_one_commit() {
     let Some(f) = fleet("") else { return };
@@ -275,15 +291,8 @@ fn each_group_gets_one_review_branch_and_a_rerun_touches_none() {
     let Some(f) = fleet("") else { return };
     push_fleet(&f.registry);
     let forge = crate::fake_forge::FakeForge::start("glpat-fleet-token");
-    let api = format!("{}/api/v4", forge.url);
-    let args = [
-        "--forge",
-        "gitlab",
-        "--api-url",
-        &api,
-        "--project",
-        "team/manifests",
-    ];
+    let flags = gitlab_flags(&forge);
+    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
     let env = [("GITLAB_TOKEN", "glpat-fleet-token")];
     let (u, json) = run_with(&f, &args, &env);
     assert_eq!(u.run.code, 0, "{}", u.run.stderr);
@@ -568,15 +577,8 @@ fn a_refused_merge_request_is_a_rows_failure_not_the_runs() {
     let Some(f) = fleet("") else { return };
     push_fleet(&f.registry);
     let forge = crate::fake_forge::FakeForge::start("glpat-right-token");
-    let api = format!("{}/api/v4", forge.url);
-    let args = [
-        "--forge",
-        "gitlab",
-        "--api-url",
-        &api,
-        "--project",
-        "team/manifests",
-    ];
+    let flags = gitlab_flags(&forge);
+    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
     let (u, json) = run_with(&f, &args, &[("GITLAB_TOKEN", "glpat-wrong-token")]);
     assert_eq!(u.run.code, 11, "{}", u.run.stderr);
     for name in ["api", "web", "beta", "worker"] {
