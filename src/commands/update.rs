@@ -42,9 +42,6 @@ pub fn run(args: &cli::UpdateArgs) -> Result<()> {
     let mut spec = settings::update_spec(args, &layer, &env)?;
     let forge_spec = settings::forge_spec(args, &layer, &spec, &env)?;
     settings::transport(args, &layer, &mut spec, &env)?;
-    if spec.join {
-        join_over_git(&mut spec)?;
-    }
     crate::git::set_timeouts();
     interrupt::install(spec.timeout);
     // The registry first: a missing image stops the run before the clone.
@@ -85,27 +82,6 @@ pub fn run(args: &cli::UpdateArgs) -> Result<()> {
             pairs.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
         ci::write_dotenv(path, &pairs)
             .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(())
-}
-
-/// `--join` replays its ledger from a commit, which the API transports
-/// cannot yet: `auto` picks git, an explicit `api` is refused.
-fn join_over_git(spec: &mut update::UpdateSpec) -> Result<()> {
-    match spec.via {
-        update::Via::Api { fallback: true, .. } => {
-            spec.via = update::Via::Git;
-            spec.via_reason = "--via auto: --join runs over git".into();
-        }
-        update::Via::Api { .. } => {
-            return Err(error::Failure::new(
-                error::Kind::Usage,
-                "--join runs over git: the branch's recorded changes are replayed from \
-                 its commit; pass --via git (or auto)",
-            )
-            .into())
-        }
-        update::Via::Git => {}
     }
     Ok(())
 }

@@ -361,7 +361,7 @@ fn join(
     );
     crate::interrupt::stage(format!("joining `{}`", tips.branch));
     // Adding to the branch is a fast-forward; a rebuild replaces it.
-    commit_on(
+    let mut attempt = commit_on(
         repo,
         spec,
         &tips,
@@ -369,7 +369,18 @@ fn join(
         joined.rebuild,
         author,
         report,
-    )
+    )?;
+    // GitLab put the commit on a newer head: the images of the commits in
+    // between are the merge request's too.
+    if let Attempt::Done(report) = &mut attempt {
+        if let Some(commit) = report.commit.clone() {
+            if repo.parent_of(&commit)?.is_some_and(|p| p != joined.parent) {
+                let ledger = super::join::Ledger::read(&*repo, &commit)?;
+                report.joined = ledger.images.into_iter().map(|(_, i)| i).collect();
+            }
+        }
+    }
+    Ok(attempt)
 }
 
 /// A report of nothing done yet: the plan made on `parent`.

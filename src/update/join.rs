@@ -7,6 +7,12 @@
 //! retried from the new tip like `--direct` on the base. When the base has
 //! moved, the branch is rebuilt on it by replaying the ledger's changes
 //! (path by path, not a textual rebase) with this job's added.
+//!
+//! GitLab's commits API has no compare-and-swap on a branch: a commit lands
+//! on whatever the head is by then (a file changed meanwhile is refused, so
+//! the content is right), and its ledger may lack the commits in between.
+//! Each commit records the parent it was planned on; where the real parent
+//! differs, the ledger is read on through it.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +26,7 @@ use crate::targets::{self, Assignment, FileEdit, Plan, SourceFile};
 use crate::yaml::Documents;
 
 const BASE: &str = "Tagbump-Join-Base:";
+const PARENT: &str = "Tagbump-Join-Parent:";
 const CHANGE: &str = "Tagbump-Joined:";
 const IMAGE: &str = "Tagbump-Joined-Image:";
 
@@ -28,6 +35,8 @@ const IMAGE: &str = "Tagbump-Joined-Image:";
 pub struct Ledger {
     /// The base commit the branch is built on.
     pub base: String,
+    /// The commit this one was planned on (its ledger's source).
+    pub parent: String,
     pub changes: Vec<Change>,
     /// The images the jobs asked for, with the commit of each.
     pub images: Vec<(String, String)>,
@@ -54,6 +63,8 @@ impl Ledger {
         for line in message.lines().map(str::trim) {
             if let Some(base) = line.strip_prefix(BASE) {
                 ledger.base = base.trim().to_string();
+            } else if let Some(parent) = line.strip_prefix(PARENT) {
+                ledger.parent = parent.trim().to_string();
             } else if let Some(json) = line.strip_prefix(CHANGE) {
                 if let Ok(mut change) = serde_json::from_str::<Change>(json.trim()) {
                     if change.commit.is_empty() {
@@ -74,6 +85,9 @@ impl Ledger {
     /// The trailers that record the ledger.
     pub fn trailers(&self) -> String {
         let mut text = format!("{BASE} {}\n", self.base);
+        if !self.parent.is_empty() {
+            text.push_str(&format!("{PARENT} {}\n", self.parent));
+        }
         for (commit, image) in &self.images {
             let commit = if commit.is_empty() { "-" } else { commit };
             text.push_str(&format!("{IMAGE} {commit} {image}\n"));
@@ -83,6 +97,51 @@ impl Ledger {
             text.push_str(&format!("{CHANGE} {json}\n"));
         }
         text
+    }
+
+    /// The ledger at `tip`, read on through the commits a forge put between
+    /// `tip` and the parent it was planned on.
+    pub fn read(repo: &dyn Transport, tip: &str) -> Result<Ledger> {
+        let mut at = tip.to_string();
+        let mut ledger = Ledger::parse(&repo.message_of(&at).unwrap_or_default(), &at);
+        let mut planned = ledger.parent.clone();
+        // Bounded: a branch of a thousand jobs' commits is not a release.
+        for _ in 0..1000 {
+            let Some(parent) = repo.parent_of(&at)? else {
+                break;
+            };
+            if planned.is_empty() || parent == planned {
+                break;
+            }
+            repo.parent_of(&parent)?; // reads its message
+            let message = repo.message_of(&parent).unwrap_or_default();
+            if !super::review_branch::made_by_tagbump(&message) {
+                break;
+            }
+            let earlier = Ledger::parse(&message, &parent);
+            planned = earlier.parent.clone();
+            ledger.absorb(earlier);
+            at = parent;
+        }
+        Ok(ledger)
+    }
+
+    /// Take in an earlier commit's entries this ledger lacks.
+    fn absorb(&mut self, earlier: Ledger) {
+        let mut changes: Vec<Change> = earlier
+            .changes
+            .into_iter()
+            .filter(|c| !self.changes.iter().any(|m| same_place(m, c)))
+            .collect();
+        changes.append(&mut self.changes);
+        self.changes = changes;
+        let mut images: Vec<(String, String)> = earlier
+            .images
+            .into_iter()
+            .filter(|(_, i)| !self.images.iter().any(|(_, m)| m == i))
+            .collect();
+        images.append(&mut self.images);
+        self.images = images;
     }
 
     fn find(&self, file: &str, document: usize, path: &str) -> Option<&Change> {
@@ -108,6 +167,12 @@ pub struct Joined {
 pub fn plan(repo: &dyn Transport, spec: &UpdateSpec, tips: &Tips) -> Result<Joined> {
     let previous = match &tips.branch_tip {
         None => Ledger::default(),
+        // Made by a job that has not committed to it yet (an API creates
+        // the branch first, then commits).
+        Some(tip) if *tip == tips.base_tip => Ledger {
+            base: tip.clone(),
+            ..Ledger::default()
+        },
         Some(tip) => {
             let message = repo.message_of(tip).unwrap_or_default();
             if !super::review_branch::made_by_tagbump(&message) {
@@ -122,7 +187,7 @@ pub fn plan(repo: &dyn Transport, spec: &UpdateSpec, tips: &Tips) -> Result<Join
                 .hint("--join adds to a branch only tagbump's jobs write")
                 .into());
             }
-            Ledger::parse(&message, tip)
+            Ledger::read(repo, tip)?
         }
     };
     let rebuild = tips.branch_tip.is_some() && previous.base != tips.base_tip;
@@ -137,6 +202,7 @@ pub fn plan(repo: &dyn Transport, spec: &UpdateSpec, tips: &Tips) -> Result<Join
     }
     let mut ledger = Ledger {
         base: tips.base_tip.clone(),
+        parent: parent.clone(),
         changes: previous
             .changes
             .iter()
@@ -282,6 +348,7 @@ mod tests {
     fn the_ledger_round_trips_through_trailers() {
         let ledger = Ledger {
             base: "b".repeat(40),
+            parent: "p".repeat(40),
             changes: vec![Change {
                 commit: "c".repeat(40),
                 file: "apps/a.yaml".into(),
@@ -294,10 +361,47 @@ mod tests {
         let message = format!("Update a\n\n{}Updated-by: tagbump\n", ledger.trailers());
         let parsed = Ledger::parse(&message, &"t".repeat(40));
         assert_eq!(parsed.base, ledger.base);
+        assert_eq!(parsed.parent, ledger.parent);
         assert_eq!(parsed.changes, ledger.changes);
         assert_eq!(
             parsed.images,
             vec![("t".repeat(40), "r.example/a:1.2".into())]
+        );
+    }
+
+    #[test]
+    fn an_earlier_ledger_fills_in_what_a_later_one_lacks() {
+        let change = |commit: &str, file: &str, value: &str| Change {
+            commit: commit.into(),
+            file: file.into(),
+            document: 0,
+            path: "image.tag".into(),
+            value: value.into(),
+        };
+        let mut later = Ledger {
+            changes: vec![change("c2", "b.yaml", "2"), change("c2", "a.yaml", "3")],
+            images: vec![("c2".into(), "r/b:2".into())],
+            ..Ledger::default()
+        };
+        later.absorb(Ledger {
+            changes: vec![change("c1", "a.yaml", "1"), change("c1", "c.yaml", "1")],
+            images: vec![("c1".into(), "r/a:1".into()), ("c1".into(), "r/b:2".into())],
+            ..Ledger::default()
+        });
+        assert_eq!(
+            later.changes,
+            vec![
+                change("c1", "c.yaml", "1"),
+                change("c2", "b.yaml", "2"),
+                change("c2", "a.yaml", "3"),
+            ]
+        );
+        assert_eq!(
+            later.images,
+            vec![
+                ("c1".to_string(), "r/a:1".to_string()),
+                ("c2".to_string(), "r/b:2".to_string())
+            ]
         );
     }
 }

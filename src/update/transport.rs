@@ -109,6 +109,13 @@ pub trait Transport {
     fn yaml_files(&self, commit: &str, dir: &str) -> Result<YamlFiles>;
     /// A commit's message, if it can be read.
     fn message_of(&self, commit: &str) -> Option<String>;
+    /// A commit's first parent, read when need be (its message is then
+    /// known to [`Transport::message_of`]); `None` where the transport
+    /// cannot tell, or need not: git writes every commit on the parent it
+    /// was planned on, GitLab's commits API on whatever the head is by then.
+    fn parent_of(&self, _commit: &str) -> Result<Option<String>> {
+        Ok(None)
+    }
     /// Whether `tip` is exactly `base_tip` plus `edits` (signed by `signer`
     /// when there is one): the review branch already holds this change.
     fn holds(

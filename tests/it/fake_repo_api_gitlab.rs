@@ -1,6 +1,7 @@
 //! GitLab's side of the repository API fake: `GET /projects/:id`, branches,
 //! files (base64 content and `last_commit_id`), the recursive tree (paged,
-//! `X-Next-Page`), a commit's diff, and `POST /repository/commits` with
+//! `X-Next-Page`), a commit and its diff, branch creation (refused when the
+//! branch exists), and `POST /repository/commits` with
 //! `actions[]` — each `update` checked against the file's last commit on the
 //! start point, as GitLab does ("The file has changed since you started
 //! editing it"), all actions in one commit or none.
@@ -139,6 +140,30 @@ pub fn handle(
                 .map(|n| json!({"new_path": n, "old_path": n}))
                 .collect();
             (200, Value::Array(diff), None)
+        }
+        ("GET", r) if r.starts_with("repository/commits/") => {
+            let sha = &r["repository/commits/".len()..];
+            match git(
+                repo,
+                &["rev-parse", "--verify", &format!("{sha}^{{commit}}")],
+            ) {
+                Some(oid) => (200, commit_info(repo, &oid), None),
+                None => not_found("Commit"),
+            }
+        }
+        // Create a branch: refused, as GitLab does, when it exists.
+        ("POST", "repository/branches") => {
+            let name = body["branch"].as_str().unwrap_or("");
+            let at = body["ref"].as_str().unwrap_or("");
+            let refname = format!("refs/heads/{name}");
+            match git(repo, &["update-ref", &refname, at, ""]) {
+                Some(_) => (
+                    201,
+                    json!({"name": name, "commit": commit_info(repo, at)}),
+                    None,
+                ),
+                None => (400, json!({"message": "Branch already exists"}), None),
+            }
         }
         ("POST", "repository/commits") => {
             let (status, reply) = create_commit(repo, body, &mut s);

@@ -1,9 +1,11 @@
 //! Issue #23: `--join` — parallel jobs add their changes to one review
-//! branch, against real servers (OpenSSH, git http-backend over HTTPS).
+//! branch, against real servers (OpenSSH, git http-backend over HTTPS) and
+//! through each forge's API (fakes backed by a real bare repository).
 //! Every job exits 0, the branch holds every change on an untouched base, a
 //! re-run changes nothing, a conflicting job is refused naming the commit,
 //! and a moved base is replayed onto.
 
+use crate::fake_repo_api::FakeRepoApi;
 use crate::pipeline::{ssh_env, update, with, Update};
 use crate::servers::{HttpServer, Repo, SshServer};
 
@@ -64,7 +66,9 @@ fn assert_joined(repo: &Repo, base: &str) {
             "svc-{i}: {text}"
         );
     }
-    let message = repo.git(&["log", "-1", "--format=%B", "release/2026-12"]);
+    // Every image in the branch's ledger: the tip's, read on through the
+    // commits GitLab put between a commit and the parent it was planned on.
+    let message = repo.git(&["log", "--format=%B", &format!("{base}..release/2026-12")]);
     for i in 0..JOBS {
         assert!(
             message.contains("Tagbump-Joined-Image: ")
@@ -80,37 +84,47 @@ fn twelve_jobs_join_one_branch_over_ssh() {
         return;
     };
     let (repo, url) = server.repo("team/release", &services());
-    let base = repo.git(&["rev-parse", "main"]);
     let forge = crate::fake_forge::FakeForge::start("glpat-join-token");
     let api = format!("{}/api/v4", forge.url);
-    let mr: Vec<String> = [
+    let mut env = ssh_env(&server);
+    env.push(("GITLAB_TOKEN", "glpat-join-token".to_string()));
+    let flags = [
         "--forge",
         "gitlab",
         "--api-url",
         &api,
         "--project",
         "team/release",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut env = ssh_env(&server);
-    env.push(("GITLAB_TOKEN", "glpat-join-token".to_string()));
-    all_jobs(&url, env.clone(), &mr);
-    assert_joined(&repo, &base);
+    ];
+    release(&repo, &url, env, &flags, &|| forge.items(), "description");
+}
+
+/// The whole story on one server: twelve jobs at once, one merge request
+/// listing every image, a re-run, a conflicting job, a base that moves.
+fn release(
+    repo: &Repo,
+    url: &str,
+    env: Vec<(&'static str, String)>,
+    flags: &[&str],
+    items: &dyn Fn() -> Vec<serde_json::Value>,
+    description: &str,
+) {
+    let base = repo.git(&["rev-parse", "main"]);
+    let mr: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
+    all_jobs(url, env.clone(), &mr);
+    assert_joined(repo, &base);
     // One merge request, listing every image.
-    let items = forge.items();
-    assert_eq!(items.len(), 1, "{items:?}");
-    let description = items[0]["description"].as_str().unwrap();
+    let listed = items();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let text = listed[0][description].as_str().unwrap();
     for i in 0..JOBS {
         assert!(
-            description.contains(&format!("team/svc-{i}:2.0.{i}")),
-            "svc-{i}: {description}"
+            text.contains(&format!("team/svc-{i}:2.0.{i}")),
+            "svc-{i}: {text}"
         );
     }
-    let title = items[0]["title"].as_str().unwrap();
+    let title = listed[0]["title"].as_str().unwrap();
     assert!(title.contains("and 9 more"), "{title}");
-    let mr: Vec<&str> = mr.iter().map(String::as_str).collect();
     assert_eq!(
         repo.git(&["rev-list", "--count", "main..release/2026-12"]),
         JOBS.to_string(),
@@ -120,10 +134,10 @@ fn twelve_jobs_join_one_branch_over_ssh() {
     // A re-run of a job whose change is on the branch changes nothing.
     let tip = repo.git(&["rev-parse", "release/2026-12"]);
     let u = job(
-        &url,
+        url,
         &with(&env),
         "registry.example.com/team/svc-3:2.0.3",
-        &mr,
+        flags,
     );
     assert_eq!(u.run.code, 0, "{}", u.run.stderr);
     assert!(
@@ -131,15 +145,15 @@ fn twelve_jobs_join_one_branch_over_ssh() {
         "{}",
         u.run.stderr
     );
-    assert_eq!(forge.items().len(), 1);
+    assert_eq!(items().len(), 1);
     assert_eq!(repo.git(&["rev-parse", "release/2026-12"]), tip);
 
     // Another value for a scalar a job set is refused, naming its commit.
     let u = job(
-        &url,
+        url,
         &with(&env),
         "registry.example.com/team/svc-3:9.9.9",
-        &mr,
+        flags,
     );
     assert_eq!(u.run.code, 3, "{}", u.run.stderr);
     assert!(
@@ -153,6 +167,26 @@ fn twelve_jobs_join_one_branch_over_ssh() {
 
     // The base moves: the next job rebuilds the branch on it, replaying
     // every joined change.
+    move_the_base(repo);
+    let moved = repo.git(&["rev-parse", "main"]);
+    let u = job(
+        url,
+        &with(&env),
+        "registry.example.com/team/svc-0:2.0.0",
+        flags,
+    );
+    assert_eq!(u.run.code, 0, "{}", u.run.stderr);
+    assert_joined(repo, &moved);
+    assert_eq!(
+        repo.git(&["rev-parse", "release/2026-12^"]),
+        moved,
+        "rebuilt as one commit on the new base"
+    );
+    assert_eq!(repo.show("release/2026-12:README.md"), "moved\n");
+}
+
+/// Someone pushes to the base.
+fn move_the_base(repo: &Repo) {
     let work = tempfile::tempdir().unwrap();
     let clone = work.path().join("c");
     crate::servers::run(
@@ -182,21 +216,39 @@ fn twelve_jobs_join_one_branch_over_ssh() {
                 .args(&args),
         );
     }
-    let moved = repo.git(&["rev-parse", "main"]);
-    let u = job(
-        &url,
-        &with(&env),
-        "registry.example.com/team/svc-0:2.0.0",
-        &mr,
-    );
-    assert_eq!(u.run.code, 0, "{}", u.run.stderr);
-    assert_joined(&repo, &moved);
-    assert_eq!(
-        repo.git(&["rev-parse", "release/2026-12^"]),
-        moved,
-        "rebuilt as one commit on the new base"
-    );
-    assert_eq!(repo.show("release/2026-12:README.md"), "moved\n");
+}
+
+/// The same through each forge's API (no clone): GitHub's
+/// `createCommitOnBranch` with `expectedHeadOid`, GitLab's commits API.
+#[test]
+fn twelve_jobs_join_one_branch_through_each_api() {
+    for gitlab in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = crate::servers::seed(&dir.path().join("deploy.git"), &services());
+        let token = "api-JOINTOKEN0123456789";
+        let (fake, url, api, var, forge, description) = if gitlab {
+            let fake = FakeRepoApi::gitlab(&repo.path, token);
+            let api = format!("{}/api/v4", fake.url);
+            let url = "https://gitlab.example.com/acme/deploy.git";
+            (fake, url, api, "GITLAB_TOKEN", "gitlab", "description")
+        } else {
+            let fake = FakeRepoApi::github(&repo.path, token);
+            let api = fake.url.clone();
+            let url = "https://github.example.com/acme/deploy.git";
+            (fake, url, api, "GITHUB_TOKEN", "github", "body")
+        };
+        let flags = ["--forge", forge, "--api-url", &api, "--via", "api"];
+        let items = || fake.forge.lock().unwrap().items.clone();
+        // The example hosts do not resolve: only the API can have done it.
+        release(
+            &repo,
+            url,
+            vec![(var, token.to_string())],
+            &flags,
+            &items,
+            description,
+        );
+    }
 }
 
 #[test]
@@ -214,7 +266,7 @@ fn twelve_jobs_join_one_branch_over_https() {
 }
 
 #[test]
-fn join_needs_a_branch_and_git() {
+fn join_needs_a_branch() {
     let u = update(
         &[
             "--repo",

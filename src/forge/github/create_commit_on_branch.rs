@@ -80,7 +80,9 @@ impl GitHubRepo {
             return Ok(Written::DryRun(None));
         }
         let repository = self.repository_id()?;
-        if change.review {
+        // A review branch is reset first; a joined branch's first commit
+        // creates the branch (the lease: it must not exist).
+        if change.review || change.branch_tip.is_none() {
             if let Some(refused) = self.reset_branch(change, &repository)? {
                 return Ok(refused);
             }

@@ -6,9 +6,9 @@
 use anyhow::Result;
 use base64::Engine as _;
 use reqwest::Method;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::transport::GitLabRepo;
+use super::transport::{CommitInfo, GitLabRepo};
 use crate::forge::entries::Entry;
 use crate::forge::{api_error, Kind, Response};
 use crate::update::transport::{Change, Written};
@@ -28,7 +28,13 @@ impl GitLabRepo {
             start_sha: None,
             force: None,
         };
-        if change.review {
+        if !change.review && change.branch_tip.is_none() {
+            // A joined branch's first commit: the branch is created first,
+            // and only if it does not exist (the lease).
+            if let Some(stale) = self.create_branch(change.branch, change.base_tip)? {
+                return Ok(stale);
+            }
+        } else if change.review {
             // No compare-and-swap on branches: the lease is checked right
             // before the commit that replaces the branch.
             let now = self.branch(change.branch)?.map(|c| c.id);
@@ -44,6 +50,34 @@ impl GitLabRepo {
         crate::interrupt::stage(format!("committing to `{}` on {}", change.branch, self.url));
         let response = self.send(Method::POST, "/repository/commits", Some(&body))?;
         self.answer(&response, change.branch)
+    }
+
+    /// Create `branch` at `at`; `Some`: it exists already (try again).
+    fn create_branch(&self, branch: &str, at: &str) -> Result<Option<Written>> {
+        #[derive(Serialize)]
+        struct NewBranch<'a> {
+            branch: &'a str,
+            #[serde(rename = "ref")]
+            at: &'a str,
+        }
+        crate::interrupt::stage(format!("creating `{branch}` on {}", self.url));
+        let response = self.send(
+            Method::POST,
+            "/repository/branches",
+            Some(&NewBranch { branch, at }),
+        )?;
+        match response.status {
+            200..=299 => Ok(None),
+            400 if response
+                .error_message()
+                .is_some_and(|m| m.contains("already exists")) =>
+            {
+                Ok(Some(Written::Stale(format!(
+                    "`{branch}` was created meanwhile"
+                ))))
+            }
+            _ => Err(api_error(Kind::GitLab, "GitLab POST branch", &response)),
+        }
     }
 
     /// Each changed file as an action; an update names the last commit
@@ -81,14 +115,14 @@ impl GitLabRepo {
 
     /// What the commits API's answer means for this attempt.
     fn answer(&self, response: &Response, branch: &str) -> Result<Written> {
-        #[derive(Deserialize)]
-        struct Created {
-            id: String,
-        }
         match response.status {
             200..=299 => {
-                let created: Created = response.parse("GitLab POST commits")?;
-                Ok(Written::Pushed(created.id))
+                let created: CommitInfo = response.parse("GitLab POST commits")?;
+                let id = created.id.clone();
+                // Kept: the parent it landed on tells a joined commit's
+                // ledger whether commits came in between.
+                self.commits.borrow_mut().insert(id.clone(), created);
+                Ok(Written::Pushed(id))
             }
             // 400/409: a file changed since it was read, or a push rule. 403
             // "You are not allowed to push into this branch": the branch is

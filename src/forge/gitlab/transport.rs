@@ -41,9 +41,9 @@ struct Branch {
 pub(super) struct CommitInfo {
     pub(super) id: String,
     #[serde(default)]
-    message: String,
+    pub(super) message: String,
     #[serde(default)]
-    parent_ids: Vec<String>,
+    pub(super) parent_ids: Vec<String>,
 }
 
 /// One entry of a `repository/tree` listing.
@@ -81,7 +81,7 @@ pub struct GitLabRepo {
     graphql_off: std::cell::Cell<bool>,
     project: String,
     pub(super) url: String,
-    commits: RefCell<HashMap<String, CommitInfo>>,
+    pub(super) commits: RefCell<HashMap<String, CommitInfo>>,
     pub(super) entries: Entries,
     /// `--via auto`: scans of more YAML files than this go to git.
     scan_limit: Option<usize>,
@@ -465,6 +465,22 @@ impl Transport for GitLabRepo {
 
     fn message_of(&self, commit: &str) -> Option<String> {
         self.commits.borrow().get(commit).map(|c| c.message.clone())
+    }
+
+    fn parent_of(&self, commit: &str) -> Result<Option<String>> {
+        if let Some(known) = self.commits.borrow().get(commit) {
+            return Ok(known.parent_ids.first().cloned());
+        }
+        let read: CommitInfo = self
+            .send(
+                Method::GET,
+                &format!("/repository/commits/{commit}"),
+                NO_BODY,
+            )?
+            .answer(Kind::GitLab, &format!("GitLab GET commit {commit}"))?;
+        let parent = read.parent_ids.first().cloned();
+        self.commits.borrow_mut().insert(commit.to_string(), read);
+        Ok(parent)
     }
 
     fn holds(
