@@ -1,4 +1,4 @@
-//! GitLab CI and GitHub Actions: defaults read from their variables, and
+//! GitLab CI, GitHub Actions and Gitea/Forgejo Actions: defaults read from their variables, and
 //! results handed back to them. The one place CI variables are read (with
 //! one rule for each: `GITLAB_CI=true`, `GITHUB_ACTIONS=true`); everything
 //! else takes the [`Context`].
@@ -14,6 +14,8 @@ use std::path::PathBuf;
 pub enum System {
     GitLab,
     GitHub,
+    /// Gitea Actions or Forgejo Actions: GitHub's variables, their server.
+    Gitea,
 }
 
 /// What the CI system says about the job.
@@ -58,17 +60,29 @@ pub fn detect(env: &dyn Fn(&str) -> Option<String>) -> Context {
             (Some(repo), Some(run)) => Some(format!("{server}/{repo}/actions/runs/{run}")),
             _ => None,
         };
+        let api_url = env("GITHUB_API_URL");
+        // Gitea's and Forgejo's runners set GitHub's variables too, with
+        // their own server and its `/api/v1`.
+        let gitea = ["GITEA_ACTIONS", "FORGEJO_ACTIONS"]
+            .iter()
+            .any(|v| env(v).as_deref() == Some("true"))
+            || api_url
+                .as_deref()
+                .is_some_and(|u| u.trim_end_matches('/').ends_with("/api/v1"));
         return Context {
-            system: Some(System::GitHub),
+            system: Some(if gitea { System::Gitea } else { System::GitHub }),
             server_host: host_of(server.clone()),
-            api_url: env("GITHUB_API_URL"),
+            api_url,
             commit_sha: env("GITHUB_SHA"),
             pipeline_url,
-            // The identity GitHub's own actions commit as.
-            author: Some((
-                "github-actions[bot]".into(),
-                "41898282+github-actions[bot]@users.noreply.github.com".into(),
-            )),
+            // The identity GitHub's own actions commit as (Gitea's runner
+            // has none of its own to borrow: tagbump's default then).
+            author: (!gitea).then(|| {
+                (
+                    "github-actions[bot]".into(),
+                    "41898282+github-actions[bot]@users.noreply.github.com".into(),
+                )
+            }),
             github_output: env("GITHUB_OUTPUT").map(PathBuf::from),
             github_step_summary: env("GITHUB_STEP_SUMMARY").map(PathBuf::from),
         };
@@ -186,6 +200,33 @@ mod tests {
             Some(("Alice Example".into(), "alice@example.com".into()))
         );
         assert_eq!(c.github_output, None);
+    }
+
+    /// Gitea's and Forgejo's runners set GitHub's variables (their own
+    /// server, `/api/v1`) and GITEA_ACTIONS / FORGEJO_ACTIONS.
+    #[test]
+    fn gitea_and_forgejo_actions() {
+        let runner = [
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_SERVER_URL", "https://git.example.com"),
+            ("GITHUB_API_URL", "https://git.example.com/api/v1"),
+            ("GITHUB_REPOSITORY", "acme/app"),
+            ("GITHUB_RUN_ID", "17"),
+            ("GITHUB_OUTPUT", "/tmp/out"),
+            ("GITHUB_STEP_SUMMARY", "/tmp/summary"),
+        ];
+        for flag in ["GITEA_ACTIONS", "FORGEJO_ACTIONS", ""] {
+            let mut env = runner.to_vec();
+            if !flag.is_empty() {
+                env.push((flag, "true"));
+            }
+            let c = detect(&env_of(Box::leak(env.into_boxed_slice())));
+            assert_eq!(c.system, Some(System::Gitea), "{flag}");
+            assert_eq!(c.server_host.as_deref(), Some("git.example.com"));
+            assert_eq!(c.api_url.as_deref(), Some("https://git.example.com/api/v1"));
+            assert_eq!(c.author, None, "no GitHub bot identity");
+            assert!(c.github_output.is_some() && c.github_step_summary.is_some());
+        }
     }
 
     #[test]

@@ -346,8 +346,9 @@ pub struct UpdateArgs {
     #[arg(long, value_name = "NAME")]
     pub git_user: Option<String>,
 
-    /// Where to open the merge/pull request for the review branch. Default:
-    /// detected from the CI system and the repo host; `none` opens nothing.
+    /// Where to open the merge/pull request for the review branch (`gitea` is
+    /// Gitea or Forgejo). Default: detected from the CI system, the repo host,
+    /// or a server answering Gitea's /api/v1/version; `none` opens nothing.
     #[arg(
         long,
         env = "TAGBUMP_FORGE",
@@ -357,7 +358,8 @@ pub struct UpdateArgs {
     pub forge: Option<ForgeArg>,
 
     /// API base URL. Default: CI_API_V4_URL / GITHUB_API_URL when the job runs on
-    /// that server, else https://HOST/api/v4, https://api.github.com or https://HOST/api/v3.
+    /// that server, else https://HOST/api/v4, https://api.github.com, https://HOST/api/v3
+    /// or (Gitea) https://HOST/api/v1.
     #[arg(
         long,
         env = "TAGBUMP_API_URL",
@@ -436,12 +438,13 @@ pub struct UpdateArgs {
     #[arg(long, help_heading = "Merge/pull request", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
     pub auto_merge: Option<bool>,
 
-    /// GitHub auto-merge method. Default: squash.
+    /// Auto-merge method (GitHub, Gitea). Default: squash.
     #[arg(long, value_enum, help_heading = "Merge/pull request")]
     pub merge_method: Option<MergeMethod>,
 
     /// Environment variable holding the API token. Default: TAGBUMP_FORGE_TOKEN,
-    /// then GITLAB_TOKEN or GITHUB_TOKEN/GH_TOKEN, then the git token's variable.
+    /// then GITLAB_TOKEN, GITHUB_TOKEN/GH_TOKEN or GITEA_TOKEN/FORGEJO_TOKEN, then
+    /// the git token's variable.
     #[arg(long, value_name = "VAR", help_heading = "Merge/pull request")]
     pub forge_token_env: Option<String>,
 
@@ -468,6 +471,8 @@ pub enum OutputFormat {
 pub enum ForgeArg {
     Gitlab,
     Github,
+    // Gitea, or Forgejo (Codeberg), which speaks the same API.
+    Gitea,
     None,
 }
 

@@ -131,6 +131,7 @@ pub enum RunTransport {
 pub enum ForgeName {
     Gitlab,
     Github,
+    Gitea,
 }
 
 /// What was done to the merge/pull request.
@@ -205,6 +206,7 @@ impl fmt::Display for ForgeName {
         f.write_str(match self {
             ForgeName::Gitlab => "gitlab",
             ForgeName::Github => "github",
+            ForgeName::Gitea => "gitea",
         })
     }
 }
@@ -235,6 +237,7 @@ impl From<crate::forge::Kind> for ForgeName {
         match kind {
             crate::forge::Kind::GitLab => ForgeName::Gitlab,
             crate::forge::Kind::GitHub => ForgeName::Github,
+            crate::forge::Kind::Gitea => ForgeName::Gitea,
         }
     }
 }

@@ -578,7 +578,7 @@ merge_request:
         );
         assert_eq!(
             error("merge_request:\n  forge: bitbucket\n"),
-            ".tagbump.yaml:2:10: merge_request.forge: unknown variant `bitbucket`, expected one of `gitlab`, `github`, `none`"
+            ".tagbump.yaml:2:10: merge_request.forge: unknown variant `bitbucket`, expected one of `gitlab`, `github`, `gitea`, `none`"
         );
         assert_eq!(
             error("environments:\n  prod:\n    set:\n      - file: a.yaml\n"),

@@ -40,6 +40,9 @@ impl Api {
                 HeaderName::from_static("job-token"),
                 Secret::new(token.to_string()),
             ),
+            (Kind::Gitea, _) | (_, TokenHeader::Token) => {
+                (AUTHORIZATION, Secret::new(format!("token {token}")))
+            }
             (_, _) => (AUTHORIZATION, Secret::new(format!("Bearer {token}"))),
         };
         Ok(Api {

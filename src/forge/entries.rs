@@ -10,17 +10,17 @@ use anyhow::Result;
 
 use crate::error::{Failure, Kind};
 use crate::targets::{FileEdit, SourceFile};
-use crate::update::transport::{Transport, YamlFiles};
+use crate::update::transport::{Naming, Tips, Transport, YamlFiles};
 
 /// One path at one commit, as the forge described it.
 #[derive(Debug, Clone)]
 pub enum Entry {
-    /// `last_commit`: the last commit that changed the file, where the read
-    /// told it (GitLab's REST files endpoint; its commits API takes it as a
-    /// compare-and-swap).
+    /// `version`: what the forge's commit API checks the file against (a
+    /// compare-and-swap), where the read told it: GitLab's last commit that
+    /// changed the file (its REST files endpoint), Gitea's blob sha.
     Text {
         text: String,
-        last_commit: Option<String>,
+        version: Option<String>,
     },
     Binary,
     /// A directory, and its tree's id.
@@ -35,7 +35,7 @@ impl Entry {
     pub fn text(text: String) -> Entry {
         Entry::Text {
             text,
-            last_commit: None,
+            version: None,
         }
     }
 
@@ -117,4 +117,54 @@ pub fn tip_has(transport: &dyn Transport, tip: &str, edits: &[FileEdit]) -> Resu
         }
     }
     Ok(true)
+}
+
+/// The tips of an attempt on a forge whose API reads one branch at a time
+/// (GitLab, Gitea): the base's tip is known; the branch to write and, where
+/// its note could be given, the branch under tagbump 0.1's name are read
+/// with `branch` (`None`: no such branch).
+pub fn tips_by_branch(
+    naming: &Naming<'_>,
+    base: String,
+    base_tip: String,
+    branch: &dyn Fn(&str) -> Result<Option<String>>,
+) -> Result<Tips> {
+    let name = (naming.branch)(&base);
+    if name == base {
+        return Ok(Tips {
+            base_tip: base_tip.clone(),
+            base,
+            branch: name,
+            branch_tip: Some(base_tip),
+            legacy_exists: false,
+        });
+    }
+    let branch_tip = branch(&name)?;
+    // The old name is only asked about where its note could be given.
+    let legacy = (naming.legacy)(&base);
+    let legacy_exists = branch_tip.is_none()
+        && naming.spec.branch.is_none()
+        && legacy != name
+        && branch(&legacy)?.is_some();
+    Ok(Tips {
+        base,
+        base_tip,
+        branch: name,
+        branch_tip,
+        legacy_exists,
+    })
+}
+
+/// Whether a commit touching `touched` changed exactly the files `edits`
+/// change (part of [`Transport::holds`]).
+pub fn touches_just(edits: &[FileEdit], touched: &[&str]) -> bool {
+    let mut changed: Vec<&str> = edits
+        .iter()
+        .filter(|e| e.changed())
+        .map(|e| e.path.as_str())
+        .collect();
+    let mut touched = touched.to_vec();
+    changed.sort_unstable();
+    touched.sort_unstable();
+    changed == touched
 }

@@ -1,4 +1,4 @@
-//! Merge requests (GitLab) and pull requests (GitHub): one [`ChangeRequest`],
+//! Merge requests (GitLab) and pull requests (GitHub, Gitea and Forgejo): one [`ChangeRequest`],
 //! opened or, when one is already open for the branch, updated in place.
 //!
 //! Both clients speak through [`crate::http::send_with_retries`]: timeouts, retries with
@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod entries;
+pub mod gitea;
 pub mod github;
 pub mod gitlab;
 
@@ -28,6 +29,8 @@ use crate::secret::{scrub, Secret};
 pub enum Kind {
     GitLab,
     GitHub,
+    /// Gitea, and Forgejo (Codeberg), which speaks the same API.
+    Gitea,
 }
 
 impl fmt::Display for Kind {
@@ -35,6 +38,7 @@ impl fmt::Display for Kind {
         f.write_str(match self {
             Kind::GitLab => "GitLab",
             Kind::GitHub => "GitHub",
+            Kind::Gitea => "Gitea",
         })
     }
 }
@@ -44,7 +48,7 @@ impl Kind {
     pub fn noun(self) -> &'static str {
         match self {
             Kind::GitLab => "merge request",
-            Kind::GitHub => "pull request",
+            Kind::GitHub | Kind::Gitea => "pull request",
         }
     }
 
@@ -52,7 +56,7 @@ impl Kind {
     pub fn reference(self, number: u64) -> String {
         match self {
             Kind::GitLab => format!("!{number}"),
-            Kind::GitHub => format!("#{number}"),
+            Kind::GitHub | Kind::Gitea => format!("#{number}"),
         }
     }
 }
@@ -66,6 +70,8 @@ pub enum TokenHeader {
     Job,
     /// `Authorization: Bearer` (OAuth, GitHub tokens).
     Bearer,
+    /// `Authorization: token` (Gitea and Forgejo access tokens).
+    Token,
 }
 
 /// Where and as whom to talk to the forge.
@@ -192,6 +198,11 @@ pub async fn open_or_update(conn: &Connection, request: &ChangeRequest) -> Resul
                 .open_or_update(request)
                 .await
         }
+        Kind::Gitea => {
+            gitea::pull_requests::Client::new(conn)?
+                .open_or_update(request)
+                .await
+        }
     }
 }
 
@@ -209,6 +220,8 @@ pub fn detect(remote: &RemoteUrl, ci: &crate::ci::Context) -> Option<Kind> {
         Some(Kind::GitHub)
     } else if host.contains("gitlab") {
         Some(Kind::GitLab)
+    } else if host.contains("gitea") || host.contains("forgejo") || host == "codeberg.org" {
+        Some(Kind::Gitea)
     } else {
         None
     }
@@ -222,6 +235,7 @@ fn ci_forge(host: &str, ci: &crate::ci::Context) -> Option<Kind> {
     match ci.system? {
         crate::ci::System::GitLab => Some(Kind::GitLab),
         crate::ci::System::GitHub => Some(Kind::GitHub),
+        crate::ci::System::Gitea => Some(Kind::Gitea),
     }
 }
 
@@ -246,6 +260,7 @@ pub fn default_api_url(kind: Kind, remote: &RemoteUrl, ci: &crate::ci::Context) 
         Kind::GitLab => format!("{scheme}://{}{port}/api/v4", remote.host),
         Kind::GitHub if host == "github.com" => "https://api.github.com".into(),
         Kind::GitHub => format!("{scheme}://{}{port}/api/v3", remote.host),
+        Kind::Gitea => format!("{scheme}://{}{port}/api/v1", remote.host),
     }
 }
 
@@ -403,6 +418,16 @@ pub fn api_error(kind: Kind, what: &str, response: &Response) -> anyhow::Error {
             "the token lacks permission: it needs `pull-requests: write` (and `contents: write`), \
              or the `repo` scope for a classic token",
         ),
+        (401, Kind::Gitea) => (
+            ErrorKind::Auth,
+            "the token was not accepted: check it has not expired or been deleted \
+             (it is sent as `Authorization: token …`)",
+        ),
+        (403, Kind::Gitea) => (
+            ErrorKind::Auth,
+            "the token lacks permission: it needs the `write:repository` scope (and \
+             `write:issue` for labels) and write access to the repository",
+        ),
         (404, _) => (
             ErrorKind::NotFound,
             "check the project path or id (--project) and the API URL (--api-url); a token without \
@@ -455,6 +480,29 @@ mod tests {
             detect(&r("https://ghe.example.com/o/r.git"), &gha),
             Some(Kind::GitHub)
         );
+        // Gitea and Forgejo: by name, and by their runners (which set
+        // GitHub's variables with their own server and `/api/v1`).
+        for url in [
+            "https://gitea.example.com/o/r.git",
+            "git@codeberg.org:o/r.git",
+            "https://forgejo.example.org/o/r",
+        ] {
+            assert_eq!(detect(&r(url), &none), Some(Kind::Gitea), "{url}");
+        }
+        let gitea = crate::ci::detect(&env_of(&[
+            ("GITHUB_ACTIONS", "true"),
+            ("GITEA_ACTIONS", "true"),
+            ("GITHUB_SERVER_URL", "https://git.example.com"),
+            ("GITHUB_API_URL", "https://git.example.com/api/v1"),
+        ]));
+        assert_eq!(
+            detect(&r("https://git.example.com/o/r.git"), &gitea),
+            Some(Kind::Gitea)
+        );
+        assert_eq!(
+            default_api_url(Kind::Gitea, &r("https://git.example.com/o/r.git"), &gitea),
+            "https://git.example.com/api/v1"
+        );
     }
 
     #[test]
@@ -472,6 +520,10 @@ mod tests {
         assert_eq!(
             default_api_url(Kind::GitLab, &r("git@gitlab.com:g/r.git"), &none),
             "https://gitlab.com/api/v4"
+        );
+        assert_eq!(
+            default_api_url(Kind::Gitea, &r("ssh://git@codeberg.org/o/r.git"), &none),
+            "https://codeberg.org/api/v1"
         );
         let ci = crate::ci::detect(&env_of(&[
             ("GITLAB_CI", "true"),

@@ -57,6 +57,8 @@ pub(super) fn auth(args: &UpdateArgs, remote: &RemoteUrl, env: Env<'_>) -> Resul
             "TAGBUMP_GIT_TOKEN",
             "GITLAB_TOKEN",
             "GITHUB_TOKEN",
+            "GITEA_TOKEN",
+            "FORGEJO_TOKEN",
             "CI_JOB_TOKEN",
         ]
         .iter()

@@ -173,16 +173,16 @@ pub fn transport(
             return Err(Failure::new(
                 Kind::Usage,
                 format!(
-                    "--via api needs an https:// (or http://) GitHub or GitLab repository and a token for its API; `{}` is not one, or no token is set",
+                    "--via api needs an https:// (or http://) GitHub, GitLab or Gitea repository and a token for its API; `{}` is not one, or no token is set",
                     spec.remote.url
                 ),
             )
-            .hint("set GITHUB_TOKEN or GITLAB_TOKEN (or TAGBUMP_FORGE_TOKEN), or pass --via git")
+            .hint("set GITHUB_TOKEN, GITLAB_TOKEN or GITEA_TOKEN (or TAGBUMP_FORGE_TOKEN), or pass --via git")
             .into())
         }
         _ => {
             spec.via_reason =
-                "--via auto: no https:// GitHub or GitLab repository with an API token".into();
+                "--via auto: no https:// GitHub, GitLab or Gitea repository with an API token".into();
             Via::Git
         }
     };
@@ -257,11 +257,22 @@ fn forge_kind(
         Some(ForgeArg::None) => Ok(None),
         Some(ForgeArg::Gitlab) => Ok(Some(ForgeKind::GitLab)),
         Some(ForgeArg::Github) => Ok(Some(ForgeKind::GitHub)),
+        Some(ForgeArg::Gitea) => Ok(Some(ForgeKind::Gitea)),
         None => match forge::detect(&spec.remote, &crate::ci::detect(env)) {
             Some(kind) => Ok(Some(kind)),
+            // A name that tells nothing: Gitea and Forgejo say who they are.
+            None if matches!(spec.remote.scheme, Scheme::Https | Scheme::Http)
+                && forge::gitea::answers_as_gitea(&forge::default_api_url(
+                    ForgeKind::Gitea,
+                    &spec.remote,
+                    &crate::ci::detect(env),
+                )) =>
+            {
+                Ok(Some(ForgeKind::Gitea))
+            }
             None => Err((spec.remote.scheme != Scheme::Local).then(|| {
                 format!(
-                    "no merge/pull request: cannot tell which forge hosts `{}`; pass --forge gitlab|github (or --forge none)",
+                    "no merge/pull request: cannot tell which forge hosts `{}`; pass --forge gitlab|github|gitea (or --forge none)",
                     spec.remote.host
                 )
             })),
@@ -285,6 +296,14 @@ fn forge_token(
             let usual: &[&str] = match kind {
                 ForgeKind::GitLab => &["GITLAB_TOKEN", "CI_JOB_TOKEN"],
                 ForgeKind::GitHub => &["GITHUB_TOKEN", "GH_TOKEN"],
+                // Gitea's and Forgejo's runners hand the job's token over
+                // under GitHub's name too.
+                ForgeKind::Gitea
+                    if crate::ci::detect(env).system == Some(crate::ci::System::Gitea) =>
+                {
+                    &["GITEA_TOKEN", "FORGEJO_TOKEN", "GITHUB_TOKEN"]
+                }
+                ForgeKind::Gitea => &["GITEA_TOKEN", "FORGEJO_TOKEN"],
             };
             std::iter::once("TAGBUMP_FORGE_TOKEN")
                 .chain(usual.iter().copied())
@@ -319,6 +338,7 @@ fn forge_token(
 fn token_header(kind: ForgeKind, asked: Option<GitLabTokenType>, var: &str) -> TokenHeader {
     match (kind, asked) {
         (ForgeKind::GitHub, _) => TokenHeader::Bearer,
+        (ForgeKind::Gitea, _) => TokenHeader::Token,
         (ForgeKind::GitLab, Some(GitLabTokenType::Private)) => TokenHeader::Private,
         (ForgeKind::GitLab, Some(GitLabTokenType::Job)) => TokenHeader::Job,
         (ForgeKind::GitLab, Some(GitLabTokenType::Bearer)) => TokenHeader::Bearer,

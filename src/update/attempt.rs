@@ -14,9 +14,12 @@ use git2::Signature;
 use super::message::message;
 use super::plan::plan_on;
 use super::review_branch::{branch_name, check_lease, legacy_branch_name};
-use super::transport::{Change, GitTransport, Naming, Tips, TooManyForTheApi, Transport, Written};
+use super::transport::{
+    ApiCannot, Change, GitTransport, Naming, Tips, TooManyForTheApi, Transport, Written,
+};
 use super::{Operation, Report, UpdateSpec, Via};
 use crate::error::{Failure, Kind};
+use crate::forge::gitea::transport::GiteaRepo;
 use crate::forge::github::transport::GitHubRepo;
 use crate::forge::gitlab::transport::GitLabRepo;
 
@@ -121,8 +124,19 @@ fn attempt_once(spec: &UpdateSpec, attempt: u32, author: &Signature<'_>) -> Resu
             let mut repo: Box<dyn Transport> = match conn.kind {
                 crate::forge::Kind::GitHub => Box::new(GitHubRepo::new(conn)?.scan_limit(limit)),
                 crate::forge::Kind::GitLab => Box::new(GitLabRepo::new(conn)?.scan_limit(limit)),
+                crate::forge::Kind::Gitea => Box::new(GiteaRepo::new(conn)?.scan_limit(limit)),
             };
             match attempt_on(repo.as_mut(), spec, attempt, author) {
+                Err(e) if e.downcast_ref::<ApiCannot>().is_some() => {
+                    let why = e.to_string();
+                    if !*fallback {
+                        return Err(Failure::new(Kind::Usage, why)
+                            .hint("pass --via git (or --via auto, which uses git for it)")
+                            .into());
+                    }
+                    crate::note!("note: --via auto: {why}: using git instead");
+                    fall_back_to_git(format!("--via auto: {why}"));
+                }
                 Err(e) if e.downcast_ref::<TooManyForTheApi>().is_some() => {
                     let why = format!(
                         "--via auto: {}; a depth-1 clone reads less",
@@ -167,6 +181,7 @@ pub fn open(spec: &UpdateSpec) -> Result<Box<dyn Transport>> {
         Via::Api { conn, .. } => match conn.kind {
             crate::forge::Kind::GitHub => Box::new(GitHubRepo::new(conn)?),
             crate::forge::Kind::GitLab => Box::new(GitLabRepo::new(conn)?),
+            crate::forge::Kind::Gitea => Box::new(GiteaRepo::new(conn)?),
         },
         Via::Git => Box::new(GitTransport::open(spec)?),
     })
@@ -414,6 +429,7 @@ fn commit_on(
     report: Report,
 ) -> Result<Attempt> {
     let written = repo.write(&Change {
+        base: &tips.base,
         base_tip: parent,
         branch: &tips.branch,
         branch_tip: tips.branch_tip.as_deref(),

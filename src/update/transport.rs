@@ -39,6 +39,19 @@ impl std::fmt::Display for TooManyForTheApi {
 
 impl std::error::Error for TooManyForTheApi {}
 
+/// What a forge's API cannot do without harm, said before anything is
+/// written: `--via auto` goes to git for it, `--via api` is refused.
+#[derive(Debug)]
+pub struct ApiCannot(pub String);
+
+impl std::fmt::Display for ApiCannot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ApiCannot {}
+
 /// YAML files under a directory, and those that are not UTF-8.
 pub type YamlFiles = (Vec<SourceFile>, Vec<(String, String)>);
 
@@ -65,6 +78,8 @@ pub struct Naming<'a> {
 
 /// One commit to write.
 pub struct Change<'a> {
+    /// The base branch (Gitea creates a new branch from a branch, by name).
+    pub base: &'a str,
     pub base_tip: &'a str,
     pub branch: &'a str,
     /// What the branch must still point at (`None`: it must not exist).

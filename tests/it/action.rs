@@ -276,11 +276,17 @@ struct Installed {
 /// `version` as the input gives it (`""`: the default); the action is this
 /// checkout (`GITHUB_ACTION_PATH`).
 fn install(releases: &Releases, arch: &str, version: &str) -> Installed {
-    install_with(releases, arch, version, false)
+    install_with(releases, arch, version, false, &[])
 }
 
 /// [`install`], with the `build-from-source` input.
-fn install_with(releases: &Releases, arch: &str, version: &str, build: bool) -> Installed {
+fn install_with(
+    releases: &Releases,
+    arch: &str,
+    version: &str,
+    build: bool,
+    extra: &[(&str, &str)],
+) -> Installed {
     let run = tempfile::tempdir().unwrap();
     // A `cargo` that only records what it was asked, and "builds" a script.
     let fake = run.path().join("fake");
@@ -293,25 +299,31 @@ fn install_with(releases: &Releases, arch: &str, version: &str, build: bool) -> 
     .unwrap();
     crate::servers::run(Command::new("chmod").arg("+x").arg(fake.join("cargo")));
     let (output, cargo_args) = (run.path().join("output"), run.path().join("cargo-args"));
+    let path = format!("{}:{}", fake.display(), std::env::var("PATH").unwrap());
+    let (run_dir, output_s, cargo_s) = (
+        run.path().display().to_string(),
+        output.display().to_string(),
+        cargo_args.display().to_string(),
+    );
+    let root = root().display().to_string();
+    let mut env = vec![
+        ("VERSION", version),
+        ("BUILD_FROM_SOURCE", if build { "true" } else { "false" }),
+        ("ACTION_REPO", "tagbump/tagbump"),
+        ("GITHUB_ACTION_PATH", &root),
+        ("GITHUB_SERVER_URL", &releases.url),
+        ("RUNNER_OS", "Linux"),
+        ("RUNNER_ARCH", arch),
+        ("RUNNER_TEMP", &run_dir),
+        ("GITHUB_OUTPUT", &output_s),
+        ("CARGO_ARGS", &cargo_s),
+        ("PATH", &path),
+    ];
+    env.extend_from_slice(extra);
     let (ok, log) = run_step(
         &step_script(&yaml("action.yml")["runs"]["steps"], "Install tagbump"),
         run.path(),
-        &[
-            ("VERSION", version),
-            ("BUILD_FROM_SOURCE", if build { "true" } else { "false" }),
-            ("ACTION_REPO", "tagbump/tagbump"),
-            ("GITHUB_ACTION_PATH", &root().display().to_string()),
-            ("GITHUB_SERVER_URL", &releases.url),
-            ("RUNNER_OS", "Linux"),
-            ("RUNNER_ARCH", arch),
-            ("RUNNER_TEMP", &run.path().display().to_string()),
-            ("GITHUB_OUTPUT", &output.display().to_string()),
-            ("CARGO_ARGS", &cargo_args.display().to_string()),
-            (
-                "PATH",
-                &format!("{}:{}", fake.display(), std::env::var("PATH").unwrap()),
-            ),
-        ],
+        &env,
     );
     let bin = std::fs::read_to_string(&output)
         .unwrap_or_default()
@@ -369,7 +381,7 @@ fn the_action_installs_what_the_release_packages() {
     assert!(!run.ok && run.log.contains(&failed), "{}", run.log);
     assert_eq!((run.version, run.cargo), (None, None), "{}", run.log);
     // ...unless build-from-source asks for one: from the named release...
-    let run = install_with(&releases, "ARM64", "v9.9.9", true);
+    let run = install_with(&releases, "ARM64", "v9.9.9", true, &[]);
     assert!(run.ok, "{}", run.log);
     assert!(
         run.log
@@ -407,6 +419,41 @@ fn the_action_installs_what_the_release_packages() {
     );
     assert!(!run.ok && run.log.contains(&refused), "{}", run.log);
     assert_eq!((run.version, run.cargo), (None, None), "{}", run.log);
+}
+
+/// Issue #24: under Gitea's or Forgejo's runner, GITHUB_SERVER_URL is
+/// their own instance, which does not host tagbump's releases: they come
+/// from github.com, or from a mirror TAGBUMP_RELEASES_URL names.
+#[test]
+fn under_gitea_actions_the_release_comes_from_github_or_a_mirror() {
+    let ws = tempfile::tempdir().unwrap();
+    let dist = package_as_release(ws.path(), "x86_64-unknown-linux-musl");
+    let releases = Releases::serve(&dist, "tagbump/tagbump");
+    let mirror = releases.url.clone();
+    for runner in ["GITEA_ACTIONS", "FORGEJO_ACTIONS"] {
+        let gitea = [
+            (runner, "true"),
+            ("GITHUB_SERVER_URL", "https://gitea.example.com"),
+        ];
+        let run = install_with(&releases, "X64", "v9.9.9", false, &gitea);
+        assert!(!run.ok, "{}", run.log);
+        assert!(
+            run.log.contains(
+                "from https://github.com/tagbump/tagbump/releases/download/v9.9.9: curl: ("
+            ),
+            "{}",
+            run.log
+        );
+        let mirrored = [
+            gitea[0],
+            gitea[1],
+            ("TAGBUMP_RELEASES_URL", mirror.as_str()),
+        ];
+        let run = install_with(&releases, "X64", "v9.9.9", false, &mirrored);
+        assert!(run.ok, "{}", run.log);
+        let expected = concat!("tagbump ", env!("CARGO_PKG_VERSION"), "\n");
+        assert_eq!(run.version.as_deref(), Some(expected), "{}", run.log);
+    }
 }
 
 /// The Run step with `inputs` (the rest empty, or their defaults), against

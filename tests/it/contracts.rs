@@ -408,3 +408,132 @@ fn trim(spec: &serde_json::Value, path: &str) -> serde_json::Value {
         "components": components,
     })
 }
+
+/// Issue #24: every request tagbump sends to Gitea, recorded by the fake
+/// (`fake_repo_api_gitea.rs`) over runs that reach each endpoint — a scan
+/// (tree, contents), a new branch and its commit, a pull request with labels
+/// by id, assignee, reviewer, draft and auto-merge, the same run again (the
+/// branch's commit read), a direct commit, the version probe — and replayed
+/// to Prism serving Gitea's Swagger (`gitea.trimmed.apiv1.json`): none is
+/// refused, and none goes to a path the description lacks.
+#[test]
+fn gitea_requests_match_giteas_swagger_description() {
+    let Some(dir) = contracts() else { return };
+    let s = crate::gitea::setup();
+    let mut args = vec![
+        "--image",
+        "registry.example.com/team/app:1.4.2",
+        "--in",
+        "apps",
+        "--via",
+        "api",
+    ];
+    args.extend_from_slice(&crate::gitea::REQUEST_FLAGS);
+    crate::gitea::json(&s.run(&args));
+    // Again, with a label the open pull request lacks.
+    args.extend_from_slice(&["--label", "release"]);
+    crate::gitea::json(&s.run(&args));
+    crate::gitea::json(&s.run(&["--set", "apps/app/values.yaml:replicas=4", "--direct"]));
+    let host = s.fake.url.trim_start_matches("http://").to_string();
+    let detected = crate::pipeline::update(
+        &[
+            "--repo",
+            &format!("http://{host}/acme/deploy.git"),
+            "--set",
+            "apps/app/values.yaml:replicas=3",
+            "--dry-run",
+        ],
+        &[("GITEA_TOKEN", crate::gitea::TOKEN)],
+    );
+    assert_eq!(detected.run.code, 0, "{}", detected.run.stderr);
+    let recorded = s.fake.state.lock().unwrap().recorded.clone();
+
+    let Some(prism) = Prism::start(&dir.join("gitea.trimmed.apiv1.json")) else {
+        return;
+    };
+    let mut endpoints = std::collections::BTreeSet::new();
+    for (method, target, body) in &recorded {
+        let target = prism_path(target);
+        let body = (!body.is_null()).then(|| body.to_string());
+        let (status, answer, violations) = raw(
+            method,
+            &format!("{}{target}", prism.url),
+            &[("Authorization", "token gta_contract_test")],
+            body.as_deref(),
+        );
+        assert!(
+            violations.is_none() && !matches!(status, 400 | 404 | 405 | 422),
+            "{method} {target} {}: HTTP {status} {violations:?} {answer}",
+            body.unwrap_or_default()
+        );
+        let path = target.split('?').next().unwrap_or_default();
+        const WORDS: [&str; 10] = [
+            "contents",
+            "branches",
+            "git",
+            "trees",
+            "commits",
+            "pulls",
+            "issues",
+            "labels",
+            "requested_reviewers",
+            "merge",
+        ];
+        let shape: Vec<&str> = path
+            .split('/')
+            .skip(6)
+            .filter(|p| WORDS.contains(p))
+            .collect();
+        endpoints.insert(format!("{method} {}", shape.join("/")));
+    }
+    let expected = [
+        "GET ",
+        "GET branches",
+        "POST branches",
+        "GET contents",
+        "POST contents",
+        "GET git/trees",
+        "GET git/commits",
+        "GET pulls",
+        "POST pulls",
+        "POST issues/labels",
+        "POST pulls/requested_reviewers",
+        "POST pulls/merge",
+        "GET labels",
+    ];
+    for endpoint in expected {
+        assert!(
+            endpoints.contains(endpoint),
+            "{endpoint} not replayed: {endpoints:?}"
+        );
+    }
+    // And the check bites: a change-files body without `files` is refused.
+    let (status, _, violations) = raw(
+        "POST",
+        &format!("{}/api/v1/repos/acme/deploy/contents", prism.url),
+        &[("Authorization", "token gta_contract_test")],
+        Some(r#"{"branch": "main"}"#),
+    );
+    assert_eq!(status, 422, "an invalid request must be refused");
+    assert!(violations.is_some());
+}
+
+/// A recorded request's target as Prism can route it: an OpenAPI path
+/// parameter holds no `/`, so the file path of `contents/{filepath}` and
+/// the branch name of `branches/{branch}` (tagbump's review branches have
+/// slashes; Gitea's routes take them as they are) go encoded.
+fn prism_path(target: &str) -> String {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let mut out = path.to_string();
+    for marker in ["/contents/", "/branches/"] {
+        if let Some(at) = path.find(marker) {
+            let (head, tail) = path.split_at(at + marker.len());
+            out = format!("{head}{}", tail.replace('/', "%2F"));
+        }
+    }
+    if query.is_empty() {
+        out
+    } else {
+        format!("{out}?{query}")
+    }
+}

@@ -37,6 +37,14 @@ pub struct State {
     /// Make the next commit, then answer 502 as if the answer was lost on
     /// the way back (a proxy timing out after the forge had committed).
     pub lose_commit_answer: bool,
+    /// Gitea: every request (method, target, body), for a replay to Prism.
+    pub recorded: Vec<(String, String, Value)>,
+    /// Gitea: the pull requests.
+    pub pulls: Vec<Value>,
+    /// Gitea: what `GET /version` answers.
+    pub gitea_version: String,
+    /// Gitea: refuse writes as for a token without `write:repository`.
+    pub read_only_token: bool,
 }
 
 pub struct FakeRepoApi {
@@ -51,6 +59,7 @@ pub struct FakeRepoApi {
 pub enum Flavour {
     GitHub,
     GitLab,
+    Gitea,
 }
 
 impl FakeRepoApi {
@@ -60,6 +69,14 @@ impl FakeRepoApi {
 
     pub fn gitlab(repo: &Path, token: &str) -> FakeRepoApi {
         FakeRepoApi::start(repo, token, Flavour::GitLab)
+    }
+
+    /// Gitea (and Forgejo): the repository and its pull requests, below
+    /// `/api/v1`.
+    pub fn gitea(repo: &Path, token: &str) -> FakeRepoApi {
+        let fake = FakeRepoApi::start(repo, token, Flavour::Gitea);
+        fake.state.lock().unwrap().gitea_version = "1.22.3".into();
+        fake
     }
 
     fn start(repo: &Path, token: &str, flavour: Flavour) -> FakeRepoApi {
@@ -176,6 +193,11 @@ fn serve(stream: TcpStream, fakes: &Fakes) {
                         .is_some_and(|o| o.starts_with("Tagbump")),
                 auth == format!("Bearer {token}"),
             ),
+            // Gitea answers its version to anyone.
+            Flavour::Gitea => (
+                target.starts_with("/api/v1/"),
+                auth == format!("token {token}") || target == "/api/v1/version",
+            ),
             Flavour::GitLab => (
                 target.contains("/repository/")
                     || (project_path == "/api/graphql"
@@ -190,6 +212,8 @@ fn serve(stream: TcpStream, fakes: &Fakes) {
         let mut extra = String::new();
         let (status, reply) = if !authorized {
             (401, json!({"message": "401 Unauthorized"}))
+        } else if fakes.flavour == Flavour::Gitea {
+            gitea::handle(&method, &target, &body, state, repo)
         } else if ours && fakes.flavour == Flavour::GitLab {
             let (status, reply, next) = gitlab::handle(&method, &target, &body, state, repo);
             if let Some(next) = next {
@@ -225,6 +249,12 @@ fn serve(stream: TcpStream, fakes: &Fakes) {
 
 #[path = "fake_repo_api_gitlab.rs"]
 mod gitlab;
+
+#[path = "fake_repo_api_gitea.rs"]
+mod gitea;
+
+#[path = "fake_repo_api_gitea_pulls.rs"]
+mod gitea_pulls;
 
 fn handle(
     method: &str,

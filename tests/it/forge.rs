@@ -375,7 +375,7 @@ fn json_output_github_outputs_and_dotenv() {
   "commit": "<sha>",
   "parent": "<sha>",
   "via": "git",
-  "via_reason": "--via auto: no https:// GitHub or GitLab repository with an API token",
+  "via_reason": "--via auto: no https:// GitHub, GitLab or Gitea repository with an API token",
   "signed": null,
   "signing_key": null,
   "attempts": 1,

@@ -10,6 +10,7 @@ mod faults;
 mod fixtures;
 mod fleet;
 mod forge;
+mod gitea;
 mod join;
 mod packaging;
 mod pipeline;

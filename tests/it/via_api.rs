@@ -383,9 +383,9 @@ fn auto_falls_back_to_git_when_the_api_refuses() {
     );
     assert_eq!(u.run.code, 2, "{}", u.run.stderr);
     assert!(
-        u.run
-            .stderr
-            .contains("--via api needs an https:// (or http://) GitHub or GitLab repository"),
+        u.run.stderr.contains(
+            "--via api needs an https:// (or http://) GitHub, GitLab or Gitea repository"
+        ),
         "{}",
         u.run.stderr
     );

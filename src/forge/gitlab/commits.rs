@@ -87,16 +87,13 @@ impl GitLabRepo {
         for edit in change.edits.iter().filter(|e| e.changed()) {
             let content = base64::engine::general_purpose::STANDARD.encode(edit.new.as_bytes());
             let mut entry = self.entry(change.base_tip, &edit.path)?;
-            if let Entry::Text {
-                last_commit: None, ..
-            } = entry
-            {
+            if let Entry::Text { version: None, .. } = entry {
                 // Read through GraphQL: the REST read gives the last commit.
                 self.entries.forget(change.base_tip, &edit.path);
                 entry = self.entry(change.base_tip, &edit.path)?;
             }
             let (action, last_commit_id) = match entry {
-                Entry::Text { last_commit, .. } => ("update", last_commit),
+                Entry::Text { version, .. } => ("update", version),
                 Entry::Binary => ("update", None),
                 Entry::Missing | Entry::Tree(_) => ("create", None),
                 Entry::Symlink(to) => return Err(crate::targets::symlink_refused(&edit.path, &to)),

@@ -310,7 +310,7 @@ impl GitLabRepo {
             match String::from_utf8(bytes) {
                 Ok(text) => Entry::Text {
                     text,
-                    last_commit: Some(file.last_commit_id),
+                    version: Some(file.last_commit_id),
                 },
                 Err(_) => Entry::Binary,
             }
@@ -359,30 +359,8 @@ impl Transport for GitLabRepo {
             .hint("pass --base with an existing branch")
             .into());
         };
-        let branch = (naming.branch)(&base);
-        if branch == base {
-            return Ok(Some(Tips {
-                base_tip: base_commit.id.clone(),
-                base,
-                branch,
-                branch_tip: Some(base_commit.id),
-                legacy_exists: false,
-            }));
-        }
-        let branch_tip = self.branch(&branch)?.map(|c| c.id);
-        // The old name is only asked about where its note could be given.
-        let legacy = (naming.legacy)(&base);
-        let legacy_exists = branch_tip.is_none()
-            && naming.spec.branch.is_none()
-            && legacy != branch
-            && self.branch(&legacy)?.is_some();
-        Ok(Some(Tips {
-            base_tip: base_commit.id,
-            base,
-            branch,
-            branch_tip,
-            legacy_exists,
-        }))
+        let branch = |name: &str| Ok(self.branch(name)?.map(|c| c.id));
+        crate::forge::entries::tips_by_branch(naming, base, base_commit.id, &branch).map(Some)
     }
 
     fn prefetch(&self, commit: &str, paths: &[&str]) -> Result<()> {
@@ -509,15 +487,8 @@ impl Transport for GitLabRepo {
                 NO_BODY,
             )?
             .answer(Kind::GitLab, "GitLab GET commit diff")?;
-        let mut changed: Vec<&str> = edits
-            .iter()
-            .filter(|e| e.changed())
-            .map(|e| e.path.as_str())
-            .collect();
-        let mut touched: Vec<&str> = diff.iter().map(|d| d.new_path.as_str()).collect();
-        changed.sort_unstable();
-        touched.sort_unstable();
-        if changed != touched {
+        let touched: Vec<&str> = diff.iter().map(|d| d.new_path.as_str()).collect();
+        if !crate::forge::entries::touches_just(edits, &touched) {
             return Ok(false);
         }
         tip_has(self, tip, edits)
