@@ -45,6 +45,8 @@ pub struct State {
     pub gitea_version: String,
     /// Gitea: refuse writes as for a token without `write:repository`.
     pub read_only_token: bool,
+    /// Gitea: leave out the content of larger files (`API.DEFAULT_MAX_BLOB_SIZE`).
+    pub max_blob_size: Option<usize>,
 }
 
 pub struct FakeRepoApi {

@@ -109,7 +109,8 @@ pub fn handle(
         }
         ("GET", r) if r.starts_with("contents/") => {
             let file = percent_decode(&r["contents/".len()..]);
-            contents(repo, &param("ref").unwrap_or_default(), &file).unwrap_or_else(not_found)
+            let max = s.max_blob_size;
+            contents(repo, &param("ref").unwrap_or_default(), &file, max).unwrap_or_else(not_found)
         }
         ("GET", r) if r.starts_with("git/trees/") => {
             let sha = &r["git/trees/".len()..];
@@ -139,7 +140,7 @@ fn branch(repo: &Path, name: &str, oid: &str) -> Value {
     json!({"name": name, "commit": {"id": oid, "message": format!("{message}\n")}})
 }
 
-fn contents(repo: &Path, reference: &str, file: &str) -> Option<(u16, Value)> {
+fn contents(repo: &Path, reference: &str, file: &str, max: Option<usize>) -> Option<(u16, Value)> {
     let spec = format!("{reference}:{file}");
     let kind = git(repo, &["cat-file", "-t", &spec])?;
     let sha = git(repo, &["rev-parse", &spec])?;
@@ -171,11 +172,13 @@ fn contents(repo: &Path, reference: &str, file: &str) -> Option<(u16, Value)> {
             json!({"type": "symlink", "name": name, "path": file, "sha": sha, "target": target}),
         ));
     }
+    let size = bytes.len();
+    let content = (max.is_none_or(|max| size <= max))
+        .then(|| base64::engine::general_purpose::STANDARD.encode(bytes));
     Some((
         200,
-        json!({"type": "file", "name": name, "path": file, "sha": sha, "size": bytes.len(),
-            "encoding": "base64",
-            "content": base64::engine::general_purpose::STANDARD.encode(bytes)}),
+        json!({"type": "file", "name": name, "path": file, "sha": sha, "size": size,
+            "encoding": content.as_ref().map(|_| "base64"), "content": content}),
     ))
 }
 

@@ -297,6 +297,18 @@ fn errors_name_the_token_scope_and_the_repository() {
         &[("GITEA_TOKEN", TOKEN)],
     );
     assert_failed(&u, 4, "Gitea acme/nope does not exist", &s.repo, &refs);
+
+    // A file past the instance's API blob size: no content in the answer,
+    // which is never taken for an empty file; git reads any size.
+    s.fake.state.lock().unwrap().max_blob_size = Some(10);
+    let u = s.run(&["--set", set, "--via", "api"]);
+    assert_failed(
+        &u,
+        2,
+        "error: Gitea's API leaves out the content of `apps/app/values.yaml` (larger than its API's blob size limit)",
+        &s.repo,
+        &refs,
+    );
 }
 
 // `--via auto`: the first run goes through the API; a newer value, which
@@ -490,4 +502,64 @@ fn jobs_join_one_branch_through_the_api() {
             "svc-{i}: {body}"
         );
     }
+}
+
+// A `--set` on the base through Gitea's API: four requests (the default
+// branch, its tip, the file with its blob sha, the commit), and two reads
+// the second time; an image scan of `--in` lists the tree once and reads
+// each YAML file under it.
+#[test]
+fn a_direct_set_is_four_requests() {
+    let s = setup();
+    let u = s.run(&["--set", "apps/app/values.yaml:replicas=3", "--direct"]);
+    let report = json(&u);
+    assert_eq!(report["via"], "api");
+    assert_eq!(report["operation"], "pushed");
+    assert_eq!(
+        s.fake.requests(),
+        [
+            "GET repository",
+            "GET branches/main",
+            "GET contents/apps",
+            "POST contents"
+        ]
+    );
+    assert!(
+        u.run.stderr.contains("through Gitea's API"),
+        "{}",
+        u.run.stderr
+    );
+    assert_eq!(
+        report["commit"],
+        s.repo.git(&["rev-parse", "main"]).as_str()
+    );
+    assert!(s.repo.git(&["fsck", "--strict"]).is_empty());
+
+    let before = s.fake.requests().len();
+    let again = s.run(&["--set", "apps/app/values.yaml:replicas=3", "--direct"]);
+    assert_eq!(json(&again)["operation"], "unchanged");
+    assert_eq!(s.fake.requests().len() - before, 3);
+    assert_eq!(s.repo.count("main"), 2);
+
+    let before = s.fake.requests().len();
+    let scan = s.run(&[
+        "--image",
+        "registry.example.com/team/app:1.4.2",
+        "--in",
+        "apps",
+        "--direct",
+    ]);
+    assert_eq!(json(&scan)["via"], "api");
+    let sent = s.fake.requests()[before..].to_vec();
+    assert_eq!(
+        sent.iter()
+            .filter(|r| r.starts_with("GET git/trees"))
+            .count(),
+        1,
+        "{sent:?}"
+    );
+    assert!(s
+        .repo
+        .show("main:apps/app/values.yaml")
+        .contains("tag: \"1.4.2\""));
 }

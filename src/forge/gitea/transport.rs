@@ -21,7 +21,7 @@ use crate::forge::{percent_encode, Connection, Kind};
 use crate::http::Response;
 use crate::signing::Signer;
 use crate::targets::FileEdit;
-use crate::update::transport::{Change, Naming, Tips, Transport, Written, YamlFiles};
+use crate::update::transport::{ApiCannot, Change, Naming, Tips, Transport, Written, YamlFiles};
 
 /// Tree entries per page of a recursive listing.
 const TREE_PAGE: usize = 1000;
@@ -185,6 +185,15 @@ impl GiteaRepo {
                     )
                     .with_source(e)
                 })?;
+                if read.kind == "file" && read.content.is_none() {
+                    // Past the instance's API blob size limit Gitea leaves
+                    // the content out; git reads any size.
+                    return Err(ApiCannot(format!(
+                        "Gitea's API leaves out the content of `{path}` (larger than its \
+                         API's blob size limit)"
+                    ))
+                    .into());
+                }
                 read.entry()
             }
         };
