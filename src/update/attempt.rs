@@ -284,7 +284,11 @@ fn attempt_on(
         return Ok(Attempt::Done(Box::new(report)));
     }
     if let (false, Some(tip)) = (spec.direct, &tips.branch_tip) {
-        check_lease(&*repo, tip, &tips.branch, spec)?;
+        // A branch still at the base holds nothing to lose (an API that
+        // created it, then failed to commit, leaves one).
+        if *tip != tips.base_tip {
+            check_lease(&*repo, tip, &tips.branch, spec)?;
+        }
         // A branch holding the change unsigned (or signed by another key)
         // gets a new commit signed by the key configured now.
         if let Some((_, message, parent)) = sent_earlier(&*repo, &tips) {

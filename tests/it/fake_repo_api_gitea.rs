@@ -46,7 +46,12 @@ pub fn handle(
         s.requests.push("GET version".into());
         return (200, json!({"version": s.gitea_version.clone()}));
     }
-    if !path.starts_with("/api/v1/repos/acme/deploy") {
+    // The repository is acme/deploy (acme/large in the benchmark).
+    let ours = ["/api/v1/repos/acme/deploy", "/api/v1/repos/acme/large"];
+    if !ours
+        .iter()
+        .any(|r| path == *r || path.starts_with(&format!("{r}/")))
+    {
         return (
             404,
             json!({"message": "The target couldn't be found.", "errors": []}),
@@ -150,12 +155,14 @@ fn contents(repo: &Path, reference: &str, file: &str, max: Option<usize>) -> Opt
             .lines()
             .filter_map(|l| {
                 let (meta, name) = l.split_once('\t')?;
-                let kind = if meta.contains(" tree ") {
-                    "dir"
-                } else {
-                    "file"
+                let mut m = meta.split(' ');
+                let (mode, kind, sha) = (m.next()?, m.next()?, m.next()?);
+                let kind = match (kind, mode) {
+                    ("tree", _) => "dir",
+                    (_, "120000") => "symlink",
+                    _ => "file",
                 };
-                Some(json!({"type": kind, "name": name, "path": format!("{file}/{name}")}))
+                Some(json!({"type": kind, "name": name, "path": format!("{file}/{name}"), "sha": sha}))
             })
             .collect();
         return Some((200, Value::Array(entries)));

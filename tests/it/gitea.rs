@@ -505,9 +505,9 @@ fn jobs_join_one_branch_through_the_api() {
 }
 
 // A `--set` on the base through Gitea's API: four requests (the default
-// branch, its tip, the file with its blob sha, the commit), and two reads
-// the second time; an image scan of `--in` lists the tree once and reads
-// each YAML file under it.
+// branch, its tip, the file with its blob sha, the commit), and three
+// the second time; an image scan of `--in` lists the directory, then each
+// subdirectory's tree, and reads each YAML file under it.
 #[test]
 fn a_direct_set_is_four_requests() {
     let s = setup();
@@ -551,11 +551,12 @@ fn a_direct_set_is_four_requests() {
     ]);
     assert_eq!(json(&scan)["via"], "api");
     let sent = s.fake.requests()[before..].to_vec();
+    // `apps` lists two subdirectories: one recursive listing each.
     assert_eq!(
         sent.iter()
             .filter(|r| r.starts_with("GET git/trees"))
             .count(),
-        1,
+        2,
         "{sent:?}"
     );
     assert!(s

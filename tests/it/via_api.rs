@@ -486,16 +486,23 @@ for n in range(1, commits):
     println!("| run | forge | `--via api`: requests | bytes, both ways | share of the clone's bytes | wall time | `--via auto` chooses | `--via git` (HTTPS) wall time |");
     println!("|---|---|---|---|---|---|---|---|");
     let mut n = 0;
-    for gitlab in [false, true] {
-        let fake = if gitlab {
-            FakeRepoApi::gitlab(&bare, TOKEN)
-        } else {
-            FakeRepoApi::github(&bare, TOKEN)
-        };
-        let (forge, api_url, var) = if gitlab {
-            ("gitlab", format!("{}/api/v4", fake.url), "GITLAB_TOKEN")
-        } else {
-            ("github", fake.url.clone(), "GITHUB_TOKEN")
+    for forge in ["github", "gitlab", "gitea"] {
+        let (fake, api_url, var) = match forge {
+            "gitlab" => {
+                let fake = FakeRepoApi::gitlab(&bare, TOKEN);
+                let api = format!("{}/api/v4", fake.url);
+                (fake, api, "GITLAB_TOKEN")
+            }
+            "gitea" => {
+                let fake = FakeRepoApi::gitea(&bare, TOKEN);
+                let api = format!("{}/api/v1", fake.url);
+                (fake, api, "GITEA_TOKEN")
+            }
+            _ => {
+                let fake = FakeRepoApi::github(&bare, TOKEN);
+                let api = fake.url.clone();
+                (fake, api, "GITHUB_TOKEN")
+            }
         };
         let run = |via: &str, target: &[String]| {
             let (requests, bytes, bytes_in) = {
@@ -505,6 +512,8 @@ for n in range(1, commits):
             let mut all: Vec<&str> = vec![
                 "--repo",
                 &https,
+                "--project",
+                "acme/large",
                 "--forge",
                 forge,
                 "--api-url",
@@ -1106,4 +1115,28 @@ fn auto_takes_the_cheaper_road_and_says_why() {
             .show("main:apps/bulk/svc-7/values.yaml")
             .contains("svc-7:2.0.0"));
     }
+}
+
+// A review branch still at the base (an API run that created it and then
+// failed to commit leaves one) holds nothing to lose: it is taken over,
+// not refused as someone else's.
+#[test]
+fn a_branch_left_at_the_base_is_taken_over() {
+    let s = setup();
+    s.repo.git(&["update-ref", "refs/heads/review/x", "main"]);
+    let report = json(&s.run(&[
+        "--set",
+        "apps/app/values.yaml:replicas=4",
+        "--branch",
+        "review/x",
+    ]));
+    assert_eq!(report["operation"], "pushed");
+    assert!(s
+        .repo
+        .show("review/x:apps/app/values.yaml")
+        .contains("replicas: 4"));
+    assert_eq!(
+        s.repo.git(&["rev-parse", "review/x~1"]),
+        s.repo.git(&["rev-parse", "main"])
+    );
 }

@@ -163,28 +163,35 @@ impl GiteaRepo {
         if let Some(entry) = self.entries.get(commit, path) {
             return Ok(entry);
         }
+        let (entry, _) = self.contents(commit, path)?;
+        Ok(entry)
+    }
+
+    /// `GET …/contents/{path}?ref=`: the entry (kept), and a directory's
+    /// listing.
+    fn contents(&self, commit: &str, path: &str) -> Result<(Entry, Vec<Child>)> {
         let request = format!(
             "/contents/{}?ref={commit}",
             percent_encode(path.trim_matches('/'), true)
         );
+        let what = format!("Gitea GET contents `{path}`");
         let response = self.send(Method::GET, &request, NO_BODY)?;
-        let entry = if response.status == 404 {
-            Entry::Missing
+        let (entry, children) = if response.status == 404 {
+            (Entry::Missing, Vec::new())
         } else {
-            let value: serde_json::Value =
-                response.answer(Kind::Gitea, &format!("Gitea GET contents `{path}`"))?;
+            let value: serde_json::Value = response.answer(Kind::Gitea, &what)?;
+            let unreadable = |e: serde_json::Error| {
+                Failure::new(
+                    ErrorKind::Remote,
+                    format!("{what} answered something tagbump cannot read"),
+                )
+                .with_source(e)
+            };
             if value.is_array() {
-                Entry::Tree(String::new())
+                let children = serde_json::from_value(value).map_err(unreadable)?;
+                (Entry::Tree(String::new()), children)
             } else {
-                let read: Contents = serde_json::from_value(value).map_err(|e| {
-                    Failure::new(
-                        ErrorKind::Remote,
-                        format!(
-                            "Gitea GET contents `{path}` answered something tagbump cannot read"
-                        ),
-                    )
-                    .with_source(e)
-                })?;
+                let read: Contents = serde_json::from_value(value).map_err(unreadable)?;
                 if read.kind == "file" && read.content.is_none() {
                     // Past the instance's API blob size limit Gitea leaves
                     // the content out; git reads any size.
@@ -194,16 +201,56 @@ impl GiteaRepo {
                     ))
                     .into());
                 }
-                read.entry()
+                (read.entry(), Vec::new())
             }
         };
         self.entries.insert(commit, path, entry.clone());
-        Ok(entry)
+        Ok((entry, children))
     }
 
-    /// One page of the recursive tree at `commit`: its blobs' paths, and
-    /// whether more pages follow.
-    fn tree_page(&self, commit: &str, page: usize) -> Result<(Vec<String>, bool)> {
+    /// The trees a scan of `dir` lists (id, and the path in front of what
+    /// they hold) and the files it names directly: the directory's own files
+    /// and one recursive listing per subdirectory, or the commit's whole
+    /// tree for the repository or a directory of many subdirectories (one
+    /// paged listing costs less than many). `Err(Ok(files))`: `dir` is a file.
+    fn scan_plan(&self, commit: &str, dir: &str) -> Result<Result<ScanPlan, YamlFiles>> {
+        let whole = || ScanPlan {
+            files: Vec::new(),
+            trees: vec![(commit.to_string(), String::new())],
+        };
+        if dir.is_empty() {
+            return Ok(Ok(whole()));
+        }
+        let (entry, children) = self.contents(commit, dir)?;
+        match entry {
+            Entry::Tree(_) => {}
+            Entry::Text { text, .. } => return Ok(Err(crate::forge::single_file(dir, Some(text)))),
+            Entry::Binary => return Ok(Err(crate::forge::single_file(dir, None))),
+            Entry::Symlink(_) | Entry::Missing => {
+                return Err(crate::forge::no_such_path(dir, commit, &self.url))
+            }
+        }
+        let subdirs = children.iter().filter(|c| c.kind == "dir").count();
+        if subdirs > SUBTREES {
+            return Ok(Ok(whole()));
+        }
+        Ok(Ok(ScanPlan {
+            files: children
+                .iter()
+                .filter(|c| c.kind == "file")
+                .map(|c| c.path.clone())
+                .collect(),
+            trees: children
+                .into_iter()
+                .filter(|c| c.kind == "dir")
+                .map(|c| (c.sha, format!("{}/", c.path)))
+                .collect(),
+        }))
+    }
+
+    /// One page of the recursive listing of tree (or commit) `sha`: its
+    /// blobs' paths, and whether more pages follow.
+    fn tree_page(&self, sha: &str, page: usize) -> Result<(Vec<String>, bool)> {
         #[derive(Deserialize)]
         struct Tree {
             #[serde(default)]
@@ -219,8 +266,7 @@ impl GiteaRepo {
             #[serde(default)]
             mode: String,
         }
-        let request =
-            format!("/git/trees/{commit}?recursive=true&per_page={TREE_PAGE}&page={page}");
+        let request = format!("/git/trees/{sha}?recursive=true&per_page={TREE_PAGE}&page={page}");
         let tree: Tree = self
             .send(Method::GET, &request, NO_BODY)?
             .answer(Kind::Gitea, "Gitea GET tree")?;
@@ -232,6 +278,38 @@ impl GiteaRepo {
             .collect();
         Ok((blobs, tree.truncated))
     }
+}
+
+/// Subdirectories of a scanned directory listed one by one, at most; past
+/// this, the commit's whole tree is listed once instead.
+const SUBTREES: usize = 8;
+
+/// What a scan lists: files named directly, and trees with the path in
+/// front of what they hold.
+struct ScanPlan {
+    files: Vec<String>,
+    trees: Vec<(String, String)>,
+}
+
+/// One entry of a directory's `contents` listing.
+#[derive(Deserialize)]
+struct Child {
+    #[serde(rename = "type")]
+    kind: String,
+    path: String,
+    #[serde(default)]
+    sha: String,
+}
+
+/// Whether a listed `path` is a YAML file a scan of `dir` reads (hidden
+/// directories count below `dir`, as in a git scan).
+fn below(dir: &str, path: &str) -> bool {
+    let rest = if dir.is_empty() {
+        Some(path)
+    } else {
+        path.strip_prefix(dir).and_then(|r| r.strip_prefix('/'))
+    };
+    rest.is_some_and(crate::targets::is_scanned_path)
 }
 
 /// `GET …/contents/{path}` for one entry (ContentsResponse).
@@ -330,34 +408,28 @@ impl Transport for GiteaRepo {
 
     fn yaml_files(&self, commit: &str, dir: &str) -> Result<YamlFiles> {
         let dir = dir.trim_matches('/');
-        if !dir.is_empty() {
-            match self.entry(commit, dir)? {
-                Entry::Tree(_) => {}
-                Entry::Text { text, .. } => return Ok(crate::forge::single_file(dir, Some(text))),
-                Entry::Binary => return Ok(crate::forge::single_file(dir, None)),
-                Entry::Symlink(_) | Entry::Missing => {
-                    return Err(crate::forge::no_such_path(dir, commit, &self.url))
+        let plan = match self.scan_plan(commit, dir)? {
+            Ok(plan) => plan,
+            Err(one) => return Ok(one),
+        };
+        let mut paths: Vec<String> = plan.files.into_iter().filter(|p| below(dir, p)).collect();
+        for (sha, prefix) in plan.trees {
+            for page in 1.. {
+                let (blobs, more) = self.tree_page(&sha, page)?;
+                paths.extend(
+                    blobs
+                        .into_iter()
+                        .map(|p| format!("{prefix}{p}"))
+                        .filter(|p| below(dir, p)),
+                );
+                // Stops listing as soon as the scan is too large for `auto`.
+                crate::forge::check_scan_size(self.scan_limit, dir, paths.len())?;
+                if !more {
+                    break;
                 }
             }
         }
-        let prefix = if dir.is_empty() {
-            String::new()
-        } else {
-            format!("{dir}/")
-        };
-        let mut paths = Vec::new();
-        for page in 1.. {
-            let (blobs, more) = self.tree_page(commit, page)?;
-            paths.extend(blobs.into_iter().filter(|p| {
-                p.strip_prefix(&prefix)
-                    .is_some_and(crate::targets::is_scanned_path)
-            }));
-            // Stops listing as soon as the scan is too large for `auto`.
-            crate::forge::check_scan_size(self.scan_limit, dir, paths.len())?;
-            if !more {
-                break;
-            }
-        }
+        crate::forge::check_scan_size(self.scan_limit, dir, paths.len())?;
         for path in &paths {
             self.entry(commit, path)?;
         }
