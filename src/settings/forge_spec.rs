@@ -45,7 +45,13 @@ pub fn forge_spec(
         refuse_request_flags(args, "--direct pushes to the base and opens none")?;
         return Ok(out);
     }
-    let kind = match forge_kind(first(&args.forge, &config.forge), spec, env) {
+    let asked_api = first(&args.api_url, &config.api_url);
+    let kind = match forge_kind(
+        first(&args.forge, &config.forge),
+        asked_api.as_deref(),
+        spec,
+        env,
+    ) {
         Ok(Some(kind)) => kind,
         Ok(None) => {
             if args.forge == Some(ForgeArg::None) {
@@ -211,7 +217,14 @@ fn api_connection(
     if !matches!(spec.remote.scheme, Scheme::Https | Scheme::Http) {
         return None;
     }
-    let kind = forge_kind(first(&args.forge, &config.forge), spec, env).ok()??;
+    let asked_api = first(&args.api_url, &config.api_url);
+    let kind = forge_kind(
+        first(&args.forge, &config.forge),
+        asked_api.as_deref(),
+        spec,
+        env,
+    )
+    .ok()??;
     let (api_url, project) = api_of(args, config, spec, kind, env);
     let project = project?;
     let (var, token) = forge_token(args, spec, kind, env).ok()??;
@@ -250,6 +263,7 @@ fn request_options(args: &UpdateArgs, config: &Layer) -> ChangeRequest {
 /// except for local repositories, which have no forge).
 fn forge_kind(
     asked: Option<ForgeArg>,
+    api_url: Option<&str>,
     spec: &UpdateSpec,
     env: Env<'_>,
 ) -> Result<Option<ForgeKind>, Option<String>> {
@@ -262,10 +276,15 @@ fn forge_kind(
             Some(kind) => Ok(Some(kind)),
             // A name that tells nothing: Gitea and Forgejo say who they are.
             None if matches!(spec.remote.scheme, Scheme::Https | Scheme::Http)
-                && forge::gitea::answers_as_gitea(&forge::default_api_url(
-                    ForgeKind::Gitea,
-                    &spec.remote,
-                    &crate::ci::detect(env),
+                && forge::gitea::answers_as_gitea(&api_url.map_or_else(
+                    || {
+                        forge::default_api_url(
+                            ForgeKind::Gitea,
+                            &spec.remote,
+                            &crate::ci::detect(env),
+                        )
+                    },
+                    str::to_string,
                 )) =>
             {
                 Ok(Some(ForgeKind::Gitea))

@@ -286,7 +286,7 @@ fn attempt_on(
     if let (false, Some(tip)) = (spec.direct, &tips.branch_tip) {
         // A branch still at the base holds nothing to lose (an API that
         // created it, then failed to commit, leaves one).
-        if *tip != tips.base_tip {
+        if *tip != tips.base_tip || tips.branch == tips.base {
             check_lease(&*repo, tip, &tips.branch, spec)?;
         }
         // A branch holding the change unsigned (or signed by another key)
@@ -393,9 +393,16 @@ fn join(
     // between are the merge request's too.
     if let Attempt::Done(report) = &mut attempt {
         if let Some(commit) = report.commit.clone() {
-            if repo.parent_of(&commit)?.is_some_and(|p| p != joined.parent) {
-                let ledger = super::join::Ledger::read(&*repo, &commit)?;
-                report.joined = ledger.images.into_iter().map(|(_, i)| i).collect();
+            // Best effort: the commit has landed whatever this read says.
+            if repo
+                .parent_of(&commit)
+                .ok()
+                .flatten()
+                .is_some_and(|p| p != joined.parent)
+            {
+                if let Ok(ledger) = super::join::Ledger::read(&*repo, &commit) {
+                    report.joined = ledger.images.into_iter().map(|(_, i)| i).collect();
+                }
             }
         }
     }
@@ -445,6 +452,14 @@ fn commit_on(
         dry_run: spec.dry_run,
     })?;
     let signed = signed_as(spec, &*repo);
+    let mut report = report;
+    // GitLab's and Gitea's commit APIs land on the head of the moment: the
+    // parent reported is the one the commit has.
+    if let Written::Pushed(commit) = &written {
+        if let Some(landed) = repo.parent_of(commit).ok().flatten() {
+            report.parent = landed;
+        }
+    }
     finish(written, report, signed)
 }
 

@@ -245,7 +245,7 @@ fn refuse_conflicts(plan: &Plan, previous: &Ledger, branch: &str) -> Result<Vec<
                             file.path,
                             outcome.what,
                             theirs.value,
-                            &theirs.commit[..theirs.commit.len().min(12)],
+                            theirs.commit.chars().take(12).collect::<String>(),
                             outcome.new
                         ),
                     )

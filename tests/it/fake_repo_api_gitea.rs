@@ -205,7 +205,7 @@ fn tree(repo: &Path, sha: &str, per_page: usize, page: usize) -> Option<(u16, Va
     Some((
         200,
         json!({"sha": sha, "tree": slice, "page": page, "total_count": entries.len(),
-            "truncated": start + per_page < entries.len()}),
+            "truncated": entries.len() > per_page}),
     ))
 }
 

@@ -33,7 +33,10 @@ pub fn handle(
         ("POST", "pulls") => {
             let (head, base) = (&body["head"], &body["base"]);
             if let Some(open) = s.pulls.iter().find(|p| {
-                p["state"] == "open" && p["head"]["ref"] == *head && p["base"]["ref"] == *base
+                p["state"] == "open"
+                    && p["head"]["ref"] == *head
+                    && p["head"]["repo_id"] == 1
+                    && p["base"]["ref"] == *base
             }) {
                 return (
                     409,
@@ -51,7 +54,7 @@ pub fn handle(
                 "id": 100 + n, "number": n, "state": "open",
                 "html_url": format!("https://gitea.example.com/acme/deploy/pulls/{n}"),
                 "title": body["title"], "body": body["body"],
-                "head": {"ref": head}, "base": {"ref": base},
+                "head": {"ref": head, "repo_id": 1}, "base": {"ref": base, "repo_id": 1},
                 "labels": labels_of(&ids),
                 "assignees": logins(&body["assignees"]),
                 "requested_reviewers": null,

@@ -129,6 +129,12 @@ fn a_pull_request_through_the_api_is_opened_once() {
     assert_eq!(pr["auto_merge"]["merge_when_checks_succeed"], true);
     assert_eq!(pr["auto_merge"]["delete_branch_after_merge"], true);
 
+    // The token travels only in a header: never in output.
+    let u = s.run(&args);
+    assert_eq!(json(&u)["operation"], "unchanged");
+    let all = format!("{}{}", u.run.stdout, u.run.stderr);
+    assert!(!all.contains(TOKEN), "the token leaked: {all}");
+
     // Again: the branch holds it, nothing is written, the PR is as it was.
     let commits = s.commits_sent();
     let again = json(&s.run(&args));
@@ -151,6 +157,34 @@ fn a_pull_request_through_the_api_is_opened_once() {
         &s.repo,
         &refs,
     );
+}
+
+// A fork's pull request from a branch of the same name is someone else's:
+// left alone, and tagbump opens its own.
+#[test]
+fn a_forks_pull_request_is_not_taken_for_ours() {
+    let s = setup();
+    let branch = "release/app";
+    let fork = serde_json::json!({
+        "id": 900, "number": 1, "state": "open",
+        "html_url": "https://gitea.example.com/acme/deploy/pulls/1",
+        "title": "Innocent", "body": "from a fork",
+        "head": {"ref": branch, "repo_id": 2}, "base": {"ref": "main", "repo_id": 1},
+        "labels": [], "assignees": [], "requested_reviewers": [],
+    });
+    s.fake.state.lock().unwrap().pulls.push(fork.clone());
+    let report = json(&s.run(&[
+        "--set",
+        "apps/app/values.yaml:replicas=5",
+        "--branch",
+        branch,
+        "--auto-merge",
+    ]));
+    assert_eq!(report["change_request"]["operation"], "created");
+    assert_eq!(report["change_request"]["number"], 2);
+    let pulls = s.pulls();
+    assert_eq!(pulls[0], fork, "the fork's pull request was touched");
+    assert_eq!(pulls[1]["head"]["ref"], branch);
 }
 
 // Writers racing on one file through the API all land: each update names
@@ -259,6 +293,11 @@ fn errors_name_the_token_scope_and_the_repository() {
         &[("GITEA_TOKEN", "gta_not_the_token")],
     );
     assert_failed(&bad, 6, "HTTP 401", &s.repo, &refs);
+    let all = format!("{}{}", bad.run.stdout, bad.run.stderr);
+    assert!(
+        !all.contains("gta_not_the_token"),
+        "the token leaked: {all}"
+    );
     assert!(
         bad.run.stderr.contains("Authorization: token"),
         "{}",

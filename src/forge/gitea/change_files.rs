@@ -26,7 +26,9 @@ impl GiteaRepo {
         if change.dry_run {
             return Ok(Written::DryRun(None));
         }
-        if change.review && change.branch_tip.is_some() {
+        // A branch still at the base (made by a run that then failed to
+        // commit) takes the commit as it is; any other is moved only by git.
+        if change.review && change.branch_tip.is_some_and(|t| t != change.base_tip) {
             // Gitea (to 1.25) moves a branch only by deleting it, which
             // closes its pull request for good.
             return Err(ApiCannot(format!(
@@ -92,10 +94,17 @@ impl GiteaRepo {
         let response = self.send(Method::POST, "/branches", Some(&body))?;
         Ok(match response.status {
             200..=299 => None,
-            409 => Some(Written::Stale(format!(
-                "`{}` was created meanwhile",
-                change.branch
-            ))),
+            // "The branch already exists.": another writer's; a clash
+            // with a tag or a branch `a` for `a/b` is no race.
+            409 if response
+                .error_message()
+                .is_some_and(|m| m.contains("branch already exists")) =>
+            {
+                Some(Written::Stale(format!(
+                    "`{}` was created meanwhile",
+                    change.branch
+                )))
+            }
             _ => return Err(api_error(Kind::Gitea, "Gitea POST branches", &response)),
         })
     }

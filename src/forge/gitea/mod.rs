@@ -64,12 +64,12 @@ pub(crate) fn stale(message: &str) -> bool {
     said(
         message,
         &[
+            // ErrSHADoesNotMatch: the file changed since it was read.
             "sha does not match",
-            "does not match",
-            "already exists",
-            "has been changed",
-            "does not exist",
-            "not exist",
+            // ErrRepoFileAlreadyExists: created meanwhile.
+            "file already exists",
+            // ErrBranchNotExist: the branch was deleted meanwhile.
+            "branch does not exist",
         ],
     )
 }
@@ -82,8 +82,6 @@ pub(crate) fn declined(message: &str) -> bool {
             // ErrUserCannotCommit, from the branch protection check.
             "cannot commit to repo",
             "protected",
-            "permission to write to the target branch",
-            "permission to write to this branch",
             "not allowed to push",
             "pre-receive hook",
             "push rejected",
@@ -98,7 +96,7 @@ mod tests {
     #[test]
     fn refusals_are_told_apart() {
         assert!(stale("sha does not match [given: abc, expected: def]"));
-        assert!(stale("branch already exists [name: release]"));
+        assert!(stale("repository file already exists [path: a.yaml]"));
         assert!(!declined("sha does not match [given: abc, expected: def]"));
         assert!(declined("user cannot commit to repo [user: bot]"));
         assert!(declined(
@@ -108,5 +106,9 @@ mod tests {
             "token does not have at least one of required scope(s): [write:repository]"
         ));
         assert!(!stale("user does not have permission"));
+        assert!(!stale("repository does not exist [id: 0, uid: 0]"));
+        assert!(!declined(
+            "user should have a permission to write to the target branch"
+        ));
     }
 }

@@ -26,7 +26,10 @@ const PAGES: usize = 20;
 
 pub struct Client {
     api: Api,
+    /// `/repos/{owner}/{repo}`.
     repo: String,
+    /// `owner/repo`, for messages.
+    name: String,
 }
 
 impl Client {
@@ -34,39 +37,59 @@ impl Client {
         let (owner, name) = crate::forge::github::owner_and_name(&conn.project)?;
         Ok(Client {
             api: Api::new(conn)?,
-            repo: format!("/repos/{owner}/{name}"),
+            name: format!("{owner}/{name}"),
+            repo: format!(
+                "/repos/{}/{}",
+                crate::forge::percent_encode(&owner, false),
+                crate::forge::percent_encode(&name, false)
+            ),
         })
     }
 
-    /// Every item of a paged listing below the repository.
+    /// Every item of a paged listing below the repository: pages until
+    /// `X-Total-Count` items are read (an instance may cap `limit` below
+    /// what is asked), or an empty page; an error past [`PAGES`] pages.
     async fn all<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<Vec<T>> {
+        let url = format!("{}{path}", self.repo);
+        let what = self.api.what(&Method::GET, &url);
         let mut all = Vec::new();
         for page in 1..=PAGES {
             let query = [("page", page.to_string()), ("limit", PAGE.to_string())];
-            let items: Vec<T> = self
-                .api
-                .json(
-                    Method::GET,
-                    &format!("{}{path}", self.repo),
-                    &query,
-                    NO_BODY,
-                )
-                .await?;
-            let last = items.len() < PAGE;
+            let response = self.api.send(Method::GET, &url, &query, NO_BODY).await?;
+            let total = response
+                .headers
+                .get("x-total-count")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            let items: Vec<T> = response.answer(Kind::Gitea, &what)?;
+            let (read, empty) = (items.len(), items.is_empty());
             all.extend(items);
-            if last {
-                break;
+            let done = match total {
+                Some(total) => all.len() >= total,
+                None => read < PAGE,
+            };
+            if done || empty {
+                return Ok(all);
             }
         }
-        Ok(all)
+        Err(crate::error::Failure::new(
+            crate::error::Kind::Remote,
+            format!("{what} lists more than {} items", PAGES * PAGE),
+        )
+        .into())
     }
 
     /// The open PR from `head` into `base`, if any.
     pub async fn find_open(&self, head: &str, base: &str) -> Result<Option<PullRequest>> {
         let open: Vec<PullRequest> = self.all("/pulls?state=open").await?;
-        Ok(open
-            .into_iter()
-            .find(|pr| pr.head.branch == head && pr.base.branch == base))
+        // Only from this repository's own branch: a fork's pull request
+        // from a branch of the same name is someone else's.
+        Ok(open.into_iter().find(|pr| {
+            pr.head.branch == head
+                && pr.base.branch == base
+                && pr.head.repo_id.is_some()
+                && pr.head.repo_id == pr.base.repo_id
+        }))
     }
 
     pub async fn open_or_update(&self, request: &ChangeRequest) -> Result<Outcome> {
@@ -116,7 +139,7 @@ impl Client {
             .map(|name| {
                 format!(
                     "label `{name}` does not exist on {}; create it there to have it set",
-                    self.repo.trim_start_matches("/repos/")
+                    self.name
                 )
             })
             .collect();
@@ -161,7 +184,7 @@ impl Client {
             return Ok((pr, Operation::Unchanged));
         }
         // A draft marked by hand stays one.
-        let title = if pr.title.starts_with(DRAFT_PREFIX) {
+        let title = if is_draft(&pr.title) {
             draft_title(title, true)
         } else {
             title.to_string()
@@ -227,10 +250,18 @@ impl Client {
             sent = true;
         }
         let asked: Vec<&String> = pr.requested_reviewers.iter().map(|r| &r.login).collect();
+        let teams_asked: Vec<&String> = pr
+            .requested_reviewers_teams
+            .iter()
+            .map(|t| &t.name)
+            .collect();
         let (teams, users): (Vec<&String>, Vec<&String>) = request
             .reviewers
             .iter()
-            .filter(|r| !asked.contains(r))
+            .filter(|r| match r.split_once('/') {
+                Some((_, team)) => !teams_asked.iter().any(|t| *t == team),
+                None => !asked.contains(r),
+            })
             .partition(|r| r.contains('/'));
         if !users.is_empty() || !teams.is_empty() {
             let teams: Vec<&str> = teams.iter().filter_map(|t| t.split('/').nth(1)).collect();
@@ -291,9 +322,16 @@ impl Client {
     }
 }
 
+/// Whether a title marks a draft: Gitea's default prefixes, `WIP:` and
+/// `[WIP]`, in any case.
+fn is_draft(title: &str) -> bool {
+    let t = title.trim_start().to_ascii_uppercase();
+    t.starts_with("WIP:") || t.starts_with("[WIP]")
+}
+
 /// The title, with the draft prefix when `draft` (once).
 pub fn draft_title(title: &str, draft: bool) -> String {
-    if draft && !title.starts_with(DRAFT_PREFIX) {
+    if draft && !is_draft(title) {
         format!("{DRAFT_PREFIX}{title}")
     } else {
         title.to_string()
@@ -351,12 +389,22 @@ pub struct PullRequest {
     pub assignees: Vec<Login>,
     #[serde(default, deserialize_with = "null_is_empty")]
     pub requested_reviewers: Vec<Login>,
+    #[serde(default, deserialize_with = "null_is_empty")]
+    pub requested_reviewers_teams: Vec<Team>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Team {
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct BranchRef {
     #[serde(rename = "ref")]
     pub branch: String,
+    /// The repository the branch is in (a fork's differs from the base's).
+    #[serde(default)]
+    pub repo_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -388,6 +436,7 @@ mod tests {
         assert_eq!(draft_title("Update a", true), "WIP: Update a");
         assert_eq!(draft_title("WIP: Update a", true), "WIP: Update a");
         assert_eq!(draft_title("Update a", false), "Update a");
+        assert_eq!(draft_title("[wip] Update a", true), "[wip] Update a");
     }
 
     #[test]

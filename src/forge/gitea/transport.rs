@@ -3,7 +3,9 @@
 //!   its tip commit and message (`GET …/branches/{branch}`);
 //! - files: `GET …/contents/{path}?ref=` (base64 text, the blob sha the
 //!   commit's compare-and-swap names, a link's target);
-//! - scans: the recursive tree, paged while `truncated`;
+//! - scans: the directory's listing, then each subdirectory's recursive
+//!   tree (the commit's whole tree for the repository, or past a few
+//!   subdirectories), paged while `truncated`;
 //! - commits: [`super::change_files`].
 
 use std::cell::RefCell;
@@ -25,6 +27,9 @@ use crate::update::transport::{ApiCannot, Change, Naming, Tips, Transport, Writt
 
 /// Tree entries per page of a recursive listing.
 const TREE_PAGE: usize = 1000;
+
+/// Pages of one tree read at most (a million entries).
+const TREE_PAGES: usize = 1000;
 
 /// A commit as far as tagbump reads it.
 #[derive(Debug, Clone, Default)]
@@ -257,6 +262,8 @@ impl GiteaRepo {
             tree: Vec<TreeEntry>,
             #[serde(default)]
             truncated: bool,
+            #[serde(default)]
+            total_count: Option<usize>,
         }
         #[derive(Deserialize)]
         struct TreeEntry {
@@ -270,13 +277,20 @@ impl GiteaRepo {
         let tree: Tree = self
             .send(Method::GET, &request, NO_BODY)?
             .answer(Kind::Gitea, "Gitea GET tree")?;
+        // Gitea marks every page `truncated` when the whole is larger than
+        // a page: the count tells when the last one has been read.
+        let more = tree.truncated
+            && !tree.tree.is_empty()
+            && tree
+                .total_count
+                .is_none_or(|total| page * TREE_PAGE < total);
         let blobs = tree
             .tree
             .into_iter()
             .filter(|e| e.kind == "blob" && e.mode != "120000")
             .map(|e| e.path)
             .collect();
-        Ok((blobs, tree.truncated))
+        Ok((blobs, more))
     }
 }
 
@@ -414,7 +428,7 @@ impl Transport for GiteaRepo {
         };
         let mut paths: Vec<String> = plan.files.into_iter().filter(|p| below(dir, p)).collect();
         for (sha, prefix) in plan.trees {
-            for page in 1.. {
+            for page in 1..=TREE_PAGES {
                 let (blobs, more) = self.tree_page(&sha, page)?;
                 paths.extend(
                     blobs
