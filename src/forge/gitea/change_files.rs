@@ -61,6 +61,8 @@ impl GiteaRepo {
         for edit in change.edits.iter().filter(|e| e.changed()) {
             let (operation, sha) = match self.entry(change.base_tip, &edit.path)? {
                 Entry::Text { version, .. } => ("update", version),
+                // Not reached: a file that is not text is refused before
+                // anything is written (planning reads it), as through git.
                 Entry::Binary => ("update", None),
                 Entry::Missing | Entry::Tree(_) => ("create", None),
                 Entry::Symlink(to) => return Err(crate::targets::symlink_refused(&edit.path, &to)),

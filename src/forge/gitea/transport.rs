@@ -401,6 +401,11 @@ impl Transport for GiteaRepo {
             }
         };
         let Some(base_tip) = self.branch(&base)? else {
+            // A repository the token cannot see answers 404 for its
+            // branches too: name the repository then, not the branch.
+            if naming.spec.base.is_some() && self.send(Method::GET, "", NO_BODY)?.status == 404 {
+                return Err(self.not_found());
+            }
             return Err(Failure::new(
                 ErrorKind::NotFound,
                 format!("branch `{base}` does not exist on {}", self.url),
