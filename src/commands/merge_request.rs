@@ -12,6 +12,38 @@ pub fn open_or_update(
     forge_spec: &settings::ForgeSpec,
     report: &update::Report,
 ) -> Result<Option<forge::Outcome>> {
+    let mut outcome = once(spec, forge_spec, report)?;
+    if !spec.join || outcome.is_none() {
+        return Ok(outcome);
+    }
+    // `--join`: jobs write the request concurrently, and one that pushed
+    // earlier may write after one that pushed later, listing less. Each job
+    // reads the branch again after writing and writes what it holds until
+    // the two agree: the last writer sees every push, so the request ends
+    // listing every image. Best effort: the push has landed either way.
+    let mut report = report.clone();
+    for _ in 0..4 {
+        let Ok(now) = update::join::images_on(spec, &report.branch) else {
+            break;
+        };
+        let (mut have, mut want) = (report.joined.clone(), now.clone());
+        have.sort();
+        want.sort();
+        if now.is_empty() || have == want {
+            break;
+        }
+        report.joined = now;
+        outcome = once(spec, forge_spec, &report)?;
+    }
+    Ok(outcome)
+}
+
+/// Open or update the merge request for `report`, once.
+fn once(
+    spec: &update::UpdateSpec,
+    forge_spec: &settings::ForgeSpec,
+    report: &update::Report,
+) -> Result<Option<forge::Outcome>> {
     let Some(conn) = &forge_spec.connection else {
         if let Some(note) = &forge_spec.note {
             crate::note!("note: {note}");

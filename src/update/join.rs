@@ -152,6 +152,29 @@ impl Ledger {
     }
 }
 
+/// The images the ledger at `branch`'s tip lists (none when the branch is
+/// not there or still at the base), read through a fresh transport.
+pub fn images_on(spec: &UpdateSpec, branch: &str) -> Result<Vec<String>> {
+    let mut repo = super::attempt::open(spec)?;
+    let name = |_: &str| branch.to_string();
+    let naming = super::transport::Naming {
+        spec,
+        branch: &name,
+        legacy: &name,
+    };
+    let Some(tips) = repo.tips(&naming)? else {
+        return Ok(Vec::new());
+    };
+    match tips.branch_tip {
+        Some(tip) if tip != tips.base_tip => Ok(Ledger::read(&*repo, &tip)?
+            .images
+            .into_iter()
+            .map(|(_, image)| image)
+            .collect()),
+        _ => Ok(Vec::new()),
+    }
+}
+
 /// What a joining job writes: the edits on `parent`, whether the push
 /// replaces the branch (a rebuild on a moved base) rather than adding to
 /// it, and the ledger after it.
