@@ -392,17 +392,11 @@ fn join(
     // GitLab put the commit on a newer head: the images of the commits in
     // between are the merge request's too.
     if let Attempt::Done(report) = &mut attempt {
-        if let Some(commit) = report.commit.clone() {
-            // Best effort: the commit has landed whatever this read says.
-            if repo
-                .parent_of(&commit)
-                .ok()
-                .flatten()
-                .is_some_and(|p| p != joined.parent)
-            {
-                if let Ok(ledger) = super::join::Ledger::read(&*repo, &commit) {
-                    report.joined = ledger.images.into_iter().map(|(_, i)| i).collect();
-                }
+        // `commit_on` reported the parent the commit landed on. Best
+        // effort: the commit has landed whatever this read says.
+        if let (Some(commit), true) = (&report.commit, report.parent != joined.parent) {
+            if let Ok(ledger) = super::join::Ledger::read(&*repo, commit) {
+                report.joined = ledger.images.into_iter().map(|(_, i)| i).collect();
             }
         }
     }

@@ -10,7 +10,7 @@ pub mod change_files;
 pub mod pull_requests;
 pub mod transport;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -19,12 +19,8 @@ use std::time::Duration;
 /// Forgejo `9.0.3+gitea-1.22.0`): how a self-hosted instance on a name
 /// that tells nothing is recognised. Asked once per run, without the token.
 pub fn answers_as_gitea(api: &str) -> bool {
-    static ASKED: Mutex<Option<HashMap<String, bool>>> = Mutex::new(None);
-    if let Some(known) = ASKED
-        .lock()
-        .ok()
-        .and_then(|a| a.as_ref().and_then(|m| m.get(api).copied()))
-    {
+    static ASKED: Mutex<BTreeMap<String, bool>> = Mutex::new(BTreeMap::new());
+    if let Some(known) = ASKED.lock().ok().and_then(|a| a.get(api).copied()) {
         return known;
     }
     #[derive(serde::Deserialize)]
@@ -45,9 +41,7 @@ pub fn answers_as_gitea(api: &str) -> bool {
     });
     let gitea = matches!(answer, Ok(Some(v)) if !v.version.trim().is_empty());
     if let Ok(mut asked) = ASKED.lock() {
-        asked
-            .get_or_insert_with(HashMap::new)
-            .insert(api.to_string(), gitea);
+        asked.insert(api.to_string(), gitea);
     }
     gitea
 }

@@ -217,29 +217,31 @@ impl GiteaRepo {
     /// they hold) and the files it names directly: the directory's own files
     /// and one recursive listing per subdirectory, or the commit's whole
     /// tree for the repository or a directory of many subdirectories (one
-    /// paged listing costs less than many). `Err(Ok(files))`: `dir` is a file.
-    fn scan_plan(&self, commit: &str, dir: &str) -> Result<Result<ScanPlan, YamlFiles>> {
-        let whole = || ScanPlan {
+    /// paged listing costs less than many); or, when `dir` is a file, it.
+    fn scan_plan(&self, commit: &str, dir: &str) -> Result<ScanPlan> {
+        let whole = || ScanPlan::Trees {
             files: Vec::new(),
             trees: vec![(commit.to_string(), String::new())],
         };
         if dir.is_empty() {
-            return Ok(Ok(whole()));
+            return Ok(whole());
         }
         let (entry, children) = self.contents(commit, dir)?;
         match entry {
             Entry::Tree(_) => {}
-            Entry::Text { text, .. } => return Ok(Err(crate::forge::single_file(dir, Some(text)))),
-            Entry::Binary => return Ok(Err(crate::forge::single_file(dir, None))),
+            Entry::Text { text, .. } => {
+                return Ok(ScanPlan::File(crate::forge::single_file(dir, Some(text))))
+            }
+            Entry::Binary => return Ok(ScanPlan::File(crate::forge::single_file(dir, None))),
             Entry::Symlink(_) | Entry::Missing => {
                 return Err(crate::forge::no_such_path(dir, commit, &self.url))
             }
         }
         let subdirs = children.iter().filter(|c| c.kind == "dir").count();
         if subdirs > SUBTREES {
-            return Ok(Ok(whole()));
+            return Ok(whole());
         }
-        Ok(Ok(ScanPlan {
+        Ok(ScanPlan::Trees {
             files: children
                 .iter()
                 .filter(|c| c.kind == "file")
@@ -250,7 +252,7 @@ impl GiteaRepo {
                 .filter(|c| c.kind == "dir")
                 .map(|c| (c.sha, format!("{}/", c.path)))
                 .collect(),
-        }))
+        })
     }
 
     /// One page of the recursive listing of tree (or commit) `sha`: its
@@ -299,10 +301,13 @@ impl GiteaRepo {
 const SUBTREES: usize = 8;
 
 /// What a scan lists: files named directly, and trees with the path in
-/// front of what they hold.
-struct ScanPlan {
-    files: Vec<String>,
-    trees: Vec<(String, String)>,
+/// front of what they hold; or `--in` names one file, read already.
+enum ScanPlan {
+    Trees {
+        files: Vec<String>,
+        trees: Vec<(String, String)>,
+    },
+    File(YamlFiles),
 }
 
 /// One entry of a directory's `contents` listing.
@@ -427,12 +432,12 @@ impl Transport for GiteaRepo {
 
     fn yaml_files(&self, commit: &str, dir: &str) -> Result<YamlFiles> {
         let dir = dir.trim_matches('/');
-        let plan = match self.scan_plan(commit, dir)? {
-            Ok(plan) => plan,
-            Err(one) => return Ok(one),
+        let (files, trees) = match self.scan_plan(commit, dir)? {
+            ScanPlan::File(one) => return Ok(one),
+            ScanPlan::Trees { files, trees } => (files, trees),
         };
-        let mut paths: Vec<String> = plan.files.into_iter().filter(|p| below(dir, p)).collect();
-        for (sha, prefix) in plan.trees {
+        let mut paths: Vec<String> = files.into_iter().filter(|p| below(dir, p)).collect();
+        for (sha, prefix) in trees {
             for page in 1..=TREE_PAGES {
                 let (blobs, more) = self.tree_page(&sha, page)?;
                 paths.extend(
