@@ -126,6 +126,48 @@ pub(crate) fn git(repo: &Path, args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim_end().to_string())
 }
 
+/// `git ls-tree ARGS` in `repo`: (mode, type, sha, path) of each entry.
+pub(crate) fn ls_tree(repo: &Path, args: &[&str]) -> Option<Vec<[String; 4]>> {
+    let listing = git(repo, &[&["ls-tree"], args].concat())?;
+    Some(
+        listing
+            .lines()
+            .filter_map(|l| {
+                let (meta, path) = l.split_once('\t')?;
+                let mut m = meta.split(' ');
+                let (mode, kind, sha) = (m.next()?, m.next()?, m.next()?);
+                Some([mode, kind, sha, path].map(String::from))
+            })
+            .collect(),
+    )
+}
+
+/// A commit's message (as `git log` prints it, its last newline cut) and
+/// its parents.
+pub(crate) fn message_and_parents(repo: &Path, oid: &str) -> (String, Vec<String>) {
+    let message = git(repo, &["log", "-1", "--format=%B", oid]).unwrap_or_default();
+    let parents = git(repo, &["log", "-1", "--format=%P", oid])
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    (message, parents)
+}
+
+/// The value of `name` in a URL's query, percent-decoded.
+pub(crate) fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == name).then(|| percent_decode(v))
+    })
+}
+
+pub(crate) fn percent_decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
 pub(crate) fn git_bytes(repo: &Path, args: &[&str]) -> Option<Vec<u8>> {
     let out = Command::new("git")
         .arg("-C")
@@ -274,16 +316,13 @@ fn handle(
             .split('?')
             .next()
             .unwrap_or("");
-        let Some(listing) = git(repo, &["ls-tree", "-r", "-t", "--full-tree", sha]) else {
+        let Some(listing) = ls_tree(repo, &["-r", "-t", "--full-tree", sha]) else {
             return (404, json!({"message": "Not Found"}));
         };
         let tree: Vec<Value> = listing
-            .lines()
-            .filter_map(|l| {
-                let (meta, path) = l.split_once('\t')?;
-                let mut m = meta.split(' ');
-                let (mode, kind, sha) = (m.next()?, m.next()?, m.next()?);
-                Some(json!({"path": path, "mode": mode, "type": kind, "sha": sha}))
+            .iter()
+            .map(|[mode, kind, sha, path]| {
+                json!({"path": path, "mode": mode, "type": kind, "sha": sha})
             })
             .collect();
         return (200, json!({"sha": sha, "tree": tree, "truncated": false}));
@@ -351,12 +390,8 @@ fn tips(repo: &Path, vars: &Value) -> Value {
 fn branch(repo: &Path, vars: &Value) -> Value {
     let name = vars["branch"].as_str().unwrap_or("");
     let branch = head(repo, name).map(|oid| {
-        let message = git(repo, &["log", "-1", "--format=%B", &oid]).unwrap_or_default();
-        let parents: Vec<Value> = git(repo, &["log", "-1", "--format=%P", &oid])
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(|p| json!({"oid": p}))
-            .collect();
+        let (message, parents) = message_and_parents(repo, &oid);
+        let parents: Vec<Value> = parents.iter().map(|p| json!({"oid": p})).collect();
         let changed = git(repo, &["diff-tree", "--no-commit-id", "--name-only", "-r", &oid])
             .unwrap_or_default()
             .lines()

@@ -14,7 +14,9 @@ use std::path::Path;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use super::{git, git_bytes, head, write_commit, State};
+use super::{
+    git, git_bytes, head, ls_tree, message_and_parents, percent_decode, write_commit, State,
+};
 
 /// The labels the fake repository has.
 pub fn labels() -> Value {
@@ -33,12 +35,7 @@ pub fn handle(
     repo: &Path,
 ) -> (u16, Value) {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let param = |name: &str| {
-        query.split('&').find_map(|kv| {
-            let (k, v) = kv.split_once('=')?;
-            (k == name).then(|| percent_decode(v))
-        })
-    };
+    let param = |name: &str| super::query_param(query, name);
     let mut s = state.lock().unwrap();
     s.recorded
         .push((method.to_string(), target.to_string(), body.clone()));
@@ -141,7 +138,7 @@ pub fn handle(
 }
 
 fn branch(repo: &Path, name: &str, oid: &str) -> Value {
-    let message = git(repo, &["log", "-1", "--format=%B", oid]).unwrap_or_default();
+    let (message, _) = message_and_parents(repo, oid);
     json!({"name": name, "commit": {"id": oid, "message": format!("{message}\n")}})
 }
 
@@ -150,19 +147,16 @@ fn contents(repo: &Path, reference: &str, file: &str, max: Option<usize>) -> Opt
     let kind = git(repo, &["cat-file", "-t", &spec])?;
     let sha = git(repo, &["rev-parse", &spec])?;
     if kind == "tree" {
-        let listing = git(repo, &["ls-tree", &spec]).unwrap_or_default();
-        let entries: Vec<Value> = listing
-            .lines()
-            .filter_map(|l| {
-                let (meta, name) = l.split_once('\t')?;
-                let mut m = meta.split(' ');
-                let (mode, kind, sha) = (m.next()?, m.next()?, m.next()?);
-                let kind = match (kind, mode) {
+        let entries: Vec<Value> = ls_tree(repo, &[&spec])
+            .unwrap_or_default()
+            .iter()
+            .map(|[mode, kind, sha, name]| {
+                let kind = match (kind.as_str(), mode.as_str()) {
                     ("tree", _) => "dir",
                     (_, "120000") => "symlink",
                     _ => "file",
                 };
-                Some(json!({"type": kind, "name": name, "path": format!("{file}/{name}"), "sha": sha}))
+                json!({"type": kind, "name": name, "path": format!("{file}/{name}"), "sha": sha})
             })
             .collect();
         return Some((200, Value::Array(entries)));
@@ -190,15 +184,11 @@ fn contents(repo: &Path, reference: &str, file: &str, max: Option<usize>) -> Opt
 }
 
 fn tree(repo: &Path, sha: &str, per_page: usize, page: usize) -> Option<(u16, Value)> {
-    let listing = git(repo, &["ls-tree", "-r", "-t", sha])?;
-    let entries: Vec<Value> = listing
-        .lines()
-        .filter_map(|l| {
-            let (meta, path) = l.split_once('\t')?;
-            let mut m = meta.split(' ');
-            let (mode, kind, sha) = (m.next()?, m.next()?, m.next()?);
-            Some(json!({"path": path, "mode": mode, "type": kind, "sha": sha}))
-        })
+    let entries: Vec<Value> = ls_tree(repo, &["-r", "-t", sha])?
+        .iter()
+        .map(
+            |[mode, kind, sha, path]| json!({"path": path, "mode": mode, "type": kind, "sha": sha}),
+        )
         .collect();
     let start = (page - 1) * per_page;
     let slice: Vec<Value> = entries.iter().skip(start).take(per_page).cloned().collect();
@@ -211,12 +201,8 @@ fn tree(repo: &Path, sha: &str, per_page: usize, page: usize) -> Option<(u16, Va
 
 fn commit(repo: &Path, sha: &str) -> Option<(u16, Value)> {
     let oid = head(repo, sha)?;
-    let message = git(repo, &["log", "-1", "--format=%B", &oid]).unwrap_or_default();
-    let parents: Vec<Value> = git(repo, &["log", "-1", "--format=%P", &oid])
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(|p| json!({"sha": p}))
-        .collect();
+    let (message, parents) = message_and_parents(repo, &oid);
+    let parents: Vec<Value> = parents.iter().map(|p| json!({"sha": p})).collect();
     let files: Vec<Value> = git(
         repo,
         &["diff-tree", "--no-commit-id", "--name-only", "-r", &oid],
@@ -300,10 +286,4 @@ fn change_files(repo: &Path, body: &Value, s: &mut State) -> (u16, Value) {
         json!({"commit": {"sha": new, "message": message, "parents": [{"sha": current}]},
             "files": files.iter().map(|(p, _)| json!({"path": p, "type": "file"})).collect::<Vec<_>>()}),
     )
-}
-
-fn percent_decode(text: &str) -> String {
-    percent_encoding::percent_decode_str(text)
-        .decode_utf8_lossy()
-        .into_owned()
 }

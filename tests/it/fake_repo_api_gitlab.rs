@@ -11,7 +11,7 @@ use std::path::Path;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use super::{git, git_bytes, head, write_commit, State};
+use super::{git, git_bytes, head, percent_decode, write_commit, State};
 
 /// (status, body, next page).
 pub fn handle(
@@ -36,12 +36,7 @@ pub fn handle(
         }
         return (200, blobs(repo, &body["variables"]), None);
     }
-    let param = |name: &str| {
-        query.split('&').find_map(|kv| {
-            let (k, v) = kv.split_once('=')?;
-            (k == name).then(|| percent_decode(v))
-        })
-    };
+    let param = |name: &str| super::query_param(query, name);
     let rest = path
         .splitn(5, '/')
         .nth(4)
@@ -108,17 +103,14 @@ pub fn handle(
             } else {
                 format!("{reference}:{dir}")
             };
-            let Some(listing) = git(repo, &["ls-tree", "-r", "-t", &treeish]) else {
+            let Some(listing) = super::ls_tree(repo, &["-r", "-t", &treeish]) else {
                 return not_found("Tree");
             };
             let entries: Vec<Value> = listing
-                .lines()
-                .filter_map(|l| {
-                    let (meta, name) = l.split_once('\t')?;
-                    let mut m = meta.split(' ');
-                    let (mode, kind) = (m.next()?, m.next()?);
+                .iter()
+                .map(|[mode, kind, _, name]| {
                     let full = if dir.is_empty() { name.to_string() } else { format!("{dir}/{name}") };
-                    Some(json!({"path": full, "name": name.rsplit('/').next(), "type": kind, "mode": mode}))
+                    json!({"path": full, "name": name.rsplit('/').next(), "type": kind, "mode": mode})
                 })
                 .collect();
             let per_page: usize = param("per_page").and_then(|p| p.parse().ok()).unwrap_or(20);
@@ -202,12 +194,7 @@ fn blobs(repo: &Path, vars: &Value) -> Value {
 }
 
 fn commit_info(repo: &Path, oid: &str) -> Value {
-    let message = git(repo, &["log", "-1", "--format=%B", oid]).unwrap_or_default();
-    let parents: Vec<String> = git(repo, &["log", "-1", "--format=%P", oid])
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(String::from)
-        .collect();
+    let (message, parents) = super::message_and_parents(repo, oid);
     json!({"id": oid, "message": format!("{message}\n"), "parent_ids": parents})
 }
 
@@ -284,10 +271,4 @@ fn create_commit(repo: &Path, body: &Value, s: &mut State) -> (u16, Value) {
         ),
         None => bad(format!("Could not update {branch}")),
     }
-}
-
-fn percent_decode(text: &str) -> String {
-    percent_encoding::percent_decode_str(text)
-        .decode_utf8_lossy()
-        .into_owned()
 }

@@ -320,26 +320,10 @@ fn errors_name_the_token_scope_and_the_repository() {
     );
     s.fake.state.lock().unwrap().read_only_token = false;
 
-    let u = update(
-        &[
-            "--repo",
-            "https://gitea.example.com/acme/nope.git",
-            "--forge",
-            "gitea",
-            "--api-url",
-            &api,
-            "--via",
-            "api",
-            "--set",
-            set,
-        ],
-        &[("GITEA_TOKEN", TOKEN)],
-    );
-    assert_failed(&u, 4, "Gitea acme/nope does not exist", &s.repo, &refs);
     // With --base the branch is read first: a 404 there names the
     // repository too, not a missing branch.
-    let u = update(
-        &[
+    for base in [&[][..], &["--base", "main"][..]] {
+        let mut args = vec![
             "--repo",
             "https://gitea.example.com/acme/nope.git",
             "--forge",
@@ -348,14 +332,13 @@ fn errors_name_the_token_scope_and_the_repository() {
             &api,
             "--via",
             "api",
-            "--base",
-            "main",
             "--set",
             set,
-        ],
-        &[("GITEA_TOKEN", TOKEN)],
-    );
-    assert_failed(&u, 4, "Gitea acme/nope does not exist", &s.repo, &refs);
+        ];
+        args.extend_from_slice(base);
+        let u = update(&args, &[("GITEA_TOKEN", TOKEN)]);
+        assert_failed(&u, 4, "Gitea acme/nope does not exist", &s.repo, &refs);
+    }
 
     // A file past the instance's API blob size: no content in the answer,
     // which is never taken for an empty file; git reads any size.
