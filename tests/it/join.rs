@@ -258,11 +258,19 @@ fn twelve_jobs_join_one_branch_over_https() {
         return;
     };
     let (repo, _http, https) = server.repo("team/release", &services());
-    let base = repo.git(&["rev-parse", "main"]);
     let ca = server.ca.to_string_lossy().into_owned();
     let env = vec![("GITLAB_TOKEN", token.to_string()), ("GIT_SSL_CAINFO", ca)];
-    all_jobs(&https, env, &["--forge".into(), "none".into()]);
-    assert_joined(&repo, &base);
+    let forge = crate::fake_forge::FakeForge::start(token);
+    let api = format!("{}/api/v4", forge.url);
+    let flags = [
+        "--forge",
+        "gitlab",
+        "--api-url",
+        &api,
+        "--project",
+        "team/release",
+    ];
+    release(&repo, &https, env, &flags, &|| forge.items(), "description");
 }
 
 #[test]
